@@ -1,0 +1,97 @@
+//! Audit events: who did what to which resource, from where.
+
+use crate::ids::{EventId, TenantId};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Where a request came from; attached to every audit event it causes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Client IP address, as far as it can be trusted.
+    pub ip: Option<String>,
+    /// `User-Agent` header, truncated.
+    pub user_agent: Option<String>,
+    /// The request id (`X-Request-Id`).
+    pub request_id: Option<String>,
+}
+
+/// The kind of caller behind an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    /// The break-glass `GATEHOUSE_ADMIN_TOKEN`.
+    BreakGlass,
+    /// An operator API token.
+    AdminToken,
+    /// A tenant secret key.
+    SecretKey,
+    /// Gatehouse itself (start-up, jobs).
+    System,
+}
+
+impl ActorType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BreakGlass => "break_glass",
+            Self::AdminToken => "admin_token",
+            Self::SecretKey => "secret_key",
+            Self::System => "system",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "break_glass" => Self::BreakGlass,
+            "admin_token" => Self::AdminToken,
+            "secret_key" => Self::SecretKey,
+            "system" => Self::System,
+            _ => return None,
+        })
+    }
+}
+
+/// An audit event as stored; events are never changed or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// Opaque id; ids sort by time.
+    pub id: EventId,
+    /// The tenant concerned, if any.
+    pub tenant_id: Option<TenantId>,
+    /// Kind of caller.
+    pub actor_type: ActorType,
+    /// The caller's credential id, if any.
+    pub actor_id: Option<String>,
+    /// What happened, `resource.verb`, e.g. `tenant.create`.
+    pub action: String,
+    /// Kind of resource acted on, e.g. `tenant`.
+    pub target_type: Option<String>,
+    /// Id of the resource acted on.
+    pub target_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Extra, non-secret details.
+    pub data: serde_json::Value,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Filters for listing audit events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events of this tenant.
+    pub tenant_id: Option<TenantId>,
+    /// Only events of these tenants (a scoped caller's reach); `None` means all.
+    pub tenant_scope: Option<Vec<TenantId>>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this actor.
+    pub actor_id: Option<String>,
+}

@@ -1,0 +1,22 @@
+//! Gatehouse domain: identifiers, tenants, credentials for the management API, audit
+//! events, the services that implement the use cases, and the *traits* that storage
+//! backends and ephemeral stores implement (with their conformance suites).
+//!
+//! This crate must not depend on HTTP frameworks or SQL drivers: the app crate adapts it
+//! to HTTP, the store crates adapt it to databases.
+
+pub mod access;
+pub mod audit;
+pub mod clock;
+pub mod credentials;
+pub mod ephemeral;
+pub mod error;
+pub mod ids;
+pub mod page;
+pub mod secret;
+pub mod services;
+pub mod store;
+pub mod tenant;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;

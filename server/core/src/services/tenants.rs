@@ -1,0 +1,157 @@
+//! Creating, reading, changing and deleting tenants.
+
+use super::AuditLog;
+use crate::access::{OperatorAccess, Principal, TenantAccess};
+use crate::audit::RequestContext;
+use crate::clock::Clock;
+use crate::error::{FieldError, ServiceError};
+use crate::ids::TenantId;
+use crate::page::{Page, PageRequest};
+use crate::store::{Store, StoreError};
+use crate::tenant::{Tenant, TenantSettings, TenantSlug, check_tenant_name};
+use std::sync::Arc;
+
+/// Input for a new tenant.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// Requested slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Settings to start with (merged over the defaults).
+    pub settings: Option<serde_json::Value>,
+}
+
+/// A partial update: absent fields stay as they are; `settings` is a JSON merge patch.
+#[derive(Debug, Clone, Default)]
+pub struct TenantPatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// Merge patch over the current settings.
+    pub settings: Option<serde_json::Value>,
+}
+
+/// How many times an update retries when another writer got there first.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// The tenant use cases.
+#[derive(Debug, Clone)]
+pub struct TenantService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    audit: AuditLog,
+}
+
+impl TenantService {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog) -> Self {
+        Self { store, clock, audit }
+    }
+
+    /// Creates a tenant.
+    pub async fn create(
+        &self,
+        op: &OperatorAccess,
+        ctx: &RequestContext,
+        input: NewTenant,
+    ) -> Result<Tenant, ServiceError> {
+        let mut errors = Vec::new();
+        let slug = TenantSlug::parse(&input.slug).map_err(|why| errors.push(FieldError::new("slug", why)));
+        let name = check_tenant_name(&input.name).map_err(|e| errors.push(e));
+        let settings = match input.settings {
+            None => Ok(TenantSettings::default()),
+            Some(value) => TenantSettings::default().merged(&value).map_err(|e| match e {
+                ServiceError::Validation(fields) => errors.extend(fields),
+                _ => errors.push(FieldError::new("settings", "invalid")),
+            }),
+        };
+        let (Ok(slug), Ok(name), Ok(settings)) = (slug, name, settings) else {
+            return Err(ServiceError::Validation(errors));
+        };
+        let now = self.clock.now();
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            slug,
+            name,
+            settings,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let event = self.audit.change(
+            op.principal(),
+            ctx,
+            "tenant.create",
+            Some(&tenant.id),
+            Some(("tenant", tenant.id.as_str())),
+        );
+        self.store.create_tenant(&tenant, &event).await?;
+        Ok(tenant)
+    }
+
+    /// One tenant.
+    pub async fn get(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<Tenant, ServiceError> {
+        let tenant = self.load(access).await?;
+        let target = Some(("tenant", tenant.id.as_str()));
+        self.audit.read(access.principal(), ctx, "tenant.read", Some(&tenant.id), target).await?;
+        Ok(tenant)
+    }
+
+    /// The tenants the caller reaches.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        ctx: &RequestContext,
+        page: &PageRequest,
+    ) -> Result<Page<Tenant>, ServiceError> {
+        let scope = principal.tenant_scope();
+        let tenants = self.store.list_tenants(scope.as_deref(), page).await?;
+        self.audit.read(principal, ctx, "tenant.list", None, None).await?;
+        Ok(tenants)
+    }
+
+    /// Changes name and/or settings. Concurrent updates never lose each other's changes.
+    pub async fn update(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        patch: TenantPatch,
+    ) -> Result<Tenant, ServiceError> {
+        let name = patch.name.as_deref().map(check_tenant_name).transpose().map_err(|e| {
+            ServiceError::Validation(vec![e])
+        })?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.load(access).await?;
+            let settings = match &patch.settings {
+                Some(p) => current.settings.merged(p)?,
+                None => current.settings.clone(),
+            };
+            let updated = Tenant {
+                name: name.clone().unwrap_or_else(|| current.name.clone()),
+                settings,
+                updated_at: self.clock.now(),
+                version: current.version + 1,
+                ..current
+            };
+            let target = Some(("tenant", updated.id.as_str()));
+            let event = self.audit.change(access.principal(), ctx, "tenant.update", Some(&updated.id), target);
+            match self.store.update_tenant(&updated, &event).await {
+                Ok(()) => return Ok(updated),
+                Err(StoreError::Conflict { constraint }) if constraint == "tenants_version" => continue,
+                Err(e) => return Err(ServiceError::from_store("tenant")(e)),
+            }
+        }
+        Err(ServiceError::Conflict { constraint: "tenants_version".into() })
+    }
+
+    /// Soft-deletes a tenant: it disappears from every API and its keys stop working.
+    pub async fn delete(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<(), ServiceError> {
+        let id = access.tenant_id();
+        let event = self.audit.change(access.principal(), ctx, "tenant.delete", Some(id), Some(("tenant", id.as_str())));
+        self.store.delete_tenant(id, self.clock.now(), &event).await.map_err(ServiceError::from_store("tenant"))
+    }
+
+    async fn load(&self, access: &TenantAccess) -> Result<Tenant, ServiceError> {
+        self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))
+    }
+}

@@ -1,0 +1,184 @@
+//! Storage traits, one per aggregate. Every tenant-owned operation takes the tenant
+//! first. Writes that change state take the audit event they cause and store it in the
+//! same transaction, so a change is never recorded without its event, or the reverse.
+
+use crate::audit::{AuditEvent, AuditQuery};
+use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
+use crate::ids::{AdminTokenId, SecretKeyId, TenantId};
+use crate::page::{Page, PageRequest};
+use crate::secret::SecretHash;
+use crate::tenant::{Tenant, TenantSlug};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+/// Why a storage operation failed. Identical across backends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No such row (or it belongs to another tenant, or is deleted).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state rule was violated; `constraint` is named the same in both
+    /// migration sets (e.g. `tenants_slug_key`).
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// Constraint name.
+        constraint: String,
+    },
+    /// The database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Tenants: the root of every other aggregate.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Inserts a tenant. `Conflict{tenants_slug_key}` if the slug was ever used.
+    async fn create_tenant(&self, tenant: &Tenant, event: &AuditEvent) -> Result<(), StoreError>;
+    /// A live (not deleted) tenant by id.
+    async fn get_tenant(&self, tenant_id: &TenantId) -> Result<Tenant, StoreError>;
+    /// A live tenant by slug.
+    async fn get_tenant_by_slug(&self, slug: &TenantSlug) -> Result<Tenant, StoreError>;
+    /// Live tenants in id order, limited to `scope` when given.
+    async fn list_tenants(
+        &self,
+        scope: Option<&[TenantId]>,
+        page: &PageRequest,
+    ) -> Result<Page<Tenant>, StoreError>;
+    /// Writes `name` and `settings` if the stored version is `tenant.version - 1`;
+    /// `Conflict{tenants_version}` if someone else changed it first.
+    async fn update_tenant(&self, tenant: &Tenant, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Marks a live tenant deleted and revokes its secret keys.
+    async fn delete_tenant(
+        &self,
+        tenant_id: &TenantId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// How many live tenants exist.
+    async fn count_tenants(&self) -> Result<u64, StoreError>;
+}
+
+/// How a secret-key rotation ends the old key.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// When the old key stops working.
+    pub old_expires_at: OffsetDateTime,
+}
+
+/// Tenant secret keys.
+#[async_trait]
+pub trait SecretKeyStore: Send + Sync {
+    /// Stores a new key.
+    async fn create_secret_key(
+        &self,
+        tenant_id: &TenantId,
+        key: &SecretKeyRecord,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// One key of the tenant.
+    async fn get_secret_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &SecretKeyId,
+    ) -> Result<SecretKeyRecord, StoreError>;
+    /// The tenant's keys in id order, revoked ones included.
+    async fn list_secret_keys(
+        &self,
+        tenant_id: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<SecretKeyRecord>, StoreError>;
+    /// Revokes an unrevoked key; `NotFound` if there is none.
+    async fn revoke_secret_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &SecretKeyId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Atomically gives the old key an expiry and stores its successor. Each key can be
+    /// rotated once: a second rotation (also a concurrent one) gets
+    /// `Conflict{secret_keys_rotated}`.
+    async fn rotate_secret_key(
+        &self,
+        tenant_id: &TenantId,
+        old_key_id: &SecretKeyId,
+        rotation: Rotation,
+        successor: &SecretKeyRecord,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Authentication lookup: the key with this hash that is active at `now`, of a live
+    /// tenant. The only tenant-less query: the secret is all the caller has.
+    async fn find_active_secret_key(
+        &self,
+        hash: &SecretHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<SecretKeyRecord>, StoreError>;
+    /// Records a use.
+    async fn touch_secret_key(
+        &self,
+        tenant_id: &TenantId,
+        key_id: &SecretKeyId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// Operator API tokens (not tenant-owned).
+#[async_trait]
+pub trait AdminTokenStore: Send + Sync {
+    /// Stores a token.
+    async fn create_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Stores a token only if no unrevoked token exists yet; `Ok(false)` if one does.
+    /// Used for the first-start bootstrap token, safely against concurrent starts.
+    async fn create_first_admin_token(
+        &self,
+        token: &AdminTokenRecord,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Tokens in id order.
+    async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError>;
+    /// Revokes an unrevoked token.
+    async fn revoke_admin_token(
+        &self,
+        token_id: &AdminTokenId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Authentication lookup of an unrevoked token.
+    async fn find_active_admin_token(&self, hash: &SecretHash) -> Result<Option<AdminTokenRecord>, StoreError>;
+    /// Records a use.
+    async fn touch_admin_token(&self, token_id: &AdminTokenId, now: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// The append-only audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends one event on its own (for reads and failures, which change nothing else).
+    async fn append_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Events matching `query`, in id (time) order.
+    async fn list_audit_events(
+        &self,
+        query: &AuditQuery,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// Everything a storage backend provides.
+#[async_trait]
+pub trait Store: TenantStore + SecretKeyStore + AdminTokenStore + AuditStore + std::fmt::Debug {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Connection-pool figures for metrics.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// Connection-pool figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Idle connections.
+    pub idle: u32,
+}
