@@ -129,7 +129,11 @@ pub trait SecretKeyStore: Send + Sync {
 #[async_trait]
 pub trait AdminTokenStore: Send + Sync {
     /// Stores a token.
-    async fn create_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn create_admin_token(
+        &self,
+        token: &AdminTokenRecord,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
     /// Stores a token only if no unrevoked token exists yet; `Ok(false)` if one does.
     /// Used for the first-start bootstrap token, safely against concurrent starts.
     async fn create_first_admin_token(
@@ -138,7 +142,10 @@ pub trait AdminTokenStore: Send + Sync {
         event: &AuditEvent,
     ) -> Result<bool, StoreError>;
     /// Tokens in id order.
-    async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError>;
+    async fn list_admin_tokens(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Page<AdminTokenRecord>, StoreError>;
     /// Revokes an unrevoked token.
     async fn revoke_admin_token(
         &self,
@@ -147,9 +154,16 @@ pub trait AdminTokenStore: Send + Sync {
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
     /// Authentication lookup of an unrevoked token.
-    async fn find_active_admin_token(&self, hash: &SecretHash) -> Result<Option<AdminTokenRecord>, StoreError>;
+    async fn find_active_admin_token(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<AdminTokenRecord>, StoreError>;
     /// Records a use.
-    async fn touch_admin_token(&self, token_id: &AdminTokenId, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn touch_admin_token(
+        &self,
+        token_id: &AdminTokenId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// The append-only audit log.
@@ -167,7 +181,9 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything a storage backend provides.
 #[async_trait]
-pub trait Store: TenantStore + SecretKeyStore + AdminTokenStore + AuditStore + std::fmt::Debug {
+pub trait Store:
+    TenantStore + SecretKeyStore + AdminTokenStore + AuditStore + std::fmt::Debug
+{
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Connection-pool figures for metrics.

@@ -1,1 +1,157 @@
-//! placeholder
+//! Gatehouse storage on PostgreSQL (sqlx).
+//!
+//! The application connects as the database owner only to migrate; everything else
+//! runs as the `gatehouse_app` role, to which row-level security applies. Every
+//! tenant-owned operation runs in a transaction that names its tenant with
+//! `set_config('gatehouse.tenant_id', …, true)`, so a query that forgot its tenant
+//! filter still sees nothing of another tenant.
+//!
+//! This crate must not depend on HTTP or on the other backends.
+
+mod audit;
+mod credentials;
+mod error;
+mod tenants;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use async_trait::async_trait;
+use gatehouse_core::ids::TenantId;
+use gatehouse_core::store::{PoolStats, Store, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor, PgPool, Postgres, Transaction};
+use std::str::FromStr;
+
+pub use error::map_err;
+
+/// Migrations embedded from `migrations/postgres/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The non-owner role the application acts as.
+pub const APP_ROLE: &str = "gatehouse_app";
+
+/// A Postgres-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Applies pending migrations as the connecting (owner) user.
+    pub async fn migrate(url: &str) -> Result<(), StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(map_err)?;
+        let mut conn = options.connect().await.map_err(map_err)?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        conn.close().await.map_err(map_err)
+    }
+
+    /// Whether every embedded migration has been applied.
+    pub async fn is_migrated(url: &str) -> Result<bool, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(map_err)?;
+        let mut conn = options.connect().await.map_err(map_err)?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+        conn.close().await.map_err(map_err)?;
+        Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+    }
+
+    /// Connects a pool whose connections act as [`APP_ROLE`].
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(map_err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(format!("SET ROLE {APP_ROLE}").as_str())
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    /// The pool (for tests that probe row-level security directly).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A transaction that sees only `tenant_id`'s rows of tenant-owned tables.
+    pub async fn tenant_tx(
+        &self,
+        tenant_id: &TenantId,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT set_config('gatehouse.tenant_id', $1, true)")
+            .bind(tenant_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
+
+    /// A transaction for cross-tenant work: operator listings, lookups by secret hash.
+    pub async fn system_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT set_config('gatehouse.scope', 'system', true)")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
+
+    /// The schema as `table.column [null]` and `unique name` lines, for the parity test.
+    pub async fn describe_schema(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, is_nullable::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        for (table, column, nullable) in columns {
+            let null = if nullable == "YES" { " null" } else { "" };
+            out.insert(format!("{table}.{column}{null}"));
+        }
+        let uniques: Vec<(String,)> = sqlx::query_as(
+            "SELECT conname::text FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+             WHERE n.nspname = current_schema() AND c.contype = 'u'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        for (name,) in uniques {
+            out.insert(format!("unique {name}"));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -1,1 +1,130 @@
-//! placeholder
+//! Gatehouse storage on SQLite (sqlx), the embedded default.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one
+//! connection and queue in the application instead of failing with `SQLITE_BUSY`;
+//! reads use a separate pool and run concurrently under WAL. Tenant isolation is by the
+//! tenant filter in every query (SQLite has no row-level security).
+//!
+//! This crate must not depend on HTTP or on the other backends.
+
+mod audit;
+mod credentials;
+mod error;
+mod tenants;
+mod time_codec;
+
+use async_trait::async_trait;
+use gatehouse_core::store::{PoolStats, Store, StoreError};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use error::map_err;
+
+/// Migrations embedded from `migrations/sqlite/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// A SQLite-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and applies migrations.
+    pub async fn open(url: &str, readers: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(map_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        MIGRATOR
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { read, write })
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// The schema as `table.column [null]` and `unique name` lines, for the parity test.
+    pub async fn describe_schema(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(map_err)?;
+        for (table,) in tables {
+            let columns: Vec<(String, i64, i64)> =
+                sqlx::query_as("SELECT name, \"notnull\", pk FROM pragma_table_info(?)")
+                    .bind(&table)
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(map_err)?;
+            for (column, not_null, pk) in columns {
+                let null = if not_null == 0 && pk == 0 {
+                    " null"
+                } else {
+                    ""
+                };
+                out.insert(format!("{table}.{column}{null}"));
+            }
+            let indexes: Vec<(String, i64, String)> =
+                sqlx::query_as("SELECT name, \"unique\", origin FROM pragma_index_list(?)")
+                    .bind(&table)
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(map_err)?;
+            for (name, unique, origin) in indexes {
+                if unique == 1 && origin == "c" {
+                    out.insert(format!("unique {name}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let size = self.read.size() + self.write.size();
+        let idle = self.read.num_idle() + self.write.num_idle();
+        PoolStats {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -31,7 +31,11 @@ pub struct AuditLog {
 impl AuditLog {
     /// A log over `store`; `record_reads` also records read-only calls.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, record_reads: bool) -> Self {
-        Self { store, clock, record_reads }
+        Self {
+            store,
+            clock,
+            record_reads,
+        }
     }
 
     /// Builds the event for a change; the store writes it with the change.
@@ -80,7 +84,14 @@ impl AuditLog {
             actor_id: filter.actor_id,
         };
         let events = self.store.list_audit_events(&query, page).await?;
-        self.read(principal, ctx, "audit_event.list", query.tenant_id.as_ref(), None).await?;
+        self.read(
+            principal,
+            ctx,
+            "audit_event.list",
+            query.tenant_id.as_ref(),
+            None,
+        )
+        .await?;
         Ok(events)
     }
 }

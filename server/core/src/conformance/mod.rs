@@ -1,0 +1,64 @@
+//! Conformance suites: plain async functions that every backend must pass, stamped into
+//! one `#[tokio::test]` each by [`store_conformance_tests!`] and
+//! [`ephemeral_conformance_tests!`] in the backend crates' tests.
+
+pub mod ephemeral;
+pub mod store;
+
+/// Stamps every storage conformance test. `$make` is an async fn returning
+/// `(guard, Arc<dyn Store>)`; the guard lives until the test ends (and cleans up).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:path) => {
+        $crate::store_conformance_tests!(@each $make;
+            tenant_crud_round_trips_unicode,
+            missing_rows_are_not_found,
+            duplicate_slug_conflicts_with_the_constraint_name_even_after_delete,
+            concurrent_updates_never_lose_a_change,
+            pagination_is_stable_while_rows_are_inserted,
+            listing_respects_the_tenant_scope,
+            secret_keys_are_isolated_by_tenant,
+            secret_key_expiry_follows_the_given_time,
+            parallel_rotations_of_one_key_have_exactly_one_winner,
+            deleting_a_tenant_stops_its_keys,
+            parallel_first_starts_create_one_bootstrap_token,
+            revoked_admin_tokens_are_not_found,
+            audit_events_filter_and_paginate,
+            failed_writes_leave_no_audit_event,
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $make().await;
+                $crate::conformance::store::$name(store.as_ref()).await;
+            }
+        )*
+    };
+}
+
+/// Stamps every ephemeral-store conformance test. `$make` is an async fn returning
+/// `Arc<dyn EphemeralStore>` whose keys no other test uses.
+#[macro_export]
+macro_rules! ephemeral_conformance_tests {
+    ($make:path) => {
+        $crate::ephemeral_conformance_tests!(@each $make;
+            counters_count_within_a_window_and_reset_after,
+            one_time_values_are_taken_once,
+            parallel_takes_have_exactly_one_winner,
+            put_once_refuses_a_taken_key,
+            cache_entries_expire_and_can_be_deleted,
+            published_messages_reach_every_subscriber,
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $make().await;
+                $crate::conformance::ephemeral::$name(store.as_ref()).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,107 @@
+//! The audit log on Postgres.
+
+use crate::{PgStore, map_err};
+use async_trait::async_trait;
+use gatehouse_core::audit::{ActorType, AuditEvent, AuditQuery};
+use gatehouse_core::ids::TenantId;
+use gatehouse_core::page::{Page, PageRequest};
+use gatehouse_core::store::{AuditStore, StoreError};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+/// Inserts an event inside the caller's transaction.
+pub(crate) async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, ip,
+                                   user_agent, request_id, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.tenant_id.as_ref().map(TenantId::as_str))
+    .bind(event.actor_type.as_str())
+    .bind(&event.actor_id)
+    .bind(&event.action)
+    .bind(&event.target_type)
+    .bind(&event.target_id)
+    .bind(&event.ip)
+    .bind(&event.user_agent)
+    .bind(&event.request_id)
+    .bind(&event.data)
+    .bind(event.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn decode(row: &PgRow) -> Result<AuditEvent, StoreError> {
+    let corrupt = |what: &str| StoreError::Backend(format!("corrupt audit row: {what}"));
+    let tenant_id: Option<String> = row.try_get("tenant_id").map_err(map_err)?;
+    let actor_type: String = row.try_get("actor_type").map_err(map_err)?;
+    Ok(AuditEvent {
+        id: row
+            .try_get::<String, _>("id")
+            .map_err(map_err)?
+            .parse()
+            .map_err(|_| corrupt("id"))?,
+        tenant_id: tenant_id
+            .map(|t| t.parse())
+            .transpose()
+            .map_err(|_| corrupt("tenant_id"))?,
+        actor_type: ActorType::parse(&actor_type).ok_or_else(|| corrupt("actor_type"))?,
+        actor_id: row.try_get("actor_id").map_err(map_err)?,
+        action: row.try_get("action").map_err(map_err)?,
+        target_type: row.try_get("target_type").map_err(map_err)?,
+        target_id: row.try_get("target_id").map_err(map_err)?,
+        ip: row.try_get("ip").map_err(map_err)?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+        request_id: row.try_get("request_id").map_err(map_err)?,
+        data: row.try_get("data").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.system_tx().await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_audit_events(
+        &self,
+        query: &AuditQuery,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let scope: Option<Vec<&str>> = query
+            .tenant_scope
+            .as_ref()
+            .map(|ids| ids.iter().map(TenantId::as_str).collect());
+        let mut tx = self.system_tx().await?;
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events
+             WHERE ($1::text IS NULL OR id > $1)
+               AND ($2::text IS NULL OR tenant_id = $2)
+               AND ($3::text[] IS NULL OR tenant_id = ANY($3))
+               AND ($4::text IS NULL OR action = $4)
+               AND ($5::text IS NULL OR actor_id = $5)
+             ORDER BY id LIMIT $6",
+        )
+        .bind(page.after.as_deref())
+        .bind(query.tenant_id.as_ref().map(TenantId::as_str))
+        .bind(scope)
+        .bind(query.action.as_deref())
+        .bind(query.actor_id.as_deref())
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(events, page, |e| e.id.as_str()))
+    }
+}

@@ -1,0 +1,77 @@
+//! A throwaway Postgres schema per test, dropped when the guard drops (even on panic).
+
+use crate::PgStore;
+use sqlx::{ConnectOptions, Connection};
+
+/// Where tests find Postgres; override with `GATEHOUSE_TEST_POSTGRES_URL`.
+pub fn base_url() -> String {
+    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A migrated, empty schema of its own.
+#[derive(Debug)]
+pub struct TestSchema {
+    /// Schema name.
+    pub schema: String,
+    /// Connection URL whose `search_path` is the schema.
+    pub url: String,
+}
+
+impl TestSchema {
+    /// Creates and migrates a fresh schema.
+    pub async fn create() -> Result<Self, Box<dyn std::error::Error>> {
+        let schema = format!(
+            "gh_test_{}",
+            gatehouse_core::ids::EventId::generate()
+                .as_str()
+                .trim_start_matches("evt_")
+        );
+        let base = base_url();
+        let mut conn = base
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .connect()
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        PgStore::migrate(&url).await?;
+        Ok(Self { schema, url })
+    }
+
+    /// A store on the schema.
+    pub async fn store(&self) -> Result<PgStore, Box<dyn std::error::Error>> {
+        Ok(PgStore::connect(&self.url, 8).await?)
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let schema = self.schema.clone();
+        let base = base_url();
+        // A separate thread and runtime: Drop may run inside (or outside) a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(options) = base.parse::<sqlx::postgres::PgConnectOptions>() else {
+                    return;
+                };
+                if let Ok(mut conn) = options.connect().await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,145 @@
+//! The storage conformance suite on Postgres, plus Postgres-only guarantees
+//! (row-level security, the append-only audit log).
+
+use gatehouse_core::store::Store;
+use gatehouse_store_postgres::testing::TestSchema;
+use std::sync::Arc;
+
+async fn make() -> (TestSchema, Arc<dyn Store>) {
+    let schema = TestSchema::create().await.unwrap();
+    let store = schema.store().await.unwrap();
+    (schema, Arc::new(store))
+}
+
+gatehouse_core::store_conformance_tests!(make);
+
+mod postgres_only {
+    use gatehouse_core::audit::{ActorType, AuditEvent};
+    use gatehouse_core::credentials::SecretKeyRecord;
+    use gatehouse_core::ids::{EventId, SecretKeyId, TenantId};
+    use gatehouse_core::secret::generate_secret;
+    use gatehouse_core::store::{SecretKeyStore, TenantStore};
+    use gatehouse_core::tenant::{Tenant, TenantSettings, TenantSlug};
+    use gatehouse_store_postgres::PgStore;
+    use gatehouse_store_postgres::testing::TestSchema;
+    use time::OffsetDateTime;
+
+    fn now() -> OffsetDateTime {
+        gatehouse_core::clock::truncate_to_micros(OffsetDateTime::now_utc())
+    }
+
+    fn event(tenant_id: &TenantId) -> AuditEvent {
+        AuditEvent {
+            id: EventId::generate(),
+            tenant_id: Some(tenant_id.clone()),
+            actor_type: ActorType::System,
+            actor_id: None,
+            action: "test".into(),
+            target_type: None,
+            target_id: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+            data: serde_json::json!({}),
+            created_at: now(),
+        }
+    }
+
+    async fn tenant_with_key(store: &PgStore, slug: &str) -> TenantId {
+        let t = Tenant {
+            id: TenantId::generate(),
+            slug: TenantSlug::parse(slug).unwrap(),
+            name: slug.into(),
+            settings: TenantSettings::default(),
+            created_at: now(),
+            updated_at: now(),
+            version: 1,
+        };
+        store.create_tenant(&t, &event(&t.id)).await.unwrap();
+        let generated = generate_secret("sk_");
+        let key = SecretKeyRecord {
+            id: SecretKeyId::generate(),
+            tenant_id: t.id.clone(),
+            name: String::new(),
+            display_prefix: generated.display_prefix,
+            hash: generated.hash,
+            created_at: now(),
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        };
+        store
+            .create_secret_key(&t.id, &key, &event(&t.id))
+            .await
+            .unwrap();
+        t.id
+    }
+
+    #[tokio::test]
+    async fn a_query_that_forgets_its_tenant_filter_sees_only_its_own_tenant() {
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let a = tenant_with_key(&store, "rls-a").await;
+        let b = tenant_with_key(&store, "rls-b").await;
+
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM secret_keys")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(tenants, vec![a.to_string()]);
+        let events: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_events")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(events, vec![Some(a.to_string())]);
+        // Writing a row for another tenant is refused too.
+        let smuggled = sqlx::query("UPDATE secret_keys SET name = 'pwned' WHERE tenant_id = $1")
+            .bind(b.as_str())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(smuggled.rows_affected(), 0);
+        tx.rollback().await.unwrap();
+
+        // Outside any tenant or system scope, nothing at all is visible.
+        let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM secret_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(unscoped, 0);
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_cannot_be_changed_or_deleted() {
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let a = tenant_with_key(&store, "append-only").await;
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        let update = sqlx::query("UPDATE audit_events SET action = 'forged'")
+            .execute(&mut *tx)
+            .await;
+        assert!(update.is_err());
+        tx.rollback().await.unwrap();
+        let mut tx = store.system_tx().await.unwrap();
+        let delete = sqlx::query("DELETE FROM audit_events")
+            .execute(&mut *tx)
+            .await;
+        assert!(delete.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_application_role_is_not_the_owner_and_cannot_bypass_rls() {
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let (user, bypass): (String, bool) = sqlx::query_as(
+            "SELECT current_user::text, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(user, gatehouse_store_postgres::APP_ROLE);
+        assert!(!bypass);
+    }
+}
