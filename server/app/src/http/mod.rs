@@ -1,0 +1,92 @@
+//! The HTTP surface: routes registered through utoipa's `OpenApiRouter`, so the served
+//! routes and the OpenAPI document come from the same declarations and cannot drift.
+
+pub mod admin_tokens;
+pub mod audit;
+pub mod auth;
+pub mod cors;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+pub mod pagination;
+pub mod secret_keys;
+pub mod tenants;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Top-level OpenAPI metadata; paths and schemas come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gatehouse", description = "Multi-tenant identity service: management API, tenant auth API, operations."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "tenants", description = "Tenants: isolated user pools"),
+        (name = "secret-keys", description = "Tenant secret keys (sk_…) for server-side access to one tenant"),
+        (name = "admin-tokens", description = "Operator API tokens (gh_admin_…)"),
+        (name = "audit", description = "The append-only audit log"),
+        (name = "ops", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = Http::builder()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An operator token `gh_admin_…` or a tenant secret key `sk_…`",
+            ))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Every documented route.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tenants::create_tenant, tenants::list_tenants))
+        .routes(routes!(
+            tenants::get_tenant,
+            tenants::update_tenant,
+            tenants::delete_tenant
+        ))
+        .routes(routes!(
+            secret_keys::create_secret_key,
+            secret_keys::list_secret_keys
+        ))
+        .routes(routes!(secret_keys::revoke_secret_key))
+        .routes(routes!(secret_keys::rotate_secret_key))
+        .routes(routes!(
+            admin_tokens::create_admin_token,
+            admin_tokens::list_admin_tokens
+        ))
+        .routes(routes!(admin_tokens::revoke_admin_token))
+        .routes(routes!(audit::list_audit_events))
+        .routes(routes!(ops::get_health))
+        .routes(routes!(ops::get_readiness))
+        .routes(routes!(ops::get_metrics))
+}
+
+/// The complete application: routes, fallbacks and middleware, bound to `state`.
+pub fn router(state: AppState) -> Router {
+    let (routes, _spec) = api_router().split_for_parts();
+    routes
+        .route_layer(from_fn(middleware::mark_route))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), cors::tenant_cors))
+        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        .with_state(state)
+}

@@ -1,0 +1,222 @@
+//! Start-up: open the stores, resolve the master key, bootstrap the first operator
+//! token, bind, and serve until told to stop (finishing in-flight requests).
+
+use crate::config::{Config, Database, MasterKey, MasterKeySource};
+use crate::http;
+use crate::state::AppState;
+use crate::telemetry::Metrics;
+use anyhow::{Context, bail};
+use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::ephemeral::EphemeralStore;
+use gatehouse_core::ephemeral::memory::MemoryStore;
+use gatehouse_core::secret::SecretString;
+use gatehouse_core::services::{ServiceConfig, Services};
+use gatehouse_core::store::Store;
+use gatehouse_ephemeral_redis::RedisStore;
+use gatehouse_store_postgres::PgStore;
+use gatehouse_store_sqlite::SqliteStore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// SQLite reader connections.
+const SQLITE_READERS: u32 = 4;
+
+/// Opens the configured database; SQLite is migrated here, Postgres must already be.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.database {
+        Database::Sqlite { url, .. } => Arc::new(
+            SqliteStore::open(url, SQLITE_READERS)
+                .await
+                .context("GATEHOUSE_DATABASE_URL: cannot open SQLite")?,
+        ),
+        Database::Postgres { url } => {
+            let migrated = PgStore::is_migrated(url)
+                .await
+                .context("GATEHOUSE_DATABASE_URL: cannot reach Postgres")?;
+            if !migrated {
+                bail!(
+                    "GATEHOUSE_DATABASE_URL: the database schema is not up to date; run `gatehouse migrate` first"
+                );
+            }
+            let store = PgStore::connect(url, config.database_max_connections)
+                .await
+                .context("GATEHOUSE_DATABASE_URL: cannot connect to Postgres")?;
+            Arc::new(store)
+        }
+    })
+}
+
+/// Applies migrations (`gatehouse migrate`).
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    match &config.database {
+        Database::Sqlite { url, .. } => drop(SqliteStore::open(url, 1).await?),
+        Database::Postgres { url } => PgStore::migrate(url).await?,
+    }
+    Ok(())
+}
+
+/// Opens Redis, or the in-process store when none is configured.
+pub async fn open_ephemeral(config: &Config) -> anyhow::Result<Arc<dyn EphemeralStore>> {
+    Ok(match &config.redis_url {
+        Some(urls) => Arc::new(
+            RedisStore::connect(urls, &config.redis_prefix)
+                .await
+                .context("GATEHOUSE_REDIS_URL: cannot connect")?,
+        ),
+        None => Arc::new(MemoryStore::new()),
+    })
+}
+
+/// Reads the master key, generating the file beside the SQLite database on first start.
+pub fn resolve_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
+    match source {
+        MasterKeySource::Given(key) => Ok(key.clone()),
+        MasterKeySource::File(path) => read_or_create_key_file(path),
+    }
+}
+
+fn read_or_create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            let key = MasterKey::generate();
+            file.write_all(key.encode().as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| {
+                    format!("GATEHOUSE_MASTER_KEY: cannot write {}", path.display())
+                })?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("GATEHOUSE_MASTER_KEY: cannot read {}", path.display()))?;
+            MasterKey::parse(&text).map_err(|m| {
+                anyhow::anyhow!("GATEHOUSE_MASTER_KEY: the key file {} {m}", path.display())
+            })
+        }
+        Err(e) => Err(e)
+            .with_context(|| format!("GATEHOUSE_MASTER_KEY: cannot create {}", path.display())),
+    }
+}
+
+/// Everything start-up produces before binding.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Application state.
+    pub state: AppState,
+    /// The bootstrap operator token, when one was just created.
+    pub bootstrap_token: Option<SecretString>,
+}
+
+/// Opens stores and wires services.
+pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
+    resolve_master_key(&config.master_key)?;
+    let store = open_store(&config).await?;
+    let ephemeral = open_ephemeral(&config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let services = Services::new(
+        store.clone(),
+        clock.clone(),
+        ServiceConfig {
+            audit_reads: config.audit_reads,
+            break_glass_token: config.admin_token.clone(),
+        },
+    );
+    let bootstrap_token = if config.admin_token.is_none() {
+        services.admin_tokens.bootstrap().await?
+    } else {
+        None
+    };
+    let state = AppState {
+        services,
+        store,
+        ephemeral,
+        clock,
+        config: Arc::new(config),
+        metrics: Arc::new(Metrics::default()),
+    };
+    Ok(Prepared {
+        state,
+        bootstrap_token,
+    })
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    /// The bootstrap operator token, when one was just created.
+    pub bootstrap_token: Option<SecretString>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting connections, lets in-flight requests finish, and returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Starts serving on the configured address (port 0 picks a free one).
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let listen = config.listen;
+    let Prepared {
+        state,
+        bootstrap_token,
+    } = prepare(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
+    let local_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Server {
+        local_addr,
+        bootstrap_token,
+        stop,
+        task,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    async {
+        let interrupt = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = interrupt => {},
+            () = terminate => {},
+        }
+    }
+}
