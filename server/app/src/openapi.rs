@@ -116,12 +116,11 @@ fn downgrade_schema(map: &mut Map<String, Value>) {
     }
     let is_schema =
         map.contains_key("type") || map.contains_key("$ref") || map.contains_key("allOf");
-    if is_schema {
-        if let Some(Value::Array(examples)) = map.remove("examples") {
-            if let Some(first) = examples.into_iter().next() {
-                map.insert("example".into(), first);
-            }
-        }
+    if is_schema
+        && let Some(Value::Array(examples)) = map.remove("examples")
+        && let Some(first) = examples.into_iter().next()
+    {
+        map.insert("example".into(), first);
     }
     if let Some(constant) = map.remove("const") {
         map.insert("enum".into(), Value::Array(vec![constant]));

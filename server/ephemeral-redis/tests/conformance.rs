@@ -1,4 +1,10 @@
 //! The ephemeral-store conformance suite, against Redis and the in-process store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed step is a failed test"
+)]
 
 mod redis_store {
     use gatehouse_core::ephemeral::EphemeralStore;

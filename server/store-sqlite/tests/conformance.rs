@@ -1,4 +1,10 @@
 //! The storage conformance suite on SQLite.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed step is a failed test"
+)]
 
 use gatehouse_core::store::Store;
 use gatehouse_store_sqlite::SqliteStore;

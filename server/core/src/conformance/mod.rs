@@ -1,6 +1,12 @@
 //! Conformance suites: plain async functions that every backend must pass, stamped into
 //! one `#[tokio::test]` each by [`store_conformance_tests!`] and
 //! [`ephemeral_conformance_tests!`] in the backend crates' tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite: a failed step is a failed test"
+)]
 
 pub mod ephemeral;
 pub mod store;

@@ -1,0 +1,691 @@
+//! Black-box tests of the management API: a real server on a random port, real HTTP,
+//! on SQLite (+ in-process store) and on Postgres (+ Redis).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed step is a failed test"
+)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Backend, TestServer};
+
+on_both_backends!(
+    tenants_can_be_created_read_updated_listed_and_deleted,
+    a_secret_key_reaches_its_own_tenant_and_nothing_else,
+    a_revoked_secret_key_gets_401,
+    a_rotated_key_works_during_the_overlap_and_its_successor_at_once,
+    pagination_walks_every_tenant_exactly_once,
+    management_calls_write_audit_events,
+    bad_input_gets_problem_json_and_changes_nothing,
+    missing_or_wrong_credentials_get_401_and_repeated_failures_get_429,
+    a_scoped_operator_token_reaches_only_its_tenants,
+    operator_tokens_can_be_created_listed_and_revoked,
+    cors_preflight_allows_only_the_tenants_origins,
+    readiness_and_metrics_answer,
+);
+
+async fn tenants_can_be_created_read_updated_listed_and_deleted(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let created = s
+        .post("/v1/tenants", &s.admin, json!({"slug": "acme-corp", "name": "Acme Ünïcode 🚀", "settings": {"mfa": "required"}}))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let t = &created.body;
+    let id = t["id"].as_str().unwrap();
+    assert!(id.starts_with("tnt_"));
+    assert_eq!(t["settings"]["mfa"], "required");
+    assert_eq!(t["settings"]["signup"], "open");
+    assert_eq!(t["settings"]["access_token_ttl_seconds"], 900);
+    assert_eq!(t["settings"]["signing_alg"], "ES256");
+
+    let read = s.get(&format!("/v1/tenants/{id}"), &s.admin).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(&read.body, t);
+
+    let patched = s
+        .patch(
+            &format!("/v1/tenants/{id}"),
+            &s.admin,
+            json!({"settings": {"branding": {"primary_color": "#123abc"}}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(
+        patched.body["settings"]["branding"]["primary_color"],
+        "#123abc"
+    );
+    assert_eq!(
+        patched.body["settings"]["mfa"], "required",
+        "a merge patch keeps other settings"
+    );
+    assert_eq!(patched.body["version"], 2);
+
+    let duplicate = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"slug": "acme-corp", "name": "Again"}),
+        )
+        .await;
+    duplicate.assert_problem(409, "conflict");
+
+    assert_eq!(
+        s.delete(&format!("/v1/tenants/{id}"), &s.admin)
+            .await
+            .status,
+        204
+    );
+    s.get(&format!("/v1/tenants/{id}"), &s.admin)
+        .await
+        .assert_problem(404, "not_found");
+    s.delete(&format!("/v1/tenants/{id}"), &s.admin)
+        .await
+        .assert_problem(404, "not_found");
+    let reuse = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"slug": "acme-corp", "name": "Squatter"}),
+        )
+        .await;
+    reuse.assert_problem(409, "conflict");
+}
+
+async fn a_secret_key_reaches_its_own_tenant_and_nothing_else(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mine = s.tenant("mine").await;
+    let other = s.tenant("other").await;
+    let (key, secret) = s.secret_key(mine["id"].as_str().unwrap()).await;
+    assert!(secret.starts_with("sk_"));
+    assert_eq!(key["status"], "active");
+    assert!(secret.starts_with(key["prefix"].as_str().unwrap()));
+
+    let own = s
+        .get(
+            &format!("/v1/tenants/{}", mine["id"].as_str().unwrap()),
+            &secret,
+        )
+        .await;
+    assert_eq!(own.status, 200);
+    let foreign_id = other["id"].as_str().unwrap();
+    s.get(&format!("/v1/tenants/{foreign_id}"), &secret)
+        .await
+        .assert_problem(404, "not_found");
+    s.patch(
+        &format!("/v1/tenants/{foreign_id}"),
+        &secret,
+        json!({"name": "x"}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    s.get(&format!("/v1/tenants/{foreign_id}/secret-keys"), &secret)
+        .await
+        .assert_problem(404, "not_found");
+    s.post(
+        &format!("/v1/tenants/{foreign_id}/secret-keys"),
+        &secret,
+        json!({}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let listed = s.get("/v1/tenants", &secret).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["data"][0]["id"], mine["id"]);
+    let events = s
+        .get(&format!("/v1/audit-events?tenant_id={foreign_id}"), &secret)
+        .await;
+    events.assert_problem(404, "not_found");
+    let own_events = s.get("/v1/audit-events?limit=100", &secret).await;
+    assert!(
+        own_events.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant_id"] == mine["id"])
+    );
+
+    s.post(
+        "/v1/tenants",
+        &secret,
+        json!({"slug": "nope-nope", "name": "x"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    s.get("/v1/admin-tokens", &secret)
+        .await
+        .assert_problem(403, "forbidden");
+    // Listing keys never reveals secrets.
+    let keys = s
+        .get(
+            &format!("/v1/tenants/{}/secret-keys", mine["id"].as_str().unwrap()),
+            &secret,
+        )
+        .await;
+    assert!(keys.body["data"][0].get("secret").is_none());
+}
+
+async fn a_revoked_secret_key_gets_401(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("revoke").await;
+    let tid = t["id"].as_str().unwrap();
+    let (key, secret) = s.secret_key(tid).await;
+    assert_eq!(
+        s.get(&format!("/v1/tenants/{tid}"), &secret).await.status,
+        200
+    );
+    let kid = key["id"].as_str().unwrap();
+    assert_eq!(
+        s.delete(&format!("/v1/tenants/{tid}/secret-keys/{kid}"), &s.admin)
+            .await
+            .status,
+        204
+    );
+    s.get(&format!("/v1/tenants/{tid}"), &secret)
+        .await
+        .assert_problem(401, "unauthorized");
+    let listed = s
+        .get(&format!("/v1/tenants/{tid}/secret-keys"), &s.admin)
+        .await;
+    assert_eq!(listed.body["data"][0]["status"], "revoked");
+    s.delete(&format!("/v1/tenants/{tid}/secret-keys/{kid}"), &s.admin)
+        .await
+        .assert_problem(404, "not_found");
+
+    // Deleting the tenant stops its other keys too.
+    let (_, second) = s.secret_key(tid).await;
+    assert_eq!(
+        s.delete(&format!("/v1/tenants/{tid}"), &s.admin)
+            .await
+            .status,
+        204
+    );
+    s.get("/v1/tenants", &second)
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+async fn a_rotated_key_works_during_the_overlap_and_its_successor_at_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("rotate").await;
+    let tid = t["id"].as_str().unwrap();
+    let (key, old_secret) = s.secret_key(tid).await;
+    let kid = key["id"].as_str().unwrap();
+    let rotated = s
+        .post(
+            &format!("/v1/tenants/{tid}/secret-keys/{kid}/rotate"),
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 201, "{:?}", rotated.body);
+    let new_secret = rotated.body["secret"].as_str().unwrap();
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(
+        s.get(&format!("/v1/tenants/{tid}"), new_secret)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.get(&format!("/v1/tenants/{tid}"), &old_secret)
+            .await
+            .status,
+        200,
+        "old key works during overlap"
+    );
+    let again = s
+        .post(
+            &format!("/v1/tenants/{tid}/secret-keys/{kid}/rotate"),
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    again.assert_problem(409, "conflict");
+
+    // With no overlap the old key stops at once.
+    let successor = rotated.body["id"].as_str().unwrap();
+    let immediate = s
+        .post(
+            &format!("/v1/tenants/{tid}/secret-keys/{successor}/rotate"),
+            &s.admin,
+            json!({"overlap_seconds": 0}),
+        )
+        .await;
+    assert_eq!(immediate.status, 201);
+    s.get(&format!("/v1/tenants/{tid}"), new_secret)
+        .await
+        .assert_problem(401, "unauthorized");
+    let bad = s
+        .post(
+            &format!("/v1/tenants/{tid}/secret-keys/{successor}/rotate"),
+            &s.admin,
+            json!({"overlap_seconds": 9999999}),
+        )
+        .await;
+    assert_eq!(bad.status / 100, 4);
+}
+
+async fn pagination_walks_every_tenant_exactly_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(s.tenant(&format!("page{i}")).await["id"].clone());
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    let mut path = "/v1/tenants?limit=2".to_owned();
+    for _ in 0..10 {
+        let page = s.get(&path, &s.admin).await;
+        assert_eq!(page.status, 200);
+        let data = page.body["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|t| t["id"].clone()));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/tenants?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+}
+
+async fn management_calls_write_audit_events(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let created = s
+        .send(
+            s.client
+                .post(s.url("/v1/tenants"))
+                .bearer_auth(&s.admin)
+                .header("user-agent", "audit-test/1.0")
+                .header("x-request-id", "trace-abc-123")
+                .json(&json!({"slug": "audited", "name": "Audited"})),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.header("x-request-id"), Some("trace-abc-123"));
+    let tid = created.body["id"].as_str().unwrap();
+    s.get(&format!("/v1/tenants/{tid}"), &s.admin).await;
+
+    let events = s
+        .get(&format!("/v1/audit-events?tenant_id={tid}"), &s.admin)
+        .await;
+    assert_eq!(events.status, 200, "{:?}", events.body);
+    let data = events.body["data"].as_array().unwrap();
+    let actions: Vec<&str> = data.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["tenant.create", "tenant.read"]);
+    let create = &data[0];
+    assert_eq!(create["actor_type"], "admin_token");
+    assert!(create["actor_id"].as_str().unwrap().starts_with("tok_"));
+    assert_eq!(create["target_type"], "tenant");
+    assert_eq!(create["target_id"], tid);
+    assert_eq!(create["ip"], "127.0.0.1");
+    assert_eq!(create["user_agent"], "audit-test/1.0");
+    assert_eq!(create["request_id"], "trace-abc-123");
+    assert!(create["id"].as_str().unwrap().starts_with("evt_"));
+
+    let filtered = s
+        .get("/v1/audit-events?action=tenant.create&limit=100", &s.admin)
+        .await;
+    assert!(
+        filtered.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["action"] == "tenant.create")
+    );
+    let by_actor = s
+        .get(
+            &format!(
+                "/v1/audit-events?actor_id={}",
+                create["actor_id"].as_str().unwrap()
+            ),
+            &s.admin,
+        )
+        .await;
+    assert!(!by_actor.body["data"].as_array().unwrap().is_empty());
+}
+
+async fn bad_input_gets_problem_json_and_changes_nothing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("valid").await;
+    let tid = t["id"].as_str().unwrap();
+    let raw = |body: &'static str| {
+        s.client
+            .post(s.url("/v1/tenants"))
+            .bearer_auth(&s.admin)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+
+    s.send(raw("{\"slug\": "))
+        .await
+        .assert_problem(400, "malformed_json");
+    s.send(raw("{\"slug\": \"a\",, }"))
+        .await
+        .assert_problem(400, "malformed_json");
+    s.send(raw("{\"slug\": 42, \"name\": \"x\"}"))
+        .await
+        .assert_problem(422, "validation_failed");
+    s.send(raw(
+        "{\"slug\": \"ok-slug\", \"name\": \"x\", \"admin\": true}",
+    ))
+    .await
+    .assert_problem(422, "validation_failed");
+    s.send(raw("{\"name\": \"no slug\"}"))
+        .await
+        .assert_problem(422, "validation_failed");
+    s.send(raw("null"))
+        .await
+        .assert_problem(422, "validation_failed");
+    let no_type = s
+        .client
+        .post(s.url("/v1/tenants"))
+        .bearer_auth(&s.admin)
+        .body("{}");
+    s.send(no_type)
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    let huge = format!(
+        "{{\"slug\": \"big-one\", \"name\": \"{}\"}}",
+        "x".repeat(200_000)
+    );
+    let oversized = s
+        .client
+        .post(s.url("/v1/tenants"))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/json")
+        .body(huge);
+    s.send(oversized)
+        .await
+        .assert_problem(413, "payload_too_large");
+
+    for slug in ["ab", "UPPER", "admin", "-lead", "a_b", "spa ce", "ünï"] {
+        let r = s
+            .post("/v1/tenants", &s.admin, json!({"slug": slug, "name": "x"}))
+            .await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "slug");
+    }
+    let bad_settings = s
+        .post("/v1/tenants", &s.admin, json!({"slug": "bad-settings", "name": "x", "settings": {"access_token_ttl_seconds": -5}}))
+        .await;
+    bad_settings.assert_problem(422, "validation_failed");
+    let bad_origin = s
+        .patch(
+            &format!("/v1/tenants/{tid}"),
+            &s.admin,
+            json!({"settings": {"allowed_origins": ["javascript:alert(1)"]}}),
+        )
+        .await;
+    bad_origin.assert_problem(422, "validation_failed");
+    assert_eq!(
+        bad_origin.body["errors"][0]["field"],
+        "settings.allowed_origins[0]"
+    );
+    s.patch(
+        &format!("/v1/tenants/{tid}"),
+        &s.admin,
+        json!({"name": "   "}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    s.get("/v1/tenants?cursor=not-a-cursor", &s.admin)
+        .await
+        .assert_problem(400, "invalid_cursor");
+    s.get(
+        "/v1/tenants?cursor=djE6Jz4iOyBEUk9QIFRBQkxFIHRlbmFudHM7LS0",
+        &s.admin,
+    )
+    .await
+    .assert_problem(400, "invalid_cursor");
+    s.get("/v1/tenants?limit=0", &s.admin)
+        .await
+        .assert_problem(422, "validation_failed");
+    s.get("/v1/tenants?limit=abc", &s.admin)
+        .await
+        .assert_problem(400, "invalid_query");
+    s.get("/v1/tenants?limit=99999999999", &s.admin)
+        .await
+        .assert_problem(400, "invalid_query");
+    s.get("/v1/tenants?sort=evil", &s.admin)
+        .await
+        .assert_problem(400, "invalid_query");
+    s.get("/v1/tenants/not-an-id", &s.admin)
+        .await
+        .assert_problem(400, "invalid_path");
+    s.get("/v1/tenants/key_01jq3v6m8k2r7x0a9b4c5d6e7f", &s.admin)
+        .await
+        .assert_problem(400, "invalid_path");
+    s.get("/v1/tenants/tnt_01jq3v6m8k2r7x0a9b4c5d6e7f", &s.admin)
+        .await
+        .assert_problem(404, "not_found");
+    s.get("/v1/audit-events?tenant_id=%27%20OR%201%3D1", &s.admin)
+        .await
+        .assert_problem(400, "invalid_query");
+    s.get("/v1/nothing-here", &s.admin)
+        .await
+        .assert_problem(404, "not_found");
+    let put = s.client.put(s.url("/v1/tenants")).bearer_auth(&s.admin);
+    s.send(put).await.assert_problem(405, "method_not_allowed");
+
+    // Nothing above changed any state: one tenant, unchanged.
+    let list = s.get("/v1/tenants?limit=100", &s.admin).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["data"][0], t);
+}
+
+async fn missing_or_wrong_credentials_get_401_and_repeated_failures_get_429(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let anonymous = s.send(s.client.get(s.url("/v1/tenants"))).await;
+    anonymous.assert_problem(401, "unauthorized");
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    s.send(
+        s.client
+            .get(s.url("/v1/tenants"))
+            .header("authorization", "Basic Zm9vOmJhcg=="),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+    // A guessed key, an admin-token lookalike, an absurdly long value: all the same answer.
+    let lookalike = format!("gh_admin_{}", "A".repeat(43));
+    for bad in ["sk_guess", lookalike.as_str(), &"x".repeat(5000)] {
+        let r = s.get("/v1/tenants", bad).await;
+        r.assert_problem(401, "unauthorized");
+        assert_eq!(r.body["detail"], anonymous.body["detail"]);
+    }
+    let mut limited = None;
+    for _ in 0..30 {
+        let r = s.get("/v1/tenants", "sk_wrong").await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("failures were never rate limited");
+    limited.assert_problem(429, "rate_limited");
+    assert!(
+        limited
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    // While blocked, even a valid credential from that address is refused.
+    s.get("/v1/tenants", &s.admin)
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
+async fn a_scoped_operator_token_reaches_only_its_tenants(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.tenant("scoped-a").await;
+    let b = s.tenant("scoped-b").await;
+    let created = s
+        .post(
+            "/v1/admin-tokens",
+            &s.admin,
+            json!({"name": "support", "tenant_ids": [a["id"]]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let token = created.body["secret"].as_str().unwrap();
+    assert!(token.starts_with("gh_admin_"));
+    assert_eq!(
+        s.get(&format!("/v1/tenants/{}", a["id"].as_str().unwrap()), token)
+            .await
+            .status,
+        200
+    );
+    s.get(&format!("/v1/tenants/{}", b["id"].as_str().unwrap()), token)
+        .await
+        .assert_problem(404, "not_found");
+    let listed = s.get("/v1/tenants", token).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
+    s.post(
+        "/v1/tenants",
+        token,
+        json!({"slug": "scoped-new", "name": "x"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    s.post("/v1/admin-tokens", token, json!({}))
+        .await
+        .assert_problem(403, "forbidden");
+    let unknown = s
+        .post(
+            "/v1/admin-tokens",
+            &s.admin,
+            json!({"tenant_ids": ["tnt_01jq3v6m8k2r7x0a9b4c5d6e7f"]}),
+        )
+        .await;
+    unknown.assert_problem(422, "validation_failed");
+}
+
+async fn operator_tokens_can_be_created_listed_and_revoked(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let created = s
+        .post("/v1/admin-tokens", &s.admin, json!({"name": "terraform"}))
+        .await;
+    assert_eq!(created.status, 201);
+    let token = created.body["secret"].as_str().unwrap().to_owned();
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.get("/v1/tenants", &token).await.status, 200);
+    let listed = s.get("/v1/admin-tokens", &token).await;
+    let names: Vec<&str> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bootstrap", "terraform"]);
+    assert!(
+        listed.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("secret").is_none())
+    );
+    assert_eq!(
+        s.delete(&format!("/v1/admin-tokens/{id}"), &s.admin)
+            .await
+            .status,
+        204
+    );
+    s.get("/v1/tenants", &token)
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+async fn cors_preflight_allows_only_the_tenants_origins(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("cors").await;
+    let tid = t["id"].as_str().unwrap();
+    let slug = t["slug"].as_str().unwrap();
+    let patched = s
+        .patch(
+            &format!("/v1/tenants/{tid}"),
+            &s.admin,
+            json!({"settings": {"allowed_origins": ["https://app.example.com"]}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let preflight = |origin: &str| {
+        s.client
+            .request(
+                reqwest::Method::OPTIONS,
+                s.url(&format!("/t/{slug}/auth/login")),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+    };
+    let ok = s.send(preflight("https://app.example.com")).await;
+    assert_eq!(ok.status, 204);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    let evil = s.send(preflight("https://evil.example.com")).await;
+    evil.assert_problem(403, "forbidden");
+    assert!(evil.header("access-control-allow-origin").is_none());
+    // The management API never answers cross-origin.
+    let mgmt = s
+        .send(
+            s.client
+                .get(s.url("/v1/tenants"))
+                .bearer_auth(&s.admin)
+                .header("origin", "https://app.example.com"),
+        )
+        .await;
+    assert!(mgmt.header("access-control-allow-origin").is_none());
+}
+
+async fn readiness_and_metrics_answer(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let ready = s.send(s.client.get(s.url("/readyz"))).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(
+        s.send(s.client.get(s.url("/healthz"))).await.body["status"],
+        "ok"
+    );
+    s.get("/v1/tenants", &s.admin).await;
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "gatehouse_http_requests_total{method=\"GET\",route=\"/v1/tenants\",status=\"200\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gatehouse_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("gatehouse_db_pool_connections"));
+    let headers = s.send(s.client.get(s.url("/healthz"))).await;
+    assert_eq!(headers.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(headers.header("x-frame-options"), Some("DENY"));
+    assert!(headers.header("x-request-id").unwrap().starts_with("req_"));
+    for hostile in ["a b<script>".to_owned(), "x".repeat(300)] {
+        let reply = s
+            .send(
+                s.client
+                    .get(s.url("/healthz"))
+                    .header("x-request-id", hostile),
+            )
+            .await;
+        assert!(reply.header("x-request-id").unwrap().starts_with("req_"));
+    }
+}
