@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Database, MasterKey, MasterKeySource};
 use crate::http;
-use crate::state::AppState;
+use crate::state::{AppState, AppStateInner};
 use crate::telemetry::Metrics;
 use anyhow::{Context, bail};
 use gatehouse_core::clock::{Clock, SystemClock};
@@ -134,14 +134,14 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     } else {
         None
     };
-    let state = AppState {
+    let state = AppState::new(AppStateInner {
         services,
         store,
         ephemeral,
         clock,
         config: Arc::new(config),
         metrics: Arc::new(Metrics::default()),
-    };
+    });
     Ok(Prepared {
         state,
         bootstrap_token,

@@ -8,9 +8,28 @@ use gatehouse_core::services::Services;
 use gatehouse_core::store::Store;
 use std::sync::Arc;
 
-/// Shared application state (cheap to clone).
+/// Shared application state: one `Arc`, so the per-request clones axum makes cost one
+/// atomic increment.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: AppStateInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What the state holds.
+#[derive(Debug)]
+pub struct AppStateInner {
     /// The use cases.
     pub services: Services,
     /// The database (for readiness and pool metrics only; handlers use services).

@@ -169,8 +169,9 @@ pub trait AdminTokenStore: Send + Sync {
 /// The append-only audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends one event on its own (for reads and failures, which change nothing else).
-    async fn append_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends events that accompany no other change (reads), all in one transaction:
+    /// either every event is stored or none is.
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// Events matching `query`, in id (time) order.
     async fn list_audit_events(
         &self,

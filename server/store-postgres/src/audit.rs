@@ -66,9 +66,11 @@ fn decode(row: &PgRow) -> Result<AuditEvent, StoreError> {
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn append_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let mut tx = self.system_tx().await?;
-        insert_event(&mut tx, event).await?;
+        for event in events {
+            insert_event(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(map_err)
     }
 
@@ -81,7 +83,6 @@ impl AuditStore for PgStore {
             .tenant_scope
             .as_ref()
             .map(|ids| ids.iter().map(TenantId::as_str).collect());
-        let mut tx = self.system_tx().await?;
         let rows = sqlx::query(
             "SELECT * FROM audit_events
              WHERE ($1::text IS NULL OR id > $1)
@@ -97,10 +98,9 @@ impl AuditStore for PgStore {
         .bind(query.action.as_deref())
         .bind(query.actor_id.as_deref())
         .bind(page.fetch_limit())
-        .fetch_all(&mut *tx)
+        .fetch_all(self.system())
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
         let events = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(events, page, |e| e.id.as_str()))
     }

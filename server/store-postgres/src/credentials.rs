@@ -213,7 +213,6 @@ impl SecretKeyStore for PgStore {
         hash: &SecretHash,
         now: OffsetDateTime,
     ) -> Result<Option<SecretKeyRecord>, StoreError> {
-        let mut tx = self.system_tx().await?;
         let row = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM secret_keys k JOIN tenants t ON t.id = k.tenant_id
              WHERE k.secret_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)
@@ -221,10 +220,9 @@ impl SecretKeyStore for PgStore {
         ))
         .bind(hash.as_str())
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(self.system())
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
         row.as_ref().map(decode_key).transpose()
     }
 

@@ -33,7 +33,12 @@ pub const APP_ROLE: &str = "gatehouse_app";
 /// A Postgres-backed [`Store`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// Sessions with no scope: they see no tenant-owned row outside a transaction that
+    /// names its tenant.
     pool: PgPool,
+    /// Sessions declared system scope at connect time, for cross-tenant work only
+    /// (operator listings, credential lookups by hash): one round trip per query.
+    system: PgPool,
 }
 
 impl PgStore {
@@ -61,24 +66,41 @@ impl PgStore {
         Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
     }
 
-    /// Connects a pool whose connections act as [`APP_ROLE`].
+    /// Connects the pools; every connection acts as [`APP_ROLE`]. `max_connections` is
+    /// for tenant work; system-scope work gets a pool of half that size (at least 2).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(map_err)?;
-        let pool = PgPoolOptions::new()
+        let pool = Self::pool_options(max_connections, "")
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        let system = Self::pool_options(
+            (max_connections / 2).max(2),
+            "SET gatehouse.scope = 'system';",
+        )
+        .connect_with(options)
+        .await
+        .map_err(map_err)?;
+        Ok(Self { pool, system })
+    }
+
+    fn pool_options(max_connections: u32, extra: &'static str) -> PgPoolOptions {
+        PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(std::time::Duration::from_secs(5))
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    conn.execute(format!("SET ROLE {APP_ROLE}").as_str())
+                    conn.execute(format!("SET ROLE {APP_ROLE}; {extra}").as_str())
                         .await?;
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
-        Ok(Self { pool })
+    }
+
+    /// The system-scope pool.
+    pub(crate) fn system(&self) -> &PgPool {
+        &self.system
     }
 
     /// The pool (for tests that probe row-level security directly).
@@ -102,12 +124,7 @@ impl PgStore {
 
     /// A transaction for cross-tenant work: operator listings, lookups by secret hash.
     pub async fn system_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT set_config('gatehouse.scope', 'system', true)")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        Ok(tx)
+        self.system.begin().await.map_err(map_err)
     }
 
     /// The schema as `table.column [null]` and `unique name` lines, for the parity test.
@@ -149,9 +166,10 @@ impl Store for PgStore {
     }
 
     fn pool_stats(&self) -> PoolStats {
+        let idle = self.pool.num_idle() + self.system.num_idle();
         PoolStats {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            size: self.pool.size() + self.system.size(),
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
         }
     }
 }

@@ -67,9 +67,11 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        insert_event(&mut tx, event).await?;
+        for event in events {
+            insert_event(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(map_err)
     }
 

@@ -31,6 +31,7 @@ macro_rules! store_conformance_tests {
             revoked_admin_tokens_are_not_found,
             audit_events_filter_and_paginate,
             failed_writes_leave_no_audit_event,
+            audit_batches_are_all_or_nothing,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

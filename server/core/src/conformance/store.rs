@@ -581,11 +581,14 @@ pub async fn audit_events_filter_and_paginate(store: &dyn Store) {
     for i in 0..5 {
         let mut e = event("widget.poke", Some(&a.id));
         e.actor_id = Some(format!("actor-{}", i % 2));
-        store.append_audit_event(&e).await.unwrap();
+        store
+            .append_audit_events(std::slice::from_ref(&e))
+            .await
+            .unwrap();
         ids.push(e.id);
     }
     store
-        .append_audit_event(&event("widget.poke", Some(&b.id)))
+        .append_audit_events(&[event("widget.poke", Some(&b.id))])
         .await
         .unwrap();
 
@@ -639,6 +642,37 @@ pub async fn audit_events_filter_and_paginate(store: &dyn Store) {
         .unwrap();
     let tenants: HashSet<_> = seen.data.iter().map(|e| e.tenant_id.clone()).collect();
     assert_eq!(tenants, HashSet::from([Some(b.id.clone())]));
+}
+
+/// A batch of events is stored whole or not at all.
+pub async fn audit_batches_are_all_or_nothing(store: &dyn Store) {
+    let t = created(store, "batch").await;
+    let good = event("batch.ok", Some(&t.id));
+    let mut batch = vec![good.clone(), event("batch.ok", Some(&t.id))];
+    batch.push(good.clone()); // duplicate id: the whole batch must fail
+    assert!(store.append_audit_events(&batch).await.is_err());
+    let query = AuditQuery {
+        action: Some("batch.ok".into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_audit_events(&query, &PageRequest::first(10))
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    store.append_audit_events(&batch[..2]).await.unwrap();
+    assert_eq!(
+        store
+            .list_audit_events(&query, &PageRequest::first(10))
+            .await
+            .unwrap()
+            .data
+            .len(),
+        2
+    );
 }
 
 /// A write that fails records no audit event: change and event commit together.
