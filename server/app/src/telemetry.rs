@@ -19,7 +19,11 @@ pub fn init_logging(config: &Config) {
         .with_target(false)
         .with_ansi(ansi);
     let _ = match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

@@ -46,7 +46,8 @@ macro_rules! store_conformance_tests {
 }
 
 /// Stamps every ephemeral-store conformance test. `$make` is an async fn returning
-/// `Arc<dyn EphemeralStore>` whose keys no other test uses.
+/// `(guard, Arc<dyn EphemeralStore>)` whose keys no other test uses; the guard lives
+/// until the test ends.
 #[macro_export]
 macro_rules! ephemeral_conformance_tests {
     ($make:path) => {
@@ -63,7 +64,7 @@ macro_rules! ephemeral_conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let store = $make().await;
+                let (_guard, store) = $make().await;
                 $crate::conformance::ephemeral::$name(store.as_ref()).await;
             }
         )*
