@@ -54,10 +54,7 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     crate::telemetry::init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gatehouse: cannot start the async runtime: {e}");
@@ -66,9 +63,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Some(Command::Migrate) => startup::migrate(&config)
-                .await
-                .map(|()| println!("migrations applied")),
+            Some(Command::Migrate) => startup::migrate(&config).await.map(|()| println!("migrations applied")),
             _ => serve(config).await,
         }
     });
@@ -106,10 +101,7 @@ fn openapi(out: &std::path::Path, check: bool) -> ExitCode {
         if crate::openapi::is_fresh(out) {
             return ExitCode::SUCCESS;
         }
-        eprintln!(
-            "gatehouse: {} is stale; run `gatehouse openapi`",
-            out.display()
-        );
+        eprintln!("gatehouse: {} is stale; run `gatehouse openapi`", out.display());
         return ExitCode::FAILURE;
     }
     match crate::openapi::write(out) {

@@ -20,10 +20,7 @@ pub struct ConfigError {
 }
 
 fn err(var: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var: var.to_owned(),
-        message: message.into(),
-    }
+    ConfigError { var: var.to_owned(), message: message.into() }
 }
 
 /// Which database, parsed from `GATEHOUSE_DATABASE_URL`.
@@ -76,9 +73,7 @@ impl MasterKey {
             .iter()
             .find_map(|e| e.decode(text).ok())
             .ok_or("must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "must decode to exactly 32 bytes")?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| "must decode to exactly 32 bytes")?;
         Ok(Self(key))
     }
 
@@ -133,6 +128,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Database pool size.
     pub database_max_connections: u32,
+    /// Argon2id cost for new password hashes.
+    pub argon2: gatehouse_core::password::Argon2Cost,
 }
 
 /// Every variable, its TOML key being the name without the prefix, in lowercase.
@@ -150,6 +147,9 @@ pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_AUDIT_READS",
     "GATEHOUSE_MAX_BODY_BYTES",
     "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+    "GATEHOUSE_ARGON2_MEMORY_KIB",
+    "GATEHOUSE_ARGON2_ITERATIONS",
+    "GATEHOUSE_ARGON2_PARALLELISM",
 ];
 
 impl Config {
@@ -175,33 +175,25 @@ impl Config {
     fn from_values(v: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |var: &str| v.get(var).map(|s| s.trim()).filter(|s| !s.is_empty());
 
-        let database =
-            parse_database(get("GATEHOUSE_DATABASE_URL").unwrap_or("sqlite://gatehouse.db"))?;
+        let database = parse_database(get("GATEHOUSE_DATABASE_URL").unwrap_or("sqlite://gatehouse.db"))?;
         let redis_url = get("GATEHOUSE_REDIS_URL").map(str::to_owned);
         if let Some(urls) = &redis_url {
             for u in urls.split(',').map(str::trim) {
                 let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "redis" | "rediss"));
                 if !ok {
-                    return Err(err(
-                        "GATEHOUSE_REDIS_URL",
-                        format!("{u:?} is not a redis:// or rediss:// URL"),
-                    ));
+                    return Err(err("GATEHOUSE_REDIS_URL", format!("{u:?} is not a redis:// or rediss:// URL")));
                 }
             }
         }
         let listen_text = get("GATEHOUSE_LISTEN").unwrap_or("127.0.0.1:8080");
         let listen = listen_text.parse().map_err(|_| {
-            err(
-                "GATEHOUSE_LISTEN",
-                format!("{listen_text:?} is not an address such as 127.0.0.1:8080"),
-            )
+            err("GATEHOUSE_LISTEN", format!("{listen_text:?} is not an address such as 127.0.0.1:8080"))
         })?;
-        let public_url =
-            parse_public_url(get("GATEHOUSE_PUBLIC_URL").unwrap_or("http://127.0.0.1:8080"))?;
+        let public_url = parse_public_url(get("GATEHOUSE_PUBLIC_URL").unwrap_or("http://127.0.0.1:8080"))?;
         let master_key = match (get("GATEHOUSE_MASTER_KEY"), &database) {
-            (Some(text), _) => MasterKeySource::Given(
-                MasterKey::parse(text).map_err(|m| err("GATEHOUSE_MASTER_KEY", m))?,
-            ),
+            (Some(text), _) => {
+                MasterKeySource::Given(MasterKey::parse(text).map_err(|m| err("GATEHOUSE_MASTER_KEY", m))?)
+            }
             (None, Database::Sqlite { path, .. }) => {
                 let mut file = path.clone().into_os_string();
                 file.push(".key");
@@ -228,40 +220,32 @@ impl Config {
                 url::Url::parse(u)
                     .ok()
                     .filter(|p| matches!(p.scheme(), "smtp" | "smtps") && p.host_str().is_some())
-                    .ok_or_else(|| {
-                        err(
-                            "GATEHOUSE_SMTP_URL",
-                            "must be smtp://host[:port] or smtps://host[:port]",
-                        )
-                    })
+                    .ok_or_else(|| err("GATEHOUSE_SMTP_URL", "must be smtp://host[:port] or smtps://host[:port]"))
             })
             .transpose()?;
         let log_format = match get("GATEHOUSE_LOG_FORMAT").unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
-                return Err(err(
-                    "GATEHOUSE_LOG_FORMAT",
-                    format!("{other:?} is not text or json"),
-                ));
+                return Err(err("GATEHOUSE_LOG_FORMAT", format!("{other:?} is not text or json")));
             }
         };
         let audit_reads = parse_bool(get("GATEHOUSE_AUDIT_READS"), true, "GATEHOUSE_AUDIT_READS")?;
-        let max_body_bytes = parse_number(
-            get("GATEHOUSE_MAX_BODY_BYTES"),
-            64 * 1024,
-            1024,
-            16 << 20,
-            "GATEHOUSE_MAX_BODY_BYTES",
-        )?;
-        let database_max_connections = parse_number(
-            get("GATEHOUSE_DATABASE_MAX_CONNECTIONS"),
-            10,
-            1,
-            1000,
-            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
-        )?;
+        let max_body_bytes =
+            parse_number(get("GATEHOUSE_MAX_BODY_BYTES"), 64 * 1024, 1024, 16 << 20, "GATEHOUSE_MAX_BODY_BYTES")?;
+        let database_max_connections =
+            parse_number(get("GATEHOUSE_DATABASE_MAX_CONNECTIONS"), 10, 1, 1000, "GATEHOUSE_DATABASE_MAX_CONNECTIONS")?;
+        let default_cost = gatehouse_core::password::Argon2Cost::default();
+        let number = |var: &str, default: u32, min: usize, max: usize| {
+            parse_number(get(var), default as usize, min, max, var).map(|n| u32::try_from(n).unwrap_or(default))
+        };
+        let argon2 = gatehouse_core::password::Argon2Cost {
+            memory_kib: number("GATEHOUSE_ARGON2_MEMORY_KIB", default_cost.memory_kib, 8 * 1024, 4 * 1024 * 1024)?,
+            iterations: number("GATEHOUSE_ARGON2_ITERATIONS", default_cost.iterations, 1, 16)?,
+            parallelism: number("GATEHOUSE_ARGON2_PARALLELISM", default_cost.parallelism, 1, 16)?,
+        };
         Ok(Self {
+            argon2,
             database,
             redis_url,
             redis_prefix: get("GATEHOUSE_REDIS_PREFIX").unwrap_or("gh:").to_owned(),
@@ -280,39 +264,23 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        err(
-            "GATEHOUSE_CONFIG",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        err(
-            "GATEHOUSE_CONFIG",
-            format!("{}: {}", path.display(), e.message()),
-        )
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("GATEHOUSE_CONFIG", format!("cannot read {}: {e}", path.display())))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err("GATEHOUSE_CONFIG", format!("{}: {}", path.display(), e.message())))?;
     let mut out = HashMap::new();
     for (key, value) in table {
         let var = format!("GATEHOUSE_{}", key.to_ascii_uppercase());
         if !VARIABLES.contains(&var.as_str()) {
-            return Err(err(
-                "GATEHOUSE_CONFIG",
-                format!("{}: unknown setting {key:?}", path.display()),
-            ));
+            return Err(err("GATEHOUSE_CONFIG", format!("{}: unknown setting {key:?}", path.display())));
         }
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             _ => {
-                return Err(err(
-                    &var,
-                    format!(
-                        "{}: {key} must be a string, integer or boolean",
-                        path.display()
-                    ),
-                ));
+                return Err(err(&var, format!("{}: {key} must be a string, integer or boolean", path.display())));
             }
         };
         out.insert(var, text);
@@ -324,25 +292,14 @@ fn parse_database(url: &str) -> Result<Database, ConfigError> {
     const VAR: &str = "GATEHOUSE_DATABASE_URL";
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         url::Url::parse(url).map_err(|e| err(VAR, format!("invalid postgres URL: {e}")))?;
-        return Ok(Database::Postgres {
-            url: url.to_owned(),
-        });
+        return Ok(Database::Postgres { url: url.to_owned() });
     }
-    if let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
+    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         let path = rest.split('?').next().unwrap_or_default();
         if path.is_empty() || path.contains(":memory:") || path.starts_with(':') {
-            return Err(err(
-                VAR,
-                "SQLite needs a file path, e.g. sqlite://gatehouse.db",
-            ));
+            return Err(err(VAR, "SQLite needs a file path, e.g. sqlite://gatehouse.db"));
         }
-        return Ok(Database::Sqlite {
-            url: format!("sqlite://{path}"),
-            path: PathBuf::from(path),
-        });
+        return Ok(Database::Sqlite { url: format!("sqlite://{path}"), path: PathBuf::from(path) });
     }
     Err(err(VAR, "must start with sqlite:// or postgres://"))
 }
@@ -372,19 +329,11 @@ fn parse_bool(value: Option<&str>, default: bool, var: &str) -> Result<bool, Con
     }
 }
 
-fn parse_number(
-    value: Option<&str>,
-    default: usize,
-    min: usize,
-    max: usize,
-    var: &str,
-) -> Result<usize, ConfigError> {
+fn parse_number(value: Option<&str>, default: usize, min: usize, max: usize, var: &str) -> Result<usize, ConfigError> {
     let Some(text) = value else {
         return Ok(default);
     };
-    let n: usize = text
-        .parse()
-        .map_err(|_| err(var, format!("{text:?} is not a whole number")))?;
+    let n: usize = text.parse().map_err(|_| err(var, format!("{text:?} is not a whole number")))?;
     if !(min..=max).contains(&n) {
         return Err(err(var, format!("must be between {min} and {max}")));
     }
@@ -396,28 +345,16 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn no_configuration_means_embedded_defaults() {
         let c = Config::from_vars(&HashMap::new()).unwrap();
-        assert_eq!(
-            c.database,
-            Database::Sqlite {
-                url: "sqlite://gatehouse.db".into(),
-                path: "gatehouse.db".into()
-            }
-        );
+        assert_eq!(c.database, Database::Sqlite { url: "sqlite://gatehouse.db".into(), path: "gatehouse.db".into() });
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
-        assert_eq!(
-            c.master_key,
-            MasterKeySource::File("gatehouse.db.key".into())
-        );
+        assert_eq!(c.master_key, MasterKeySource::File("gatehouse.db.key".into()));
         assert!(c.redis_url.is_none() && c.admin_token.is_none() && c.smtp_url.is_none());
     }
 
@@ -445,11 +382,7 @@ mod tests {
 
     #[test]
     fn postgres_requires_a_master_key() {
-        let e = Config::from_vars(&vars(&[(
-            "GATEHOUSE_DATABASE_URL",
-            "postgres://localhost/db",
-        )]))
-        .unwrap_err();
+        let e = Config::from_vars(&vars(&[("GATEHOUSE_DATABASE_URL", "postgres://localhost/db")])).unwrap_err();
         assert_eq!(e.var, "GATEHOUSE_MASTER_KEY");
         let key = MasterKey::generate().encode();
         let c = Config::from_vars(&vars(&[
@@ -461,31 +394,16 @@ mod tests {
 
     #[test]
     fn the_toml_file_is_read_and_the_environment_overrides_it() {
-        let path = std::env::temp_dir().join(format!(
-            "gatehouse-config-{}.toml",
-            gatehouse_core::ids::EventId::generate()
-        ));
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:9000\"\naudit_reads = false\nredis_prefix = \"x:\"\n",
-        )
-        .unwrap();
+        let path =
+            std::env::temp_dir().join(format!("gatehouse-config-{}.toml", gatehouse_core::ids::EventId::generate()));
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\naudit_reads = false\nredis_prefix = \"x:\"\n").unwrap();
         let file = path.display().to_string();
-        let c = Config::from_vars(&vars(&[
-            ("GATEHOUSE_CONFIG", &file),
-            ("GATEHOUSE_REDIS_PREFIX", "y:"),
-        ]))
-        .unwrap();
+        let c = Config::from_vars(&vars(&[("GATEHOUSE_CONFIG", &file), ("GATEHOUSE_REDIS_PREFIX", "y:")])).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert!(!c.audit_reads);
         assert_eq!(c.redis_prefix, "y:");
         std::fs::write(&path, "lisen = \"typo\"\n").unwrap();
-        assert_eq!(
-            Config::from_vars(&vars(&[("GATEHOUSE_CONFIG", &file)]))
-                .unwrap_err()
-                .var,
-            "GATEHOUSE_CONFIG"
-        );
+        assert_eq!(Config::from_vars(&vars(&[("GATEHOUSE_CONFIG", &file)])).unwrap_err().var, "GATEHOUSE_CONFIG");
         std::fs::remove_file(path).unwrap();
     }
 }

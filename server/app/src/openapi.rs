@@ -44,11 +44,7 @@ pub fn is_fresh(dir: &Path) -> bool {
 pub fn downgrade_to_30(mut doc: Value) -> Value {
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("openapi".into(), Value::String("3.0.3".into()));
-        if let Some(license) = obj
-            .get_mut("info")
-            .and_then(|i| i.get_mut("license"))
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(license) = obj.get_mut("info").and_then(|i| i.get_mut("license")).and_then(Value::as_object_mut) {
             license.remove("identifier");
         }
     }
@@ -75,11 +71,7 @@ fn is_null_schema(v: &Value) -> bool {
 
 fn downgrade_schema(map: &mut Map<String, Value>) {
     if let Some(Value::Array(types)) = map.get("type").cloned() {
-        let non_null: Vec<Value> = types
-            .iter()
-            .filter(|t| t.as_str() != Some("null"))
-            .cloned()
-            .collect();
+        let non_null: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
         if non_null.len() < types.len() {
             map.insert("nullable".into(), Value::Bool(true));
         }
@@ -91,11 +83,7 @@ fn downgrade_schema(map: &mut Map<String, Value>) {
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(Value::Array(arms)) = map.get(key).cloned() {
-            let rest: Vec<Value> = arms
-                .iter()
-                .filter(|a| !is_null_schema(a))
-                .cloned()
-                .collect();
+            let rest: Vec<Value> = arms.iter().filter(|a| !is_null_schema(a)).cloned().collect();
             if rest.len() < arms.len() {
                 map.insert("nullable".into(), Value::Bool(true));
                 if let [only] = rest.as_slice() {
@@ -114,8 +102,7 @@ fn downgrade_schema(map: &mut Map<String, Value>) {
             }
         }
     }
-    let is_schema =
-        map.contains_key("type") || map.contains_key("$ref") || map.contains_key("allOf");
+    let is_schema = map.contains_key("type") || map.contains_key("$ref") || map.contains_key("allOf");
     if is_schema
         && let Some(Value::Array(examples)) = map.remove("examples")
         && let Some(first) = examples.into_iter().next()
@@ -148,14 +135,8 @@ mod tests {
         assert_eq!(out["openapi"], "3.0.3");
         assert!(out["info"]["license"].get("identifier").is_none());
         let props = &out["components"]["schemas"]["S"]["properties"];
-        assert_eq!(
-            props["a"],
-            json!({"type": "string", "format": "date-time", "nullable": true})
-        );
-        assert_eq!(
-            props["b"],
-            json!({"allOf": [{"$ref": "#/components/schemas/T"}], "nullable": true})
-        );
+        assert_eq!(props["a"], json!({"type": "string", "format": "date-time", "nullable": true}));
+        assert_eq!(props["b"], json!({"allOf": [{"$ref": "#/components/schemas/T"}], "nullable": true}));
         assert_eq!(props["c"], json!({"type": "string", "example": "x"}));
         assert_eq!(props["d"], json!({"enum": ["fixed"]}));
     }
@@ -168,15 +149,8 @@ mod tests {
         fn check(v: &Value) {
             match v {
                 Value::Object(m) => {
-                    assert!(
-                        !matches!(m.get("type"), Some(Value::Array(_))),
-                        "type array left: {v}"
-                    );
-                    assert_ne!(
-                        m.get("type").and_then(Value::as_str),
-                        Some("null"),
-                        "null type left: {v}"
-                    );
+                    assert!(!matches!(m.get("type"), Some(Value::Array(_))), "type array left: {v}");
+                    assert_ne!(m.get("type").and_then(Value::as_str), Some("null"), "null type left: {v}");
                     assert!(!m.contains_key("const"));
                     m.values().for_each(check);
                 }

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::ephemeral::EphemeralStore;
 use gatehouse_core::ephemeral::memory::MemoryStore;
+use gatehouse_core::password::PasswordHasher;
 use gatehouse_core::secret::SecretString;
 use gatehouse_core::services::{ServiceConfig, Services};
 use gatehouse_core::store::Store;
@@ -28,18 +29,12 @@ const SQLITE_READERS: u32 = 4;
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match &config.database {
         Database::Sqlite { url, .. } => Arc::new(
-            SqliteStore::open(url, SQLITE_READERS)
-                .await
-                .context("GATEHOUSE_DATABASE_URL: cannot open SQLite")?,
+            SqliteStore::open(url, SQLITE_READERS).await.context("GATEHOUSE_DATABASE_URL: cannot open SQLite")?,
         ),
         Database::Postgres { url } => {
-            let migrated = PgStore::is_migrated(url)
-                .await
-                .context("GATEHOUSE_DATABASE_URL: cannot reach Postgres")?;
+            let migrated = PgStore::is_migrated(url).await.context("GATEHOUSE_DATABASE_URL: cannot reach Postgres")?;
             if !migrated {
-                bail!(
-                    "GATEHOUSE_DATABASE_URL: the database schema is not up to date; run `gatehouse migrate` first"
-                );
+                bail!("GATEHOUSE_DATABASE_URL: the database schema is not up to date; run `gatehouse migrate` first");
             }
             let store = PgStore::connect(url, config.database_max_connections)
                 .await
@@ -62,9 +57,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 pub async fn open_ephemeral(config: &Config) -> anyhow::Result<Arc<dyn EphemeralStore>> {
     Ok(match &config.redis_url {
         Some(urls) => Arc::new(
-            RedisStore::connect(urls, &config.redis_prefix)
-                .await
-                .context("GATEHOUSE_REDIS_URL: cannot connect")?,
+            RedisStore::connect(urls, &config.redis_prefix).await.context("GATEHOUSE_REDIS_URL: cannot connect")?,
         ),
         None => Arc::new(MemoryStore::new()),
     })
@@ -89,21 +82,22 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
             let key = MasterKey::generate();
             file.write_all(key.encode().as_bytes())
                 .and_then(|()| file.sync_all())
-                .with_context(|| {
-                    format!("GATEHOUSE_MASTER_KEY: cannot write {}", path.display())
-                })?;
+                .with_context(|| format!("GATEHOUSE_MASTER_KEY: cannot write {}", path.display()))?;
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("GATEHOUSE_MASTER_KEY: cannot read {}", path.display()))?;
-            MasterKey::parse(&text).map_err(|m| {
-                anyhow::anyhow!("GATEHOUSE_MASTER_KEY: the key file {} {m}", path.display())
-            })
+            MasterKey::parse(&text)
+                .map_err(|m| anyhow::anyhow!("GATEHOUSE_MASTER_KEY: the key file {} {m}", path.display()))
         }
-        Err(e) => Err(e)
-            .with_context(|| format!("GATEHOUSE_MASTER_KEY: cannot create {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("GATEHOUSE_MASTER_KEY: cannot create {}", path.display())),
     }
+}
+
+/// Password hashes run at most one per core at a time.
+fn hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Everything start-up produces before binding.
@@ -127,13 +121,10 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         ServiceConfig {
             audit_reads: config.audit_reads,
             break_glass_token: config.admin_token.clone(),
+            password_hasher: PasswordHasher::new(config.argon2, hash_concurrency())?,
         },
     );
-    let bootstrap_token = if config.admin_token.is_none() {
-        services.admin_tokens.bootstrap().await?
-    } else {
-        None
-    };
+    let bootstrap_token = if config.admin_token.is_none() { services.admin_tokens.bootstrap().await? } else { None };
     let state = AppState::new(AppStateInner {
         services,
         store,
@@ -142,10 +133,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         config: Arc::new(config),
         metrics: Arc::new(Metrics::default()),
     });
-    Ok(Prepared {
-        state,
-        bootstrap_token,
-    })
+    Ok(Prepared { state, bootstrap_token })
 }
 
 /// A running server.
@@ -171,10 +159,7 @@ impl Server {
 /// Starts serving on the configured address (port 0 picks a free one).
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let listen = config.listen;
-    let Prepared {
-        state,
-        bootstrap_token,
-    } = prepare(config).await?;
+    let Prepared { state, bootstrap_token } = prepare(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
@@ -188,12 +173,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             })
             .await
     });
-    Ok(Server {
-        local_addr,
-        bootstrap_token,
-        stop,
-        task,
-    })
+    Ok(Server { local_addr, bootstrap_token, stop, task })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,11 +1,6 @@
 //! The `gatehouse` binary as an operator runs it: one-line configuration errors, JSON
 //! logs, the bootstrap token, SIGTERM.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,29 +17,15 @@ fn gatehouse() -> Command {
 
 #[test]
 fn a_bad_value_stops_start_up_with_one_line_naming_the_variable() {
-    let output = gatehouse()
-        .args(["check-config"])
-        .env("GATEHOUSE_LISTEN", "not-an-address")
-        .output()
-        .unwrap();
+    let output = gatehouse().args(["check-config"]).env("GATEHOUSE_LISTEN", "not-an-address").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with("gatehouse: GATEHOUSE_LISTEN:"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("gatehouse: GATEHOUSE_LISTEN:"), "{stderr}");
 
-    let serve = gatehouse()
-        .env("GATEHOUSE_DATABASE_URL", "postgres://127.0.0.1/x")
-        .output()
-        .unwrap();
+    let serve = gatehouse().env("GATEHOUSE_DATABASE_URL", "postgres://127.0.0.1/x").output().unwrap();
     assert_eq!(serve.status.code(), Some(2));
-    assert!(
-        String::from_utf8(serve.stderr)
-            .unwrap()
-            .contains("GATEHOUSE_MASTER_KEY")
-    );
+    assert!(String::from_utf8(serve.stderr).unwrap().contains("GATEHOUSE_MASTER_KEY"));
 }
 
 #[test]
@@ -58,19 +39,13 @@ fn every_command_has_help() {
     ] {
         let output = gatehouse().args(args).output().unwrap();
         assert!(output.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8(output.stdout).unwrap().contains("Usage"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8(output.stdout).unwrap().contains("Usage"), "{args:?}");
     }
 }
 
 #[test]
 fn serve_logs_json_prints_the_bootstrap_token_once_and_stops_cleanly_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!(
-        "gatehouse-bin-{}",
-        gatehouse_core::ids::EventId::generate()
-    ));
+    let dir = std::env::temp_dir().join(format!("gatehouse-bin-{}", gatehouse_core::ids::EventId::generate()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = gatehouse()
         .current_dir(&dir)
@@ -94,10 +69,7 @@ fn serve_logs_json_prints_the_bootstrap_token_once_and_stops_cleanly_on_sigterm(
             addr = json["listen"].as_str().map(str::to_owned);
         }
     }
-    let (token, addr) = (
-        token.expect("bootstrap token printed"),
-        addr.expect("ready line logged as JSON"),
-    );
+    let (token, addr) = (token.expect("bootstrap token printed"), addr.expect("ready line logged as JSON"));
 
     // One authenticated call; its log line must not contain the credential.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -112,10 +84,7 @@ fn serve_logs_json_prints_the_bootstrap_token_once_and_stops_cleanly_on_sigterm(
     });
     assert_eq!(status, 200);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let mut rest = Vec::new();
     for line in lines.map_while(Result::ok) {
@@ -123,22 +92,11 @@ fn serve_logs_json_prints_the_bootstrap_token_once_and_stops_cleanly_on_sigterm(
     }
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}");
-    let request_line = rest
-        .iter()
-        .find(|l| l.contains("/v1/tenants"))
-        .expect("the request was logged");
+    let request_line = rest.iter().find(|l| l.contains("/v1/tenants")).expect("the request was logged");
     let parsed: serde_json::Value = serde_json::from_str(request_line).unwrap();
     assert_eq!(parsed["http.status"], 200);
-    assert!(
-        parsed["span"]["request.id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("req_")),
-        "{request_line}"
-    );
-    assert!(
-        rest.iter().all(|l| !l.contains(&token)),
-        "a log line contains the token"
-    );
+    assert!(parsed["span"]["request.id"].as_str().is_some_and(|id| id.starts_with("req_")), "{request_line}");
+    assert!(rest.iter().all(|l| !l.contains(&token)), "a log line contains the token");
     assert!(rest.iter().any(|l| l.contains("shutting down")));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,11 +1,6 @@
 //! Black-box tests of the management API: a real server on a random port, real HTTP,
 //! on SQLite (+ in-process store) and on Postgres (+ Redis).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 mod support;
 
@@ -25,12 +20,18 @@ on_both_backends!(
     operator_tokens_can_be_created_listed_and_revoked,
     cors_preflight_allows_only_the_tenants_origins,
     readiness_and_metrics_answer,
+    users_are_managed_with_emails_unique_per_tenant_ignoring_case,
+    weak_passwords_and_malformed_users_are_refused,
 );
 
 async fn tenants_can_be_created_read_updated_listed_and_deleted(backend: Backend) {
     let s = TestServer::start(backend).await;
     let created = s
-        .post("/v1/tenants", &s.admin, json!({"slug": "acme-corp", "name": "Acme Ünïcode 🚀", "settings": {"mfa": "required"}}))
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"slug": "acme-corp", "name": "Acme Ünïcode 🚀", "settings": {"mfa": "required"}}),
+        )
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let t = &created.body;
@@ -46,51 +47,20 @@ async fn tenants_can_be_created_read_updated_listed_and_deleted(backend: Backend
     assert_eq!(&read.body, t);
 
     let patched = s
-        .patch(
-            &format!("/v1/tenants/{id}"),
-            &s.admin,
-            json!({"settings": {"branding": {"primary_color": "#123abc"}}}),
-        )
+        .patch(&format!("/v1/tenants/{id}"), &s.admin, json!({"settings": {"branding": {"primary_color": "#123abc"}}}))
         .await;
     assert_eq!(patched.status, 200, "{:?}", patched.body);
-    assert_eq!(
-        patched.body["settings"]["branding"]["primary_color"],
-        "#123abc"
-    );
-    assert_eq!(
-        patched.body["settings"]["mfa"], "required",
-        "a merge patch keeps other settings"
-    );
+    assert_eq!(patched.body["settings"]["branding"]["primary_color"], "#123abc");
+    assert_eq!(patched.body["settings"]["mfa"], "required", "a merge patch keeps other settings");
     assert_eq!(patched.body["version"], 2);
 
-    let duplicate = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"slug": "acme-corp", "name": "Again"}),
-        )
-        .await;
+    let duplicate = s.post("/v1/tenants", &s.admin, json!({"slug": "acme-corp", "name": "Again"})).await;
     duplicate.assert_problem(409, "conflict");
 
-    assert_eq!(
-        s.delete(&format!("/v1/tenants/{id}"), &s.admin)
-            .await
-            .status,
-        204
-    );
-    s.get(&format!("/v1/tenants/{id}"), &s.admin)
-        .await
-        .assert_problem(404, "not_found");
-    s.delete(&format!("/v1/tenants/{id}"), &s.admin)
-        .await
-        .assert_problem(404, "not_found");
-    let reuse = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"slug": "acme-corp", "name": "Squatter"}),
-        )
-        .await;
+    assert_eq!(s.delete(&format!("/v1/tenants/{id}"), &s.admin).await.status, 204);
+    s.get(&format!("/v1/tenants/{id}"), &s.admin).await.assert_problem(404, "not_found");
+    s.delete(&format!("/v1/tenants/{id}"), &s.admin).await.assert_problem(404, "not_found");
+    let reuse = s.post("/v1/tenants", &s.admin, json!({"slug": "acme-corp", "name": "Squatter"})).await;
     reuse.assert_problem(409, "conflict");
 }
 
@@ -103,67 +73,25 @@ async fn a_secret_key_reaches_its_own_tenant_and_nothing_else(backend: Backend) 
     assert_eq!(key["status"], "active");
     assert!(secret.starts_with(key["prefix"].as_str().unwrap()));
 
-    let own = s
-        .get(
-            &format!("/v1/tenants/{}", mine["id"].as_str().unwrap()),
-            &secret,
-        )
-        .await;
+    let own = s.get(&format!("/v1/tenants/{}", mine["id"].as_str().unwrap()), &secret).await;
     assert_eq!(own.status, 200);
     let foreign_id = other["id"].as_str().unwrap();
-    s.get(&format!("/v1/tenants/{foreign_id}"), &secret)
-        .await
-        .assert_problem(404, "not_found");
-    s.patch(
-        &format!("/v1/tenants/{foreign_id}"),
-        &secret,
-        json!({"name": "x"}),
-    )
-    .await
-    .assert_problem(404, "not_found");
-    s.get(&format!("/v1/tenants/{foreign_id}/secret-keys"), &secret)
-        .await
-        .assert_problem(404, "not_found");
-    s.post(
-        &format!("/v1/tenants/{foreign_id}/secret-keys"),
-        &secret,
-        json!({}),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    s.get(&format!("/v1/tenants/{foreign_id}"), &secret).await.assert_problem(404, "not_found");
+    s.patch(&format!("/v1/tenants/{foreign_id}"), &secret, json!({"name": "x"})).await.assert_problem(404, "not_found");
+    s.get(&format!("/v1/tenants/{foreign_id}/secret-keys"), &secret).await.assert_problem(404, "not_found");
+    s.post(&format!("/v1/tenants/{foreign_id}/secret-keys"), &secret, json!({})).await.assert_problem(404, "not_found");
     let listed = s.get("/v1/tenants", &secret).await;
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(listed.body["data"][0]["id"], mine["id"]);
-    let events = s
-        .get(&format!("/v1/audit-events?tenant_id={foreign_id}"), &secret)
-        .await;
+    let events = s.get(&format!("/v1/audit-events?tenant_id={foreign_id}"), &secret).await;
     events.assert_problem(404, "not_found");
     let own_events = s.get("/v1/audit-events?limit=100", &secret).await;
-    assert!(
-        own_events.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["tenant_id"] == mine["id"])
-    );
+    assert!(own_events.body["data"].as_array().unwrap().iter().all(|e| e["tenant_id"] == mine["id"]));
 
-    s.post(
-        "/v1/tenants",
-        &secret,
-        json!({"slug": "nope-nope", "name": "x"}),
-    )
-    .await
-    .assert_problem(403, "forbidden");
-    s.get("/v1/admin-tokens", &secret)
-        .await
-        .assert_problem(403, "forbidden");
+    s.post("/v1/tenants", &secret, json!({"slug": "nope-nope", "name": "x"})).await.assert_problem(403, "forbidden");
+    s.get("/v1/admin-tokens", &secret).await.assert_problem(403, "forbidden");
     // Listing keys never reveals secrets.
-    let keys = s
-        .get(
-            &format!("/v1/tenants/{}/secret-keys", mine["id"].as_str().unwrap()),
-            &secret,
-        )
-        .await;
+    let keys = s.get(&format!("/v1/tenants/{}/secret-keys", mine["id"].as_str().unwrap()), &secret).await;
     assert!(keys.body["data"][0].get("secret").is_none());
 }
 
@@ -172,39 +100,18 @@ async fn a_revoked_secret_key_gets_401(backend: Backend) {
     let t = s.tenant("revoke").await;
     let tid = t["id"].as_str().unwrap();
     let (key, secret) = s.secret_key(tid).await;
-    assert_eq!(
-        s.get(&format!("/v1/tenants/{tid}"), &secret).await.status,
-        200
-    );
+    assert_eq!(s.get(&format!("/v1/tenants/{tid}"), &secret).await.status, 200);
     let kid = key["id"].as_str().unwrap();
-    assert_eq!(
-        s.delete(&format!("/v1/tenants/{tid}/secret-keys/{kid}"), &s.admin)
-            .await
-            .status,
-        204
-    );
-    s.get(&format!("/v1/tenants/{tid}"), &secret)
-        .await
-        .assert_problem(401, "unauthorized");
-    let listed = s
-        .get(&format!("/v1/tenants/{tid}/secret-keys"), &s.admin)
-        .await;
+    assert_eq!(s.delete(&format!("/v1/tenants/{tid}/secret-keys/{kid}"), &s.admin).await.status, 204);
+    s.get(&format!("/v1/tenants/{tid}"), &secret).await.assert_problem(401, "unauthorized");
+    let listed = s.get(&format!("/v1/tenants/{tid}/secret-keys"), &s.admin).await;
     assert_eq!(listed.body["data"][0]["status"], "revoked");
-    s.delete(&format!("/v1/tenants/{tid}/secret-keys/{kid}"), &s.admin)
-        .await
-        .assert_problem(404, "not_found");
+    s.delete(&format!("/v1/tenants/{tid}/secret-keys/{kid}"), &s.admin).await.assert_problem(404, "not_found");
 
     // Deleting the tenant stops its other keys too.
     let (_, second) = s.secret_key(tid).await;
-    assert_eq!(
-        s.delete(&format!("/v1/tenants/{tid}"), &s.admin)
-            .await
-            .status,
-        204
-    );
-    s.get("/v1/tenants", &second)
-        .await
-        .assert_problem(401, "unauthorized");
+    assert_eq!(s.delete(&format!("/v1/tenants/{tid}"), &s.admin).await.status, 204);
+    s.get("/v1/tenants", &second).await.assert_problem(401, "unauthorized");
 }
 
 async fn a_rotated_key_works_during_the_overlap_and_its_successor_at_once(backend: Backend) {
@@ -213,51 +120,22 @@ async fn a_rotated_key_works_during_the_overlap_and_its_successor_at_once(backen
     let tid = t["id"].as_str().unwrap();
     let (key, old_secret) = s.secret_key(tid).await;
     let kid = key["id"].as_str().unwrap();
-    let rotated = s
-        .post(
-            &format!("/v1/tenants/{tid}/secret-keys/{kid}/rotate"),
-            &s.admin,
-            json!({}),
-        )
-        .await;
+    let rotated = s.post(&format!("/v1/tenants/{tid}/secret-keys/{kid}/rotate"), &s.admin, json!({})).await;
     assert_eq!(rotated.status, 201, "{:?}", rotated.body);
     let new_secret = rotated.body["secret"].as_str().unwrap();
     assert_ne!(new_secret, old_secret);
-    assert_eq!(
-        s.get(&format!("/v1/tenants/{tid}"), new_secret)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        s.get(&format!("/v1/tenants/{tid}"), &old_secret)
-            .await
-            .status,
-        200,
-        "old key works during overlap"
-    );
-    let again = s
-        .post(
-            &format!("/v1/tenants/{tid}/secret-keys/{kid}/rotate"),
-            &s.admin,
-            json!({}),
-        )
-        .await;
+    assert_eq!(s.get(&format!("/v1/tenants/{tid}"), new_secret).await.status, 200);
+    assert_eq!(s.get(&format!("/v1/tenants/{tid}"), &old_secret).await.status, 200, "old key works during overlap");
+    let again = s.post(&format!("/v1/tenants/{tid}/secret-keys/{kid}/rotate"), &s.admin, json!({})).await;
     again.assert_problem(409, "conflict");
 
     // With no overlap the old key stops at once.
     let successor = rotated.body["id"].as_str().unwrap();
     let immediate = s
-        .post(
-            &format!("/v1/tenants/{tid}/secret-keys/{successor}/rotate"),
-            &s.admin,
-            json!({"overlap_seconds": 0}),
-        )
+        .post(&format!("/v1/tenants/{tid}/secret-keys/{successor}/rotate"), &s.admin, json!({"overlap_seconds": 0}))
         .await;
     assert_eq!(immediate.status, 201);
-    s.get(&format!("/v1/tenants/{tid}"), new_secret)
-        .await
-        .assert_problem(401, "unauthorized");
+    s.get(&format!("/v1/tenants/{tid}"), new_secret).await.assert_problem(401, "unauthorized");
     let bad = s
         .post(
             &format!("/v1/tenants/{tid}/secret-keys/{successor}/rotate"),
@@ -307,9 +185,7 @@ async fn management_calls_write_audit_events(backend: Backend) {
     let tid = created.body["id"].as_str().unwrap();
     s.get(&format!("/v1/tenants/{tid}"), &s.admin).await;
 
-    let events = s
-        .get(&format!("/v1/audit-events?tenant_id={tid}"), &s.admin)
-        .await;
+    let events = s.get(&format!("/v1/audit-events?tenant_id={tid}"), &s.admin).await;
     assert_eq!(events.status, 200, "{:?}", events.body);
     let data = events.body["data"].as_array().unwrap();
     let actions: Vec<&str> = data.iter().map(|e| e["action"].as_str().unwrap()).collect();
@@ -324,25 +200,10 @@ async fn management_calls_write_audit_events(backend: Backend) {
     assert_eq!(create["request_id"], "trace-abc-123");
     assert!(create["id"].as_str().unwrap().starts_with("evt_"));
 
-    let filtered = s
-        .get("/v1/audit-events?action=tenant.create&limit=100", &s.admin)
-        .await;
-    assert!(
-        filtered.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["action"] == "tenant.create")
-    );
-    let by_actor = s
-        .get(
-            &format!(
-                "/v1/audit-events?actor_id={}",
-                create["actor_id"].as_str().unwrap()
-            ),
-            &s.admin,
-        )
-        .await;
+    let filtered = s.get("/v1/audit-events?action=tenant.create&limit=100", &s.admin).await;
+    assert!(filtered.body["data"].as_array().unwrap().iter().all(|e| e["action"] == "tenant.create"));
+    let by_actor =
+        s.get(&format!("/v1/audit-events?actor_id={}", create["actor_id"].as_str().unwrap()), &s.admin).await;
     assert!(!by_actor.body["data"].as_array().unwrap().is_empty());
 }
 
@@ -351,64 +212,35 @@ async fn bad_input_gets_problem_json_and_changes_nothing(backend: Backend) {
     let t = s.tenant("valid").await;
     let tid = t["id"].as_str().unwrap();
     let raw = |body: &'static str| {
-        s.client
-            .post(s.url("/v1/tenants"))
-            .bearer_auth(&s.admin)
-            .header("content-type", "application/json")
-            .body(body)
+        s.client.post(s.url("/v1/tenants")).bearer_auth(&s.admin).header("content-type", "application/json").body(body)
     };
 
-    s.send(raw("{\"slug\": "))
-        .await
-        .assert_problem(400, "malformed_json");
-    s.send(raw("{\"slug\": \"a\",, }"))
-        .await
-        .assert_problem(400, "malformed_json");
-    s.send(raw("{\"slug\": 42, \"name\": \"x\"}"))
+    s.send(raw("{\"slug\": ")).await.assert_problem(400, "malformed_json");
+    s.send(raw("{\"slug\": \"a\",, }")).await.assert_problem(400, "malformed_json");
+    s.send(raw("{\"slug\": 42, \"name\": \"x\"}")).await.assert_problem(422, "validation_failed");
+    s.send(raw("{\"slug\": \"ok-slug\", \"name\": \"x\", \"admin\": true}"))
         .await
         .assert_problem(422, "validation_failed");
-    s.send(raw(
-        "{\"slug\": \"ok-slug\", \"name\": \"x\", \"admin\": true}",
-    ))
-    .await
-    .assert_problem(422, "validation_failed");
-    s.send(raw("{\"name\": \"no slug\"}"))
-        .await
-        .assert_problem(422, "validation_failed");
-    s.send(raw("null"))
-        .await
-        .assert_problem(422, "validation_failed");
-    let no_type = s
-        .client
-        .post(s.url("/v1/tenants"))
-        .bearer_auth(&s.admin)
-        .body("{}");
-    s.send(no_type)
-        .await
-        .assert_problem(415, "unsupported_media_type");
-    let huge = format!(
-        "{{\"slug\": \"big-one\", \"name\": \"{}\"}}",
-        "x".repeat(200_000)
-    );
-    let oversized = s
-        .client
-        .post(s.url("/v1/tenants"))
-        .bearer_auth(&s.admin)
-        .header("content-type", "application/json")
-        .body(huge);
-    s.send(oversized)
-        .await
-        .assert_problem(413, "payload_too_large");
+    s.send(raw("{\"name\": \"no slug\"}")).await.assert_problem(422, "validation_failed");
+    s.send(raw("null")).await.assert_problem(422, "validation_failed");
+    let no_type = s.client.post(s.url("/v1/tenants")).bearer_auth(&s.admin).body("{}");
+    s.send(no_type).await.assert_problem(415, "unsupported_media_type");
+    let huge = format!("{{\"slug\": \"big-one\", \"name\": \"{}\"}}", "x".repeat(200_000));
+    let oversized =
+        s.client.post(s.url("/v1/tenants")).bearer_auth(&s.admin).header("content-type", "application/json").body(huge);
+    s.send(oversized).await.assert_problem(413, "payload_too_large");
 
     for slug in ["ab", "UPPER", "admin", "-lead", "a_b", "spa ce", "ünï"] {
-        let r = s
-            .post("/v1/tenants", &s.admin, json!({"slug": slug, "name": "x"}))
-            .await;
+        let r = s.post("/v1/tenants", &s.admin, json!({"slug": slug, "name": "x"})).await;
         r.assert_problem(422, "validation_failed");
         assert_eq!(r.body["errors"][0]["field"], "slug");
     }
     let bad_settings = s
-        .post("/v1/tenants", &s.admin, json!({"slug": "bad-settings", "name": "x", "settings": {"access_token_ttl_seconds": -5}}))
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"slug": "bad-settings", "name": "x", "settings": {"access_token_ttl_seconds": -5}}),
+        )
         .await;
     bad_settings.assert_problem(422, "validation_failed");
     let bad_origin = s
@@ -419,54 +251,24 @@ async fn bad_input_gets_problem_json_and_changes_nothing(backend: Backend) {
         )
         .await;
     bad_origin.assert_problem(422, "validation_failed");
-    assert_eq!(
-        bad_origin.body["errors"][0]["field"],
-        "settings.allowed_origins[0]"
-    );
-    s.patch(
-        &format!("/v1/tenants/{tid}"),
-        &s.admin,
-        json!({"name": "   "}),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-
-    s.get("/v1/tenants?cursor=not-a-cursor", &s.admin)
-        .await
-        .assert_problem(400, "invalid_cursor");
-    s.get(
-        "/v1/tenants?cursor=djE6Jz4iOyBEUk9QIFRBQkxFIHRlbmFudHM7LS0",
-        &s.admin,
-    )
-    .await
-    .assert_problem(400, "invalid_cursor");
-    s.get("/v1/tenants?limit=0", &s.admin)
+    assert_eq!(bad_origin.body["errors"][0]["field"], "settings.allowed_origins[0]");
+    s.patch(&format!("/v1/tenants/{tid}"), &s.admin, json!({"name": "   "}))
         .await
         .assert_problem(422, "validation_failed");
-    s.get("/v1/tenants?limit=abc", &s.admin)
+
+    s.get("/v1/tenants?cursor=not-a-cursor", &s.admin).await.assert_problem(400, "invalid_cursor");
+    s.get("/v1/tenants?cursor=djE6Jz4iOyBEUk9QIFRBQkxFIHRlbmFudHM7LS0", &s.admin)
         .await
-        .assert_problem(400, "invalid_query");
-    s.get("/v1/tenants?limit=99999999999", &s.admin)
-        .await
-        .assert_problem(400, "invalid_query");
-    s.get("/v1/tenants?sort=evil", &s.admin)
-        .await
-        .assert_problem(400, "invalid_query");
-    s.get("/v1/tenants/not-an-id", &s.admin)
-        .await
-        .assert_problem(400, "invalid_path");
-    s.get("/v1/tenants/key_01jq3v6m8k2r7x0a9b4c5d6e7f", &s.admin)
-        .await
-        .assert_problem(400, "invalid_path");
-    s.get("/v1/tenants/tnt_01jq3v6m8k2r7x0a9b4c5d6e7f", &s.admin)
-        .await
-        .assert_problem(404, "not_found");
-    s.get("/v1/audit-events?tenant_id=%27%20OR%201%3D1", &s.admin)
-        .await
-        .assert_problem(400, "invalid_query");
-    s.get("/v1/nothing-here", &s.admin)
-        .await
-        .assert_problem(404, "not_found");
+        .assert_problem(400, "invalid_cursor");
+    s.get("/v1/tenants?limit=0", &s.admin).await.assert_problem(422, "validation_failed");
+    s.get("/v1/tenants?limit=abc", &s.admin).await.assert_problem(400, "invalid_query");
+    s.get("/v1/tenants?limit=99999999999", &s.admin).await.assert_problem(400, "invalid_query");
+    s.get("/v1/tenants?sort=evil", &s.admin).await.assert_problem(400, "invalid_query");
+    s.get("/v1/tenants/not-an-id", &s.admin).await.assert_problem(400, "invalid_path");
+    s.get("/v1/tenants/skey_01jq3v6m8k2r7x0a9b4c5d6e7f", &s.admin).await.assert_problem(400, "invalid_path");
+    s.get("/v1/tenants/tnt_01jq3v6m8k2r7x0a9b4c5d6e7f", &s.admin).await.assert_problem(404, "not_found");
+    s.get("/v1/audit-events?tenant_id=%27%20OR%201%3D1", &s.admin).await.assert_problem(400, "invalid_query");
+    s.get("/v1/nothing-here", &s.admin).await.assert_problem(404, "not_found");
     let put = s.client.put(s.url("/v1/tenants")).bearer_auth(&s.admin);
     s.send(put).await.assert_problem(405, "method_not_allowed");
 
@@ -480,19 +282,10 @@ async fn missing_or_wrong_credentials_get_401_and_repeated_failures_get_429(back
     let s = TestServer::start(backend).await;
     let anonymous = s.send(s.client.get(s.url("/v1/tenants"))).await;
     anonymous.assert_problem(401, "unauthorized");
-    assert!(
-        anonymous
-            .header("www-authenticate")
-            .unwrap()
-            .starts_with("Bearer")
-    );
-    s.send(
-        s.client
-            .get(s.url("/v1/tenants"))
-            .header("authorization", "Basic Zm9vOmJhcg=="),
-    )
-    .await
-    .assert_problem(401, "unauthorized");
+    assert!(anonymous.header("www-authenticate").unwrap().starts_with("Bearer"));
+    s.send(s.client.get(s.url("/v1/tenants")).header("authorization", "Basic Zm9vOmJhcg=="))
+        .await
+        .assert_problem(401, "unauthorized");
     // A guessed key, an admin-token lookalike, an absurdly long value: all the same answer.
     let lookalike = format!("gh_admin_{}", "A".repeat(43));
     for bad in ["sk_guess", lookalike.as_str(), &"x".repeat(5000)] {
@@ -510,98 +303,43 @@ async fn missing_or_wrong_credentials_get_401_and_repeated_failures_get_429(back
     }
     let limited = limited.expect("failures were never rate limited");
     limited.assert_problem(429, "rate_limited");
-    assert!(
-        limited
-            .header("retry-after")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            > 0
-    );
+    assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
     // While blocked, even a valid credential from that address is refused.
-    s.get("/v1/tenants", &s.admin)
-        .await
-        .assert_problem(429, "rate_limited");
+    s.get("/v1/tenants", &s.admin).await.assert_problem(429, "rate_limited");
 }
 
 async fn a_scoped_operator_token_reaches_only_its_tenants(backend: Backend) {
     let s = TestServer::start(backend).await;
     let a = s.tenant("scoped-a").await;
     let b = s.tenant("scoped-b").await;
-    let created = s
-        .post(
-            "/v1/admin-tokens",
-            &s.admin,
-            json!({"name": "support", "tenant_ids": [a["id"]]}),
-        )
-        .await;
+    let created = s.post("/v1/admin-tokens", &s.admin, json!({"name": "support", "tenant_ids": [a["id"]]})).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let token = created.body["secret"].as_str().unwrap();
     assert!(token.starts_with("gh_admin_"));
-    assert_eq!(
-        s.get(&format!("/v1/tenants/{}", a["id"].as_str().unwrap()), token)
-            .await
-            .status,
-        200
-    );
-    s.get(&format!("/v1/tenants/{}", b["id"].as_str().unwrap()), token)
-        .await
-        .assert_problem(404, "not_found");
+    assert_eq!(s.get(&format!("/v1/tenants/{}", a["id"].as_str().unwrap()), token).await.status, 200);
+    s.get(&format!("/v1/tenants/{}", b["id"].as_str().unwrap()), token).await.assert_problem(404, "not_found");
     let listed = s.get("/v1/tenants", token).await;
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
-    s.post(
-        "/v1/tenants",
-        token,
-        json!({"slug": "scoped-new", "name": "x"}),
-    )
-    .await
-    .assert_problem(403, "forbidden");
-    s.post("/v1/admin-tokens", token, json!({}))
-        .await
-        .assert_problem(403, "forbidden");
-    let unknown = s
-        .post(
-            "/v1/admin-tokens",
-            &s.admin,
-            json!({"tenant_ids": ["tnt_01jq3v6m8k2r7x0a9b4c5d6e7f"]}),
-        )
-        .await;
+    s.post("/v1/tenants", token, json!({"slug": "scoped-new", "name": "x"})).await.assert_problem(403, "forbidden");
+    s.post("/v1/admin-tokens", token, json!({})).await.assert_problem(403, "forbidden");
+    let unknown = s.post("/v1/admin-tokens", &s.admin, json!({"tenant_ids": ["tnt_01jq3v6m8k2r7x0a9b4c5d6e7f"]})).await;
     unknown.assert_problem(422, "validation_failed");
 }
 
 async fn operator_tokens_can_be_created_listed_and_revoked(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let created = s
-        .post("/v1/admin-tokens", &s.admin, json!({"name": "terraform"}))
-        .await;
+    let created = s.post("/v1/admin-tokens", &s.admin, json!({"name": "terraform"})).await;
     assert_eq!(created.status, 201);
     let token = created.body["secret"].as_str().unwrap().to_owned();
     let id = created.body["id"].as_str().unwrap().to_owned();
     assert_eq!(s.get("/v1/tenants", &token).await.status, 200);
     let listed = s.get("/v1/admin-tokens", &token).await;
-    let names: Vec<&str> = listed.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        listed.body["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["bootstrap", "terraform"]);
-    assert!(
-        listed.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t.get("secret").is_none())
-    );
-    assert_eq!(
-        s.delete(&format!("/v1/admin-tokens/{id}"), &s.admin)
-            .await
-            .status,
-        204
-    );
-    s.get("/v1/tenants", &token)
-        .await
-        .assert_problem(401, "unauthorized");
+    assert!(listed.body["data"].as_array().unwrap().iter().all(|t| t.get("secret").is_none()));
+    assert_eq!(s.delete(&format!("/v1/admin-tokens/{id}"), &s.admin).await.status, 204);
+    s.get("/v1/tenants", &token).await.assert_problem(401, "unauthorized");
 }
 
 async fn cors_preflight_allows_only_the_tenants_origins(backend: Backend) {
@@ -619,31 +357,20 @@ async fn cors_preflight_allows_only_the_tenants_origins(backend: Backend) {
     assert_eq!(patched.status, 200);
     let preflight = |origin: &str| {
         s.client
-            .request(
-                reqwest::Method::OPTIONS,
-                s.url(&format!("/t/{slug}/auth/login")),
-            )
+            .request(reqwest::Method::OPTIONS, s.url(&format!("/t/{slug}/auth/login")))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
     };
     let ok = s.send(preflight("https://app.example.com")).await;
     assert_eq!(ok.status, 204);
-    assert_eq!(
-        ok.header("access-control-allow-origin"),
-        Some("https://app.example.com")
-    );
+    assert_eq!(ok.header("access-control-allow-origin"), Some("https://app.example.com"));
     assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
     let evil = s.send(preflight("https://evil.example.com")).await;
     evil.assert_problem(403, "forbidden");
     assert!(evil.header("access-control-allow-origin").is_none());
     // The management API never answers cross-origin.
     let mgmt = s
-        .send(
-            s.client
-                .get(s.url("/v1/tenants"))
-                .bearer_auth(&s.admin)
-                .header("origin", "https://app.example.com"),
-        )
+        .send(s.client.get(s.url("/v1/tenants")).bearer_auth(&s.admin).header("origin", "https://app.example.com"))
         .await;
     assert!(mgmt.header("access-control-allow-origin").is_none());
 }
@@ -652,24 +379,11 @@ async fn readiness_and_metrics_answer(backend: Backend) {
     let s = TestServer::start(backend).await;
     let ready = s.send(s.client.get(s.url("/readyz"))).await;
     assert_eq!(ready.status, 200);
-    assert_eq!(
-        s.send(s.client.get(s.url("/healthz"))).await.body["status"],
-        "ok"
-    );
+    assert_eq!(s.send(s.client.get(s.url("/healthz"))).await.body["status"], "ok");
     s.get("/v1/tenants", &s.admin).await;
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
-        metrics.contains(
-            "gatehouse_http_requests_total{method=\"GET\",route=\"/v1/tenants\",status=\"200\"}"
-        ),
+        metrics.contains("gatehouse_http_requests_total{method=\"GET\",route=\"/v1/tenants\",status=\"200\"}"),
         "{metrics}"
     );
     assert!(metrics.contains("gatehouse_http_request_duration_seconds_bucket"));
@@ -679,13 +393,108 @@ async fn readiness_and_metrics_answer(backend: Backend) {
     assert_eq!(headers.header("x-frame-options"), Some("DENY"));
     assert!(headers.header("x-request-id").unwrap().starts_with("req_"));
     for hostile in ["a b<script>".to_owned(), "x".repeat(300)] {
-        let reply = s
-            .send(
-                s.client
-                    .get(s.url("/healthz"))
-                    .header("x-request-id", hostile),
-            )
-            .await;
+        let reply = s.send(s.client.get(s.url("/healthz")).header("x-request-id", hostile)).await;
         assert!(reply.header("x-request-id").unwrap().starts_with("req_"));
     }
+}
+
+async fn users_are_managed_with_emails_unique_per_tenant_ignoring_case(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("people").await;
+    let other = s.tenant("people-other").await;
+    let tid = t["id"].as_str().unwrap();
+    let users = format!("/v1/tenants/{tid}/users");
+    let created = s
+        .post(
+            &users,
+            &s.admin,
+            json!({"email": "Jürgen@Bücher.de", "password": "violet kettle drums", "name": "Jürgen"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let u = &created.body;
+    let uid = u["id"].as_str().unwrap();
+    assert!(uid.starts_with("usr_"));
+    assert_eq!(u["email"], "Jürgen@Bücher.de");
+    assert_eq!(u["has_password"], true);
+    assert_eq!(u["status"], "active");
+    assert!(u.get("password_hash").is_none() && !u.to_string().contains("argon2"), "the hash never leaves");
+
+    let twin = s.post(&users, &s.admin, json!({"email": "JÜRGEN@BÜCHER.DE"})).await;
+    twin.assert_problem(409, "conflict");
+    let other_users = format!("/v1/tenants/{}/users", other["id"].as_str().unwrap());
+    assert_eq!(s.post(&other_users, &s.admin, json!({"email": "jürgen@bücher.de"})).await.status, 201);
+
+    for email in ["anna@example.com", "ann@example.com", "bob@example.com"] {
+        assert_eq!(s.post(&users, &s.admin, json!({"email": email})).await.status, 201);
+    }
+    let filtered = s.get(&format!("{users}?email_prefix=ANN"), &s.admin).await;
+    let emails: Vec<&str> =
+        filtered.body["data"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["anna@example.com", "ann@example.com"]);
+    let page = s.get(&format!("{users}?limit=2"), &s.admin).await;
+    assert_eq!(page.body["data"].as_array().unwrap().len(), 2);
+    assert!(page.body["next_cursor"].is_string());
+
+    let disabled = s.patch(&format!("{users}/{uid}"), &s.admin, json!({"status": "disabled", "name": ""})).await;
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    assert_eq!(disabled.body["status"], "disabled");
+    assert!(disabled.body["name"].is_null());
+    let only_disabled = s.get(&format!("{users}?status=disabled"), &s.admin).await;
+    assert_eq!(only_disabled.body["data"].as_array().unwrap().len(), 1);
+    let moved = s.patch(&format!("{users}/{uid}"), &s.admin, json!({"email": "BOB@example.com"})).await;
+    moved.assert_problem(409, "conflict");
+
+    // A secret key of the other tenant cannot see or touch these users.
+    let (_, foreign_key) = s.secret_key(other["id"].as_str().unwrap()).await;
+    s.get(&format!("{users}/{uid}"), &foreign_key).await.assert_problem(404, "not_found");
+    s.get(&users, &foreign_key).await.assert_problem(404, "not_found");
+    s.delete(&format!("{users}/{uid}"), &foreign_key).await.assert_problem(404, "not_found");
+    // The tenant's own key can.
+    let (_, own_key) = s.secret_key(tid).await;
+    assert_eq!(s.get(&format!("{users}/{uid}"), &own_key).await.status, 200);
+
+    assert_eq!(s.delete(&format!("{users}/{uid}"), &s.admin).await.status, 204);
+    s.get(&format!("{users}/{uid}"), &s.admin).await.assert_problem(404, "not_found");
+    let events = s.get(&format!("/v1/audit-events?tenant_id={tid}&action=user.delete"), &s.admin).await;
+    assert_eq!(events.body["data"][0]["target_id"], uid);
+}
+
+async fn weak_passwords_and_malformed_users_are_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("policy").await;
+    let users = format!("/v1/tenants/{}/users", t["id"].as_str().unwrap());
+    let field = |r: &support::Reply| r.body["errors"][0]["field"].as_str().unwrap_or_default().to_owned();
+    for (body, expected) in [
+        (json!({"email": "a@example.com", "password": "short"}), "password"),
+        (json!({"email": "a@example.com", "password": "password123"}), "password"),
+        (json!({"email": "maximilian@example.com", "password": "Maximilian-2026!"}), "password"),
+        (json!({"email": "not-an-email", "password": "violet kettle drums"}), "email"),
+        (json!({"email": "a@example.com\r\nBcc: x@evil.test"}), "email"),
+        (json!({"email": "a@example.com", "name": "x".repeat(201)}), "name"),
+    ] {
+        let r = s.post(&users, &s.admin, body.clone()).await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(field(&r), expected, "{body}");
+    }
+    let r = s.post(&users, &s.admin, json!({"email": "a@example.com", "password": "x".repeat(2000)})).await;
+    r.assert_problem(422, "validation_failed");
+    s.post(&users, &s.admin, json!({"email": "a@example.com", "role": "admin"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    s.post(&users, &s.admin, json!({"email": 7})).await.assert_problem(422, "validation_failed");
+    s.get(&format!("{users}?status=banned"), &s.admin).await.assert_problem(400, "invalid_query");
+    s.get(&format!("{users}/tnt_01jq3v6m8k2r7x0a9b4c5d6e7f"), &s.admin).await.assert_problem(400, "invalid_path");
+    // The tenant's policy applies: raise the minimum and a formerly fine password fails.
+    let tid = t["id"].as_str().unwrap();
+    let raised = s
+        .patch(&format!("/v1/tenants/{tid}"), &s.admin, json!({"settings": {"password_policy": {"min_length": 24}}}))
+        .await;
+    assert_eq!(raised.status, 200);
+    let r = s.post(&users, &s.admin, json!({"email": "b@example.com", "password": "violet kettle drums"})).await;
+    r.assert_problem(422, "validation_failed");
+    assert!(r.body["detail"].as_str().unwrap().contains("24"));
+    // Nothing was created by any of the refused requests.
+    let list = s.get(&users, &s.admin).await;
+    assert!(list.body["data"].as_array().unwrap().is_empty());
 }

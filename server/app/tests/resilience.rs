@@ -1,10 +1,5 @@
 //! Behaviour when things go wrong: shutdown with requests in flight, Redis going away.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 mod support;
 
@@ -34,10 +29,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     let server = s.server.take().unwrap();
     let stopping = tokio::spawn(server.shutdown());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !stopping.is_finished(),
-        "shutdown did not wait for the in-flight request"
-    );
+    assert!(!stopping.is_finished(), "shutdown did not wait for the in-flight request");
     let rest = rest.to_vec();
     let reply = tokio::task::spawn_blocking(move || {
         stream.write_all(&rest).unwrap();
@@ -48,11 +40,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     .await
     .unwrap();
     assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
-    tokio::time::timeout(Duration::from_secs(10), stopping)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stopping).await.unwrap().unwrap().unwrap();
     // And nothing accepts connections any more.
     assert!(TcpStream::connect(addr).is_err());
 }
@@ -65,22 +53,9 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed");
@@ -117,12 +92,8 @@ async fn with_redis_down_credential_checks_fail_closed_and_readiness_fails() {
     let refused = s.get("/v1/tenants", &s.admin).await;
     refused.assert_problem(503, "unavailable");
     assert!(refused.header("retry-after").is_some());
-    s.get("/v1/tenants", "sk_guessing")
-        .await
-        .assert_problem(503, "unavailable");
-    s.send(s.client.get(s.url("/readyz")))
-        .await
-        .assert_problem(503, "unavailable");
+    s.get("/v1/tenants", "sk_guessing").await.assert_problem(503, "unavailable");
+    s.send(s.client.get(s.url("/readyz"))).await.assert_problem(503, "unavailable");
     // Liveness is about the process, not its dependencies.
     assert_eq!(s.send(s.client.get(s.url("/healthz"))).await.status, 200);
 }

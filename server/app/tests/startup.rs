@@ -1,10 +1,5 @@
 //! Start-up behaviour: the bootstrap token, break-glass access, restart durability.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 mod support;
 
@@ -17,16 +12,8 @@ async fn the_bootstrap_token_is_issued_once_and_survives_restarts() {
     assert!(s.admin.starts_with("gh_admin_"));
     let t = s.tenant("persist").await;
     let again = s.restart().await;
-    assert_eq!(
-        again, None,
-        "a second start must not mint another bootstrap token"
-    );
-    let read = s
-        .get(
-            &format!("/v1/tenants/{}", t["id"].as_str().unwrap()),
-            &s.admin,
-        )
-        .await;
+    assert_eq!(again, None, "a second start must not mint another bootstrap token");
+    let read = s.get(&format!("/v1/tenants/{}", t["id"].as_str().unwrap()), &s.admin).await;
     assert_eq!(read.status, 200);
 }
 
@@ -35,47 +22,28 @@ async fn the_break_glass_token_works_is_audited_and_suppresses_the_bootstrap_tok
     let token = format!("gh_admin_{}", "Zq9".repeat(12));
     let s = TestServer::start_with(Backend::Sqlite, &[("GATEHOUSE_ADMIN_TOKEN", &token)]).await;
     assert!(s.server.as_ref().unwrap().bootstrap_token.is_none());
-    let created = s
-        .post(
-            "/v1/tenants",
-            &token,
-            json!({"slug": "glass", "name": "Glass"}),
-        )
-        .await;
+    let created = s.post("/v1/tenants", &token, json!({"slug": "glass", "name": "Glass"})).await;
     assert_eq!(created.status, 201);
     let events = s.get("/v1/audit-events?action=tenant.create", &token).await;
     assert_eq!(events.body["data"][0]["actor_type"], "break_glass");
     let near_miss = format!("{}x", &token[..token.len() - 1]);
-    s.get("/v1/tenants", &near_miss)
-        .await
-        .assert_problem(401, "unauthorized");
+    s.get("/v1/tenants", &near_miss).await.assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn postgres_refuses_to_start_on_an_unmigrated_database() {
-    let schema = gatehouse_store_postgres::testing::TestSchema::create()
-        .await
-        .unwrap();
+    let schema = gatehouse_store_postgres::testing::TestSchema::create().await.unwrap();
     // A schema that exists but has no tables.
     let empty = schema.url.replace(&schema.schema, "gh_no_such_schema");
     let vars = [
         ("GATEHOUSE_DATABASE_URL", empty.as_str()),
-        (
-            "GATEHOUSE_MASTER_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        ),
+        ("GATEHOUSE_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
         ("GATEHOUSE_LISTEN", "127.0.0.1:0"),
     ];
     let config = gatehouse_server::config::Config::from_vars(
-        &vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        &vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     )
     .unwrap();
     let error = gatehouse_server::startup::start(config).await.unwrap_err();
-    assert!(
-        format!("{error:#}").contains("gatehouse migrate"),
-        "{error:#}"
-    );
+    assert!(format!("{error:#}").contains("gatehouse migrate"), "{error:#}");
 }

@@ -58,34 +58,22 @@ impl Principal {
     /// A handle on one tenant. Outside the caller's reach the tenant is reported as
     /// not found, so a key cannot even learn that another tenant exists.
     pub fn tenant(&self, tenant_id: &TenantId) -> Result<TenantAccess, ServiceError> {
-        let reachable = self
-            .tenant_scope()
-            .is_none_or(|scope| scope.contains(tenant_id));
+        let reachable = self.tenant_scope().is_none_or(|scope| scope.contains(tenant_id));
         if !reachable {
             return Err(ServiceError::NotFound { resource: "tenant" });
         }
-        Ok(TenantAccess {
-            tenant_id: tenant_id.clone(),
-            principal: self.clone(),
-        })
+        Ok(TenantAccess { tenant_id: tenant_id.clone(), principal: self.clone() })
     }
 
     /// A handle for operator-level actions (creating tenants, operator tokens): only
     /// callers unrestricted to particular tenants get one.
     pub fn operator(&self) -> Result<OperatorAccess, ServiceError> {
         match self {
-            Self::BreakGlass
-            | Self::AdminToken {
-                tenant_scope: None, ..
-            } => Ok(OperatorAccess {
-                principal: self.clone(),
-            }),
-            Self::AdminToken { .. } => Err(ServiceError::Forbidden(
-                "this token is limited to some tenants",
-            )),
-            Self::SecretKey { .. } => Err(ServiceError::Forbidden(
-                "a tenant secret key cannot do this",
-            )),
+            Self::BreakGlass | Self::AdminToken { tenant_scope: None, .. } => {
+                Ok(OperatorAccess { principal: self.clone() })
+            }
+            Self::AdminToken { .. } => Err(ServiceError::Forbidden("this token is limited to some tenants")),
+            Self::SecretKey { .. } => Err(ServiceError::Forbidden("a tenant secret key cannot do this")),
         }
     }
 
@@ -155,25 +143,16 @@ mod tests {
     fn a_secret_key_reaches_only_its_own_tenant_and_no_operator_actions() {
         let own = TenantId::generate();
         let other = TenantId::generate();
-        let key = Principal::SecretKey {
-            id: SecretKeyId::generate(),
-            tenant_id: own.clone(),
-        };
+        let key = Principal::SecretKey { id: SecretKeyId::generate(), tenant_id: own.clone() };
         assert!(key.tenant(&own).is_ok());
-        assert!(matches!(
-            key.tenant(&other),
-            Err(ServiceError::NotFound { .. })
-        ));
+        assert!(matches!(key.tenant(&other), Err(ServiceError::NotFound { .. })));
         assert!(matches!(key.operator(), Err(ServiceError::Forbidden(_))));
     }
 
     #[test]
     fn a_scoped_operator_token_reaches_only_listed_tenants() {
         let listed = TenantId::generate();
-        let token = Principal::AdminToken {
-            id: AdminTokenId::generate(),
-            tenant_scope: Some(vec![listed.clone()]),
-        };
+        let token = Principal::AdminToken { id: AdminTokenId::generate(), tenant_scope: Some(vec![listed.clone()]) };
         assert!(token.tenant(&listed).is_ok());
         assert!(token.tenant(&TenantId::generate()).is_err());
         assert!(token.operator().is_err());

@@ -31,17 +31,11 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Adds one to the counter `key`; the window starts at the first hit and lasts `window`.
     async fn increment(&self, key: &str, window: Duration) -> Result<Count, EphemeralError>;
     /// Stores a one-time value unless `key` is taken; `Ok(false)` if it was.
-    async fn put_once(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, EphemeralError>;
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, EphemeralError>;
     /// Reads and deletes in one step: of any number of concurrent takers, one gets it.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     /// Caches a value.
-    async fn cache_set(&self, key: &str, value: &[u8], ttl: Duration)
-    -> Result<(), EphemeralError>;
+    async fn cache_set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), EphemeralError>;
     /// Reads a cached value.
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     /// Drops a cached value.
@@ -49,8 +43,7 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Sends a message to every current subscriber of `channel` (on every node).
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), EphemeralError>;
     /// Messages published to `channel` from now on.
-    async fn subscribe(&self, channel: &str)
-    -> Result<BoxStream<'static, Vec<u8>>, EphemeralError>;
+    async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Vec<u8>>, EphemeralError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), EphemeralError>;
 }

@@ -17,10 +17,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -87,9 +84,7 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => ServiceError::NotFound {
-                resource: "resource",
-            },
+            StoreError::NotFound => ServiceError::NotFound { resource: "resource" },
             StoreError::Conflict { constraint } => ServiceError::Conflict { constraint },
             StoreError::Unavailable(why) => ServiceError::Unavailable(why),
             StoreError::Backend(why) => ServiceError::Internal(why),

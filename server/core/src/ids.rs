@@ -1,4 +1,4 @@
-//! Opaque, prefixed, sortable identifiers (`tnt_…`, `key_…`, …).
+//! Opaque, prefixed, sortable identifiers (`tnt_…`, `usr_…`, `skey_…`, …).
 //!
 //! Each id is a lowercase ULID behind a type prefix, so ids sort by creation time and a
 //! leaked one says what it is.
@@ -19,9 +19,7 @@ pub struct InvalidId {
 fn next_ulid() -> ulid::Ulid {
     static GENERATOR: std::sync::LazyLock<std::sync::Mutex<ulid::Generator>> =
         std::sync::LazyLock::new(|| std::sync::Mutex::new(ulid::Generator::new()));
-    let mut generator = GENERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
 }
 
@@ -107,9 +105,14 @@ define_id!(
     "tnt"
 );
 define_id!(
+    /// A user of a tenant.
+    UserId,
+    "usr"
+);
+define_id!(
     /// A tenant secret key (`sk_…` credential) record.
     SecretKeyId,
-    "key"
+    "skey"
 );
 define_id!(
     /// An operator API token record.
@@ -142,16 +145,8 @@ mod tests {
         let key = SecretKeyId::generate();
         assert!(key.as_str().parse::<TenantId>().is_err());
         assert!("tnt_".parse::<TenantId>().is_err());
-        assert!(
-            "tnt_zzzzzzzzzzzzzzzzzzzzzzzzzz"
-                .parse::<TenantId>()
-                .is_err()
-        );
-        assert!(
-            "tnt_0uuuuuuuuuuuuuuuuuuuuuuuuu"
-                .parse::<TenantId>()
-                .is_err()
-        );
+        assert!("tnt_zzzzzzzzzzzzzzzzzzzzzzzzzz".parse::<TenantId>().is_err());
+        assert!("tnt_0uuuuuuuuuuuuuuuuuuuuuuuuu".parse::<TenantId>().is_err());
         assert!("tnt_01JQ3V6M8K2R7X0A9B4C5D6E7F".parse::<TenantId>().is_ok());
         assert!("tnt_01jq3v6m8k2r7x0a9b4c5d6e7".parse::<TenantId>().is_err());
     }

@@ -13,10 +13,12 @@ pub mod ephemeral;
 pub mod error;
 pub mod ids;
 pub mod page;
+pub mod password;
 pub mod secret;
 pub mod services;
 pub mod store;
 pub mod tenant;
+pub mod user;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

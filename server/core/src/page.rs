@@ -62,18 +62,12 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Self {
-            data: rows,
-            next_cursor,
-        }
+        Self { data: rows, next_cursor }
     }
 
     /// Converts every item.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            data: self.data.into_iter().map(f).collect(),
-            next_cursor: self.next_cursor,
-        }
+        Page { data: self.data.into_iter().map(f).collect(), next_cursor: self.next_cursor }
     }
 }
 
@@ -84,17 +78,12 @@ fn encode_cursor(last_id: &str) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, ServiceError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| ServiceError::InvalidCursor)?;
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| ServiceError::InvalidCursor)?;
     let text = String::from_utf8(bytes).map_err(|_| ServiceError::InvalidCursor)?;
-    let id = text
-        .strip_prefix(CURSOR_VERSION)
-        .ok_or(ServiceError::InvalidCursor)?;
-    let well_formed = (5..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let id = text.strip_prefix(CURSOR_VERSION).ok_or(ServiceError::InvalidCursor)?;
+    let well_formed =
+        (5..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !well_formed {
         return Err(ServiceError::InvalidCursor);
     }
@@ -119,15 +108,9 @@ mod tests {
 
     #[test]
     fn forged_cursors_and_limits_are_refused() {
-        assert!(matches!(
-            PageRequest::parse(None, Some("!!!")),
-            Err(ServiceError::InvalidCursor)
-        ));
+        assert!(matches!(PageRequest::parse(None, Some("!!!")), Err(ServiceError::InvalidCursor)));
         let sql = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("v1:x' OR 1=1 --");
-        assert!(matches!(
-            PageRequest::parse(None, Some(&sql)),
-            Err(ServiceError::InvalidCursor)
-        ));
+        assert!(matches!(PageRequest::parse(None, Some(&sql)), Err(ServiceError::InvalidCursor)));
         assert!(PageRequest::parse(Some(0), None).is_err());
         assert!(PageRequest::parse(Some(101), None).is_err());
     }

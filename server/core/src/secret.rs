@@ -87,11 +87,7 @@ pub fn generate_secret(prefix: &str) -> GeneratedSecret {
     let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let value = format!("{prefix}{body}");
     let display_prefix = value.chars().take(prefix.len() + 6).collect();
-    GeneratedSecret {
-        hash: SecretHash::of(&value),
-        value: SecretString::new(value),
-        display_prefix,
-    }
+    GeneratedSecret { hash: SecretHash::of(&value), value: SecretString::new(value), display_prefix }
 }
 
 #[cfg(test)]

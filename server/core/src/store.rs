@@ -4,10 +4,11 @@
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
-use crate::ids::{AdminTokenId, SecretKeyId, TenantId};
+use crate::ids::{AdminTokenId, SecretKeyId, TenantId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::secret::SecretHash;
 use crate::tenant::{Tenant, TenantSlug};
+use crate::user::{User, UserFilter};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -42,11 +43,7 @@ pub trait TenantStore: Send + Sync {
     /// A live tenant by slug.
     async fn get_tenant_by_slug(&self, slug: &TenantSlug) -> Result<Tenant, StoreError>;
     /// Live tenants in id order, limited to `scope` when given.
-    async fn list_tenants(
-        &self,
-        scope: Option<&[TenantId]>,
-        page: &PageRequest,
-    ) -> Result<Page<Tenant>, StoreError>;
+    async fn list_tenants(&self, scope: Option<&[TenantId]>, page: &PageRequest) -> Result<Page<Tenant>, StoreError>;
     /// Writes `name` and `settings` if the stored version is `tenant.version - 1`;
     /// `Conflict{tenants_version}` if someone else changed it first.
     async fn update_tenant(&self, tenant: &Tenant, event: &AuditEvent) -> Result<(), StoreError>;
@@ -79,11 +76,7 @@ pub trait SecretKeyStore: Send + Sync {
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
     /// One key of the tenant.
-    async fn get_secret_key(
-        &self,
-        tenant_id: &TenantId,
-        key_id: &SecretKeyId,
-    ) -> Result<SecretKeyRecord, StoreError>;
+    async fn get_secret_key(&self, tenant_id: &TenantId, key_id: &SecretKeyId) -> Result<SecretKeyRecord, StoreError>;
     /// The tenant's keys in id order, revoked ones included.
     async fn list_secret_keys(
         &self,
@@ -129,23 +122,12 @@ pub trait SecretKeyStore: Send + Sync {
 #[async_trait]
 pub trait AdminTokenStore: Send + Sync {
     /// Stores a token.
-    async fn create_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError>;
+    async fn create_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<(), StoreError>;
     /// Stores a token only if no unrevoked token exists yet; `Ok(false)` if one does.
     /// Used for the first-start bootstrap token, safely against concurrent starts.
-    async fn create_first_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: &AuditEvent,
-    ) -> Result<bool, StoreError>;
+    async fn create_first_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<bool, StoreError>;
     /// Tokens in id order.
-    async fn list_admin_tokens(
-        &self,
-        page: &PageRequest,
-    ) -> Result<Page<AdminTokenRecord>, StoreError>;
+    async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError>;
     /// Revokes an unrevoked token.
     async fn revoke_admin_token(
         &self,
@@ -154,16 +136,37 @@ pub trait AdminTokenStore: Send + Sync {
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
     /// Authentication lookup of an unrevoked token.
-    async fn find_active_admin_token(
-        &self,
-        hash: &SecretHash,
-    ) -> Result<Option<AdminTokenRecord>, StoreError>;
+    async fn find_active_admin_token(&self, hash: &SecretHash) -> Result<Option<AdminTokenRecord>, StoreError>;
     /// Records a use.
-    async fn touch_admin_token(
+    async fn touch_admin_token(&self, token_id: &AdminTokenId, now: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// Users of a tenant. Emails are unique per tenant by their normalised form
+/// (`Conflict{users_tenant_id_email_normalized_key}`).
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores a new user of a live tenant (`NotFound` if the tenant is gone).
+    async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
+    /// One user.
+    async fn get_user(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<User, StoreError>;
+    /// The user with this normalised email, if any.
+    async fn find_user_by_email(
         &self,
-        token_id: &AdminTokenId,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+        tenant_id: &TenantId,
+        normalized_email: &str,
+    ) -> Result<Option<User>, StoreError>;
+    /// Users in id order, filtered.
+    async fn list_users(
+        &self,
+        tenant_id: &TenantId,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError>;
+    /// Overwrites every mutable field (email, verification, name, status, password hash,
+    /// times).
+    async fn update_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes a user and everything that belongs to them.
+    async fn delete_user(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError>;
 }
 
 /// The append-only audit log.
@@ -173,18 +176,12 @@ pub trait AuditStore: Send + Sync {
     /// either every event is stored or none is.
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// Events matching `query`, in id (time) order.
-    async fn list_audit_events(
-        &self,
-        query: &AuditQuery,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEvent>, StoreError>;
+    async fn list_audit_events(&self, query: &AuditQuery, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError>;
 }
 
 /// Everything a storage backend provides.
 #[async_trait]
-pub trait Store:
-    TenantStore + SecretKeyStore + AdminTokenStore + AuditStore + std::fmt::Debug
-{
+pub trait Store: TenantStore + SecretKeyStore + AdminTokenStore + UserStore + AuditStore + std::fmt::Debug {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Connection-pool figures for metrics.

@@ -49,10 +49,7 @@ impl TenantSlug {
         if !(3..=63).contains(&len) {
             return Err("must be 3 to 63 characters long".into());
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err("may contain only lowercase letters, digits and hyphens".into());
         }
         if raw.starts_with('-') || raw.ends_with('-') || raw.contains("--") {
@@ -133,11 +130,7 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self {
-            min_length: 8,
-            reject_common: true,
-            reject_email_local_part: true,
-        }
+        Self { min_length: 8, reject_common: true, reject_email_local_part: true }
     }
 }
 
@@ -204,9 +197,8 @@ impl Default for TenantSettings {
 impl TenantSettings {
     /// Parses settings from JSON, filling defaults, and checks every rule.
     pub fn from_json(value: serde_json::Value) -> Result<Self, ServiceError> {
-        let settings: Self = serde_json::from_value(value).map_err(|e| {
-            ServiceError::validation(vec![FieldError::new("settings", e.to_string())])
-        })?;
+        let settings: Self = serde_json::from_value(value)
+            .map_err(|e| ServiceError::validation(vec![FieldError::new("settings", e.to_string())]))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -223,10 +215,7 @@ impl TenantSettings {
         let mut errors = Vec::new();
         for (i, origin) in self.allowed_origins.iter().enumerate() {
             if let Err(why) = check_origin(origin) {
-                errors.push(FieldError::new(
-                    format!("settings.allowed_origins[{i}]"),
-                    why,
-                ));
+                errors.push(FieldError::new(format!("settings.allowed_origins[{i}]"), why));
             }
         }
         for (i, uri) in self.redirect_uris.iter().enumerate() {
@@ -235,22 +224,13 @@ impl TenantSettings {
             }
         }
         if self.allowed_origins.len() > 100 || self.redirect_uris.len() > 100 {
-            errors.push(FieldError::new(
-                "settings",
-                "at most 100 origins and 100 redirect URIs",
-            ));
+            errors.push(FieldError::new("settings", "at most 100 origins and 100 redirect URIs"));
         }
         if !(60..=86_400).contains(&self.access_token_ttl_seconds) {
-            errors.push(FieldError::new(
-                "settings.access_token_ttl_seconds",
-                "must be 60 to 86400",
-            ));
+            errors.push(FieldError::new("settings.access_token_ttl_seconds", "must be 60 to 86400"));
         }
         if !(300..=31_536_000).contains(&self.refresh_token_ttl_seconds) {
-            errors.push(FieldError::new(
-                "settings.refresh_token_ttl_seconds",
-                "must be 300 to 31536000",
-            ));
+            errors.push(FieldError::new("settings.refresh_token_ttl_seconds", "must be 300 to 31536000"));
         }
         if self.session_absolute_ttl_seconds < self.refresh_token_ttl_seconds {
             errors.push(FieldError::new(
@@ -259,46 +239,25 @@ impl TenantSettings {
             ));
         }
         if !(8..=64).contains(&self.password_policy.min_length) {
-            errors.push(FieldError::new(
-                "settings.password_policy.min_length",
-                "must be 8 to 64",
-            ));
+            errors.push(FieldError::new("settings.password_policy.min_length", "must be 8 to 64"));
         }
         let branding = &self.branding;
-        if branding
-            .display_name
-            .as_ref()
-            .is_some_and(|n| n.chars().count() > 100)
-        {
-            errors.push(FieldError::new(
-                "settings.branding.display_name",
-                "at most 100 characters",
-            ));
+        if branding.display_name.as_ref().is_some_and(|n| n.chars().count() > 100) {
+            errors.push(FieldError::new("settings.branding.display_name", "at most 100 characters"));
         }
         if let Some(logo) = &branding.logo_url
             && !url::Url::parse(logo).is_ok_and(|u| u.scheme() == "https" && logo.len() <= 2048)
         {
-            errors.push(FieldError::new(
-                "settings.branding.logo_url",
-                "must be an https URL",
-            ));
+            errors.push(FieldError::new("settings.branding.logo_url", "must be an https URL"));
         }
-        for (field, colour) in [
-            ("primary_color", &branding.primary_color),
-            ("background_color", &branding.background_color),
-        ] {
+        for (field, colour) in
+            [("primary_color", &branding.primary_color), ("background_color", &branding.background_color)]
+        {
             if colour.as_ref().is_some_and(|c| !is_hex_colour(c)) {
-                errors.push(FieldError::new(
-                    format!("settings.branding.{field}"),
-                    "must be #rrggbb",
-                ));
+                errors.push(FieldError::new(format!("settings.branding.{field}"), "must be #rrggbb"));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ServiceError::validation(errors))
-        }
+        if errors.is_empty() { Ok(()) } else { Err(ServiceError::validation(errors)) }
     }
 }
 
@@ -307,8 +266,7 @@ fn is_hex_colour(c: &str) -> bool {
 }
 
 fn check_origin(origin: &str) -> Result<(), String> {
-    let url =
-        url::Url::parse(origin).map_err(|_| "must be an origin such as https://app.example.com")?;
+    let url = url::Url::parse(origin).map_err(|_| "must be an origin such as https://app.example.com")?;
     let is_local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     if url.scheme() != "https" && !(url.scheme() == "http" && is_local) {
         return Err("must use https (http only for localhost)".into());
@@ -347,12 +305,7 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
                     if value.is_null() {
                         target_map.remove(key);
                     } else {
-                        merge_patch(
-                            target_map
-                                .entry(key.clone())
-                                .or_insert(serde_json::Value::Null),
-                            value,
-                        );
+                        merge_patch(target_map.entry(key.clone()).or_insert(serde_json::Value::Null), value);
                     }
                 }
             }
@@ -391,10 +344,7 @@ pub fn check_tenant_name(name: &str) -> Result<String, FieldError> {
         return Err(FieldError::new("name", "must be 1 to 200 characters"));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "may not contain control characters",
-        ));
+        return Err(FieldError::new("name", "may not contain control characters"));
     }
     Ok(trimmed.to_owned())
 }
@@ -407,17 +357,7 @@ mod tests {
     fn slugs_follow_the_rules() {
         assert!(TenantSlug::parse("acme").is_ok());
         assert!(TenantSlug::parse("acme-2").is_ok());
-        for bad in [
-            "ab",
-            "Acme",
-            "a_b",
-            "-ab",
-            "ab-",
-            "a--b",
-            "admin",
-            "ümlaut",
-            &"a".repeat(64),
-        ] {
+        for bad in ["ab", "Acme", "a_b", "-ab", "ab-", "a--b", "admin", "ümlaut", &"a".repeat(64)] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad} was accepted");
         }
     }
@@ -434,21 +374,13 @@ mod tests {
 
     #[test]
     fn merge_patch_changes_only_named_fields_and_null_resets_to_default() {
-        let base = TenantSettings {
-            access_token_ttl_seconds: 600,
-            ..Default::default()
-        };
-        let patched = base
-            .merged(
-                &serde_json::json!({"mfa": "required", "branding": {"primary_color": "#112233"}}),
-            )
-            .unwrap();
+        let base = TenantSettings { access_token_ttl_seconds: 600, ..Default::default() };
+        let patched =
+            base.merged(&serde_json::json!({"mfa": "required", "branding": {"primary_color": "#112233"}})).unwrap();
         assert_eq!(patched.mfa, MfaPolicy::Required);
         assert_eq!(patched.access_token_ttl_seconds, 600);
         assert_eq!(patched.branding.primary_color.as_deref(), Some("#112233"));
-        let reset = base
-            .merged(&serde_json::json!({"access_token_ttl_seconds": null}))
-            .unwrap();
+        let reset = base.merged(&serde_json::json!({"access_token_ttl_seconds": null})).unwrap();
         assert_eq!(reset.access_token_ttl_seconds, 900);
     }
 
@@ -458,17 +390,11 @@ mod tests {
             "allowed_origins": ["http://evil.example.com", "https://ok.example.com/path"],
             "access_token_ttl_seconds": 5,
         }));
-        let Err(ServiceError::Validation(fields)) = err else {
-            panic!("validation must fail")
-        };
+        let Err(ServiceError::Validation(fields)) = err else { panic!("validation must fail") };
         let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             names,
-            [
-                "settings.allowed_origins[0]",
-                "settings.allowed_origins[1]",
-                "settings.access_token_ttl_seconds"
-            ]
+            ["settings.allowed_origins[0]", "settings.allowed_origins[1]", "settings.access_token_ttl_seconds"]
         );
         assert!(TenantSettings::from_json(serde_json::json!({"nope": 1})).is_err());
     }

@@ -76,10 +76,7 @@ impl std::fmt::Debug for RedisStore {
             Conn::Single(_) => "single",
             Conn::Cluster(_) => "cluster",
         };
-        f.debug_struct("RedisStore")
-            .field("mode", &mode)
-            .field("prefix", &self.prefix)
-            .finish()
+        f.debug_struct("RedisStore").field("mode", &mode).field("prefix", &self.prefix).finish()
     }
 }
 
@@ -90,14 +87,8 @@ fn unavailable(e: redis::RedisError) -> EphemeralError {
 impl RedisStore {
     /// Connects to `urls` (comma-separated: several mean a cluster); keys get `prefix`.
     pub async fn connect(urls: &str, prefix: &str) -> Result<Self, EphemeralError> {
-        let urls: Vec<&str> = urls
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect();
-        let first = urls
-            .first()
-            .ok_or_else(|| EphemeralError::Unavailable("no Redis URL".into()))?;
+        let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let first = urls.first().ok_or_else(|| EphemeralError::Unavailable("no Redis URL".into()))?;
         let pubsub_client = redis::Client::open(*first).map_err(unavailable)?;
         let timeouts = Duration::from_secs(2);
         let conn = if urls.len() == 1 {
@@ -122,18 +113,11 @@ impl RedisStore {
             let connect = client.get_async_connection();
             let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                 .await
-                .map_err(|_| {
-                    EphemeralError::Unavailable("timed out connecting to Redis Cluster".into())
-                })?
+                .map_err(|_| EphemeralError::Unavailable("timed out connecting to Redis Cluster".into()))?
                 .map_err(unavailable)?;
             Conn::Cluster(conn)
         };
-        Ok(Self {
-            conn,
-            pubsub_client,
-            prefix: prefix.to_owned(),
-            increment: redis::Script::new(INCREMENT_SCRIPT),
-        })
+        Ok(Self { conn, pubsub_client, prefix: prefix.to_owned(), increment: redis::Script::new(INCREMENT_SCRIPT) })
     }
 
     fn key(&self, key: &str) -> String {
@@ -154,33 +138,15 @@ fn millis(d: Duration) -> u64 {
 impl EphemeralStore for RedisStore {
     async fn increment(&self, key: &str, window: Duration) -> Result<Count, EphemeralError> {
         let mut conn = self.conn.clone();
-        let (hits, ttl): (u64, i64) = self
-            .increment
-            .key(self.key(key))
-            .arg(millis(window))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let (hits, ttl): (u64, i64) =
+            self.increment.key(self.key(key)).arg(millis(window)).invoke_async(&mut conn).await.map_err(unavailable)?;
         let resets_in = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
         Ok(Count { hits, resets_in })
     }
 
-    async fn put_once(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, EphemeralError> {
-        let reply: Option<String> = self
-            .run(
-                redis::cmd("SET")
-                    .arg(self.key(key))
-                    .arg(value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis(ttl)),
-            )
-            .await?;
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, EphemeralError> {
+        let reply: Option<String> =
+            self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl))).await?;
         Ok(reply.is_some())
     }
 
@@ -188,20 +154,8 @@ impl EphemeralStore for RedisStore {
         self.run(redis::cmd("GETDEL").arg(self.key(key))).await
     }
 
-    async fn cache_set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<(), EphemeralError> {
-        self.run(
-            redis::cmd("SET")
-                .arg(self.key(key))
-                .arg(value)
-                .arg("PX")
-                .arg(millis(ttl)),
-        )
-        .await
+    async fn cache_set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), EphemeralError> {
+        self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl))).await
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
@@ -209,33 +163,17 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn cache_delete(&self, key: &str) -> Result<(), EphemeralError> {
-        self.run::<i64>(redis::cmd("DEL").arg(self.key(key)))
-            .await
-            .map(|_| ())
+        self.run::<i64>(redis::cmd("DEL").arg(self.key(key))).await.map(|_| ())
     }
 
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), EphemeralError> {
-        self.run::<i64>(redis::cmd("PUBLISH").arg(self.key(channel)).arg(message))
-            .await
-            .map(|_| ())
+        self.run::<i64>(redis::cmd("PUBLISH").arg(self.key(channel)).arg(message)).await.map(|_| ())
     }
 
-    async fn subscribe(
-        &self,
-        channel: &str,
-    ) -> Result<BoxStream<'static, Vec<u8>>, EphemeralError> {
-        let mut pubsub = self
-            .pubsub_client
-            .get_async_pubsub()
-            .await
-            .map_err(unavailable)?;
-        pubsub
-            .subscribe(self.key(channel))
-            .await
-            .map_err(unavailable)?;
-        let stream = pubsub
-            .into_on_message()
-            .map(|msg| msg.get_payload_bytes().to_vec());
+    async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Vec<u8>>, EphemeralError> {
+        let mut pubsub = self.pubsub_client.get_async_pubsub().await.map_err(unavailable)?;
+        pubsub.subscribe(self.key(channel)).await.map_err(unavailable)?;
+        let stream = pubsub.into_on_message().map(|msg| msg.get_payload_bytes().to_vec());
         Ok(stream.boxed())
     }
 

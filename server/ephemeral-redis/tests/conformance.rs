@@ -1,28 +1,15 @@
 //! The ephemeral-store conformance suite, against standalone Redis, a Redis Cluster
 //! started for the test, and the in-process store.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 mod redis_store {
     use gatehouse_core::ephemeral::EphemeralStore;
     use std::sync::Arc;
 
     async fn make() -> ((), Arc<dyn EphemeralStore>) {
-        let url = std::env::var("GATEHOUSE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let url = std::env::var("GATEHOUSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let prefix = format!("ghtest:{}:", gatehouse_core::ids::EventId::generate());
-        (
-            (),
-            Arc::new(
-                gatehouse_ephemeral_redis::RedisStore::connect(&url, &prefix)
-                    .await
-                    .unwrap(),
-            ),
-        )
+        ((), Arc::new(gatehouse_ephemeral_redis::RedisStore::connect(&url, &prefix).await.unwrap()))
     }
 
     gatehouse_core::ephemeral_conformance_tests!(make);
@@ -30,12 +17,8 @@ mod redis_store {
     #[tokio::test]
     async fn an_unreachable_redis_reports_unavailable_instead_of_hanging() {
         // Port 1 on loopback: nothing listens there.
-        let result =
-            gatehouse_ephemeral_redis::RedisStore::connect("redis://127.0.0.1:1", "x:").await;
-        assert!(matches!(
-            result,
-            Err(gatehouse_core::ephemeral::EphemeralError::Unavailable(_))
-        ));
+        let result = gatehouse_ephemeral_redis::RedisStore::connect("redis://127.0.0.1:1", "x:").await;
+        assert!(matches!(result, Err(gatehouse_core::ephemeral::EphemeralError::Unavailable(_))));
     }
 }
 
@@ -68,8 +51,7 @@ mod redis_cluster {
     fn free_port() -> u16 {
         for _ in 0..200 {
             let port = 20_000 + (rand_u16() % 10_000);
-            if TcpListener::bind(("127.0.0.1", port)).is_ok()
-                && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
             {
                 return port;
             }
@@ -79,16 +61,11 @@ mod redis_cluster {
 
     fn rand_u16() -> u16 {
         let id = gatehouse_core::ids::EventId::generate();
-        id.as_str().bytes().rev().take(4).fold(0u16, |acc, b| {
-            acc.wrapping_mul(31).wrapping_add(u16::from(b))
-        })
+        id.as_str().bytes().rev().take(4).fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(u16::from(b)))
     }
 
     fn start() -> (Cluster, Vec<u16>) {
-        let dir = std::env::temp_dir().join(format!(
-            "gatehouse-cluster-{}",
-            gatehouse_core::ids::EventId::generate()
-        ));
+        let dir = std::env::temp_dir().join(format!("gatehouse-cluster-{}", gatehouse_core::ids::EventId::generate()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         let mut ports = Vec::new();
@@ -96,22 +73,8 @@ mod redis_cluster {
             let port = free_port();
             let child = Command::new("redis-server")
                 .current_dir(&dir)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &format!("nodes-{port}.conf"),
-                ])
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{port}.conf")])
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("redis-server must be installed");
@@ -141,10 +104,8 @@ mod redis_cluster {
             .unwrap();
         assert!(created.success(), "redis-cli --cluster create failed");
         for _ in 0..100 {
-            let info = Command::new("redis-cli")
-                .args(["-p", &ports[0].to_string(), "cluster", "info"])
-                .output()
-                .unwrap();
+            let info =
+                Command::new("redis-cli").args(["-p", &ports[0].to_string(), "cluster", "info"]).output().unwrap();
             if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
                 return (cluster, ports);
             }
@@ -155,13 +116,8 @@ mod redis_cluster {
 
     async fn make() -> (Cluster, Arc<dyn EphemeralStore>) {
         let (cluster, ports) = tokio::task::spawn_blocking(start).await.unwrap();
-        let urls: Vec<String> = ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect();
-        let store = gatehouse_ephemeral_redis::RedisStore::connect(&urls.join(","), "ghtest:")
-            .await
-            .unwrap();
+        let urls: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+        let store = gatehouse_ephemeral_redis::RedisStore::connect(&urls.join(","), "ghtest:").await.unwrap();
         assert!(format!("{store:?}").contains("cluster"));
         (cluster, Arc::new(store))
     }

@@ -11,10 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "gatehouse-load",
-    about = "Load and start-up measurements for Gatehouse"
-)]
+#[command(name = "gatehouse-load", about = "Load and start-up measurements for Gatehouse")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,52 +75,29 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Seed {
-            url,
-            token,
-            tenants,
-            concurrency,
-        } => seed(&url, &token, tenants, concurrency).await,
-        Command::Run {
-            url,
-            token,
-            scenario,
-            concurrency,
-            seconds,
-        } => run(&url, &token, scenario, concurrency, seconds.min(300)).await,
-        Command::Startup {
-            binary,
-            runs,
-            database_url,
-            master_key,
-        } => startup(&binary, runs.min(50), database_url, master_key).await,
+        Command::Seed { url, token, tenants, concurrency } => seed(&url, &token, tenants, concurrency).await,
+        Command::Run { url, token, scenario, concurrency, seconds } => {
+            run(&url, &token, scenario, concurrency, seconds.min(300)).await
+        }
+        Command::Startup { binary, runs, database_url, master_key } => {
+            startup(&binary, runs.min(50), database_url, master_key).await
+        }
     }
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .timeout(Duration::from_secs(30))
-        .build()?)
+    Ok(reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build()?)
 }
 
 fn check_loopback(url: &str) -> anyhow::Result<()> {
-    let host = reqwest::Url::parse(url)?
-        .host_str()
-        .unwrap_or_default()
-        .to_owned();
+    let host = reqwest::Url::parse(url)?.host_str().unwrap_or_default().to_owned();
     if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
         bail!("refusing to send load to {host}: loopback only");
     }
     Ok(())
 }
 
-async fn create_tenant(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    slug: &str,
-) -> anyhow::Result<Value> {
+async fn create_tenant(client: &reqwest::Client, url: &str, token: &str, slug: &str) -> anyhow::Result<Value> {
     let reply = client
         .post(format!("{url}/v1/tenants"))
         .bearer_auth(token)
@@ -131,11 +105,7 @@ async fn create_tenant(
         .send()
         .await?;
     if reply.status() != 201 {
-        bail!(
-            "creating tenant {slug}: {} {}",
-            reply.status(),
-            reply.text().await.unwrap_or_default()
-        );
+        bail!("creating tenant {slug}: {} {}", reply.status(), reply.text().await.unwrap_or_default());
     }
     Ok(reply.json().await?)
 }
@@ -148,12 +118,7 @@ async fn seed(url: &str, token: &str, tenants: usize, concurrency: usize) -> any
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency.clamp(1, 64) {
-        let (client, url, token, next) = (
-            client.clone(),
-            url.to_owned(),
-            token.to_owned(),
-            next.clone(),
-        );
+        let (client, url, token, next) = (client.clone(), url.to_owned(), token.to_owned(), next.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -167,28 +132,18 @@ async fn seed(url: &str, token: &str, tenants: usize, concurrency: usize) -> any
     for w in workers {
         w.await??;
     }
-    println!(
-        "{}",
-        json!({"seeded_tenants": tenants, "seconds": started.elapsed().as_secs_f64()})
-    );
+    println!("{}", json!({"seeded_tenants": tenants, "seconds": started.elapsed().as_secs_f64()}));
     Ok(())
 }
 
-async fn run(
-    url: &str,
-    token: &str,
-    scenario: Scenario,
-    concurrency: usize,
-    seconds: u64,
-) -> anyhow::Result<()> {
+async fn run(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
     check_loopback(url)?;
     let client = client()?;
     let (path, bearer) = match scenario {
         Scenario::Health => ("/healthz".to_owned(), token.to_owned()),
         Scenario::TenantList => ("/v1/tenants?limit=20".to_owned(), token.to_owned()),
         Scenario::TenantRead => {
-            let tenant =
-                create_tenant(&client, url, token, &format!("load-{}", std::process::id())).await?;
+            let tenant = create_tenant(&client, url, token, &format!("load-{}", std::process::id())).await?;
             let id = tenant["id"].as_str().context("tenant id")?.to_owned();
             let key: Value = client
                 .post(format!("{url}/v1/tenants/{id}/secret-keys"))
@@ -198,10 +153,7 @@ async fn run(
                 .await?
                 .json()
                 .await?;
-            (
-                format!("/v1/tenants/{id}"),
-                key["secret"].as_str().context("secret")?.to_owned(),
-            )
+            (format!("/v1/tenants/{id}"), key["secret"].as_str().context("secret")?.to_owned())
         }
     };
     let target = format!("{url}{path}");
@@ -209,12 +161,7 @@ async fn run(
     let errors = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..concurrency.clamp(1, 1024) {
-        let (client, target, bearer, errors) = (
-            client.clone(),
-            target.clone(),
-            bearer.clone(),
-            errors.clone(),
-        );
+        let (client, target, bearer, errors) = (client.clone(), target.clone(), bearer.clone(), errors.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
@@ -239,11 +186,8 @@ async fn run(
     }
     let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
     println!(
         "{}",
         json!({
@@ -275,8 +219,7 @@ async fn startup(
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for run in 0..runs {
-        let dir =
-            std::env::temp_dir().join(format!("gatehouse-startup-{}-{run}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("gatehouse-startup-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let port = 18_000 + u16::try_from(run).unwrap_or(0);
         let mut command = tokio::process::Command::new(binary);
@@ -293,9 +236,7 @@ async fn startup(
             command.env("GATEHOUSE_MASTER_KEY", key);
         }
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {binary}"))?;
+        let mut child = command.spawn().with_context(|| format!("starting {binary}"))?;
         let ready_url = format!("http://127.0.0.1:{port}/readyz");
         let mut ready = None;
         for _ in 0..2000 {

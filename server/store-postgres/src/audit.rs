@@ -42,15 +42,8 @@ fn decode(row: &PgRow) -> Result<AuditEvent, StoreError> {
     let tenant_id: Option<String> = row.try_get("tenant_id").map_err(map_err)?;
     let actor_type: String = row.try_get("actor_type").map_err(map_err)?;
     Ok(AuditEvent {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("id"))?,
-        tenant_id: tenant_id
-            .map(|t| t.parse())
-            .transpose()
-            .map_err(|_| corrupt("tenant_id"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: tenant_id.map(|t| t.parse()).transpose().map_err(|_| corrupt("tenant_id"))?,
         actor_type: ActorType::parse(&actor_type).ok_or_else(|| corrupt("actor_type"))?,
         actor_id: row.try_get("actor_id").map_err(map_err)?,
         action: row.try_get("action").map_err(map_err)?,
@@ -74,15 +67,9 @@ impl AuditStore for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn list_audit_events(
-        &self,
-        query: &AuditQuery,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEvent>, StoreError> {
-        let scope: Option<Vec<&str>> = query
-            .tenant_scope
-            .as_ref()
-            .map(|ids| ids.iter().map(TenantId::as_str).collect());
+    async fn list_audit_events(&self, query: &AuditQuery, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError> {
+        let scope: Option<Vec<&str>> =
+            query.tenant_scope.as_ref().map(|ids| ids.iter().map(TenantId::as_str).collect());
         let rows = sqlx::query(
             "SELECT * FROM audit_events
              WHERE ($1::text IS NULL OR id > $1)

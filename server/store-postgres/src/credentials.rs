@@ -14,8 +14,7 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.name, k.display_prefix, k.secret_hash, k.created_at, k.last_used_at, k.expires_at, k.revoked_at";
-const TOKEN_COLUMNS: &str =
-    "id, name, display_prefix, secret_hash, tenant_scope, created_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, name, display_prefix, secret_hash, tenant_scope, created_at, last_used_at, revoked_at";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt credential row: {what}"))
@@ -23,16 +22,8 @@ fn corrupt(what: &str) -> StoreError {
 
 fn decode_key(row: &PgRow) -> Result<SecretKeyRecord, StoreError> {
     Ok(SecretKeyRecord {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("id"))?,
-        tenant_id: row
-            .try_get::<String, _>("tenant_id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("tenant_id"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: row.try_get::<String, _>("tenant_id").map_err(map_err)?.parse().map_err(|_| corrupt("tenant_id"))?,
         name: row.try_get("name").map_err(map_err)?,
         display_prefix: row.try_get("display_prefix").map_err(map_err)?,
         hash: SecretHash::from_stored(row.try_get("secret_hash").map_err(map_err)?),
@@ -46,18 +37,11 @@ fn decode_key(row: &PgRow) -> Result<SecretKeyRecord, StoreError> {
 fn decode_token(row: &PgRow) -> Result<AdminTokenRecord, StoreError> {
     let scope: Option<serde_json::Value> = row.try_get("tenant_scope").map_err(map_err)?;
     Ok(AdminTokenRecord {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("id"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
         name: row.try_get("name").map_err(map_err)?,
         display_prefix: row.try_get("display_prefix").map_err(map_err)?,
         hash: SecretHash::from_stored(row.try_get("secret_hash").map_err(map_err)?),
-        tenant_scope: scope
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|_| corrupt("tenant_scope"))?,
+        tenant_scope: scope.map(serde_json::from_value).transpose().map_err(|_| corrupt("tenant_scope"))?,
         created_at: row.try_get("created_at").map_err(map_err)?,
         last_used_at: row.try_get("last_used_at").map_err(map_err)?,
         revoked_at: row.try_get("revoked_at").map_err(map_err)?,
@@ -81,11 +65,7 @@ async fn insert_key(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
-    if done.rows_affected() == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
+    if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 #[async_trait]
@@ -105,20 +85,14 @@ impl SecretKeyStore for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn get_secret_key(
-        &self,
-        tenant_id: &TenantId,
-        key_id: &SecretKeyId,
-    ) -> Result<SecretKeyRecord, StoreError> {
+    async fn get_secret_key(&self, tenant_id: &TenantId, key_id: &SecretKeyId) -> Result<SecretKeyRecord, StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = $1 AND k.id = $2"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(key_id.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = $1 AND k.id = $2"))
+            .bind(tenant_id.as_str())
+            .bind(key_id.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         decode_key(&row)
     }
@@ -152,13 +126,15 @@ impl SecretKeyStore for PgStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let done = sqlx::query("UPDATE secret_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
-            .bind(tenant_id.as_str())
-            .bind(key_id.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE secret_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant_id.as_str())
+        .bind(key_id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -197,9 +173,7 @@ impl SecretKeyStore for PgStore {
                     .await
                     .map_err(map_err)?;
             return Err(match exists {
-                Some(_) => StoreError::Conflict {
-                    constraint: "secret_keys_rotated".into(),
-                },
+                Some(_) => StoreError::Conflict { constraint: "secret_keys_rotated".into() },
                 None => StoreError::NotFound,
             });
         }
@@ -272,33 +246,24 @@ async fn insert_token(
 
 #[async_trait]
 impl AdminTokenStore for PgStore {
-    async fn create_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    async fn create_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.system_tx().await?;
         insert_token(&mut tx, token).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
 
-    async fn create_first_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: &AuditEvent,
-    ) -> Result<bool, StoreError> {
+    async fn create_first_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let mut tx = self.system_tx().await?;
         // Serialises concurrent first starts of several replicas.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gatehouse.bootstrap_admin_token'))")
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let existing: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM admin_tokens WHERE revoked_at IS NULL")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_tokens WHERE revoked_at IS NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if existing > 0 {
             return Ok(false);
         }
@@ -308,10 +273,7 @@ impl AdminTokenStore for PgStore {
         Ok(true)
     }
 
-    async fn list_admin_tokens(
-        &self,
-        page: &PageRequest,
-    ) -> Result<Page<AdminTokenRecord>, StoreError> {
+    async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2"
         ))
@@ -320,10 +282,7 @@ impl AdminTokenStore for PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
-        let tokens = rows
-            .iter()
-            .map(decode_token)
-            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = rows.iter().map(decode_token).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(tokens, page, |t| t.id.as_str()))
     }
 
@@ -334,14 +293,12 @@ impl AdminTokenStore for PgStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.system_tx().await?;
-        let done = sqlx::query(
-            "UPDATE admin_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(token_id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query("UPDATE admin_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(token_id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -349,10 +306,7 @@ impl AdminTokenStore for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn find_active_admin_token(
-        &self,
-        hash: &SecretHash,
-    ) -> Result<Option<AdminTokenRecord>, StoreError> {
+    async fn find_active_admin_token(&self, hash: &SecretHash) -> Result<Option<AdminTokenRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE secret_hash = $1 AND revoked_at IS NULL"
         ))
@@ -363,11 +317,7 @@ impl AdminTokenStore for PgStore {
         row.as_ref().map(decode_token).transpose()
     }
 
-    async fn touch_admin_token(
-        &self,
-        token_id: &AdminTokenId,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    async fn touch_admin_token(&self, token_id: &AdminTokenId, now: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("UPDATE admin_tokens SET last_used_at = $2 WHERE id = $1")
             .bind(token_id.as_str())
             .bind(now)

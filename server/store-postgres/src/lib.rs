@@ -14,6 +14,7 @@ mod error;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod users;
 
 use async_trait::async_trait;
 use gatehouse_core::ids::TenantId;
@@ -46,10 +47,7 @@ impl PgStore {
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(map_err)?;
         let mut conn = options.connect().await.map_err(map_err)?;
-        MIGRATOR
-            .run(&mut conn)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         conn.close().await.map_err(map_err)
     }
 
@@ -57,11 +55,10 @@ impl PgStore {
     pub async fn is_migrated(url: &str) -> Result<bool, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(map_err)?;
         let mut conn = options.connect().await.map_err(map_err)?;
-        let applied: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap_or_default();
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
         conn.close().await.map_err(map_err)?;
         Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
     }
@@ -70,17 +67,11 @@ impl PgStore {
     /// for tenant work; system-scope work gets a pool of half that size (at least 2).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(map_err)?;
-        let pool = Self::pool_options(max_connections, "")
-            .connect_with(options.clone())
+        let pool = Self::pool_options(max_connections, "").connect_with(options.clone()).await.map_err(map_err)?;
+        let system = Self::pool_options((max_connections / 2).max(2), "SET gatehouse.scope = 'system';")
+            .connect_with(options)
             .await
             .map_err(map_err)?;
-        let system = Self::pool_options(
-            (max_connections / 2).max(2),
-            "SET gatehouse.scope = 'system';",
-        )
-        .connect_with(options)
-        .await
-        .map_err(map_err)?;
         Ok(Self { pool, system })
     }
 
@@ -91,8 +82,7 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    conn.execute(format!("SET ROLE {APP_ROLE}; {extra}").as_str())
-                        .await?;
+                    conn.execute(format!("SET ROLE {APP_ROLE}; {extra}").as_str()).await?;
                     Ok(())
                 })
             })
@@ -109,10 +99,7 @@ impl PgStore {
     }
 
     /// A transaction that sees only `tenant_id`'s rows of tenant-owned tables.
-    pub async fn tenant_tx(
-        &self,
-        tenant_id: &TenantId,
-    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+    pub async fn tenant_tx(&self, tenant_id: &TenantId) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('gatehouse.tenant_id', $1, true)")
             .bind(tenant_id.as_str())
@@ -158,18 +145,12 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {
         let idle = self.pool.num_idle() + self.system.num_idle();
-        PoolStats {
-            size: self.pool.size() + self.system.size(),
-            idle: u32::try_from(idle).unwrap_or(u32::MAX),
-        }
+        PoolStats { size: self.pool.size() + self.system.size(), idle: u32::try_from(idle).unwrap_or(u32::MAX) }
     }
 }

@@ -17,16 +17,10 @@ const COLUMNS: &str = "id, slug, name, settings, version, created_at, updated_at
 fn decode(row: &PgRow) -> Result<Tenant, StoreError> {
     let bad = |what: &str| StoreError::Backend(format!("corrupt tenant row: {what}"));
     Ok(Tenant {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| bad("id"))?,
-        slug: TenantSlug::parse(&row.try_get::<String, _>("slug").map_err(map_err)?)
-            .map_err(|_| bad("slug"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| bad("id"))?,
+        slug: TenantSlug::parse(&row.try_get::<String, _>("slug").map_err(map_err)?).map_err(|_| bad("slug"))?,
         name: row.try_get("name").map_err(map_err)?,
-        settings: serde_json::from_value(row.try_get("settings").map_err(map_err)?)
-            .map_err(|_| bad("settings"))?,
+        settings: serde_json::from_value(row.try_get("settings").map_err(map_err)?).map_err(|_| bad("settings"))?,
         version: row.try_get("version").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
         updated_at: row.try_get("updated_at").map_err(map_err)?,
@@ -60,32 +54,24 @@ impl TenantStore for PgStore {
     }
 
     async fn get_tenant(&self, tenant_id: &TenantId) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenants WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(tenant_id.as_str())
-        .fetch_one(self.pool())
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1 AND deleted_at IS NULL"))
+            .bind(tenant_id.as_str())
+            .fetch_one(self.pool())
+            .await
+            .map_err(map_err)?;
         decode(&row)
     }
 
     async fn get_tenant_by_slug(&self, slug: &TenantSlug) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenants WHERE slug = $1 AND deleted_at IS NULL"
-        ))
-        .bind(slug.as_str())
-        .fetch_one(self.pool())
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE slug = $1 AND deleted_at IS NULL"))
+            .bind(slug.as_str())
+            .fetch_one(self.pool())
+            .await
+            .map_err(map_err)?;
         decode(&row)
     }
 
-    async fn list_tenants(
-        &self,
-        scope: Option<&[TenantId]>,
-        page: &PageRequest,
-    ) -> Result<Page<Tenant>, StoreError> {
+    async fn list_tenants(&self, scope: Option<&[TenantId]>, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
         let scope: Option<Vec<&str>> = scope.map(|ids| ids.iter().map(TenantId::as_str).collect());
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM tenants
@@ -117,17 +103,14 @@ impl TenantStore for PgStore {
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM tenants WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind(tenant.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM tenants WHERE id = $1 AND deleted_at IS NULL")
+                    .bind(tenant.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
             return Err(match exists {
-                Some(_) => StoreError::Conflict {
-                    constraint: "tenants_version".into(),
-                },
+                Some(_) => StoreError::Conflict { constraint: "tenants_version".into() },
                 None => StoreError::NotFound,
             });
         }
@@ -142,23 +125,22 @@ impl TenantStore for PgStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let done = sqlx::query("UPDATE tenants SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+        let done =
+            sqlx::query("UPDATE tenants SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(tenant_id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE secret_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL")
             .bind(tenant_id.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(
-            "UPDATE secret_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }

@@ -5,8 +5,7 @@ use sqlx::{ConnectOptions, Connection};
 
 /// Where tests find Postgres; override with `GATEHOUSE_TEST_POSTGRES_URL`.
 pub fn base_url() -> String {
-    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("GATEHOUSE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A migrated, empty schema of its own.
@@ -21,20 +20,11 @@ pub struct TestSchema {
 impl TestSchema {
     /// Creates and migrates a fresh schema.
     pub async fn create() -> Result<Self, Box<dyn std::error::Error>> {
-        let schema = format!(
-            "gh_test_{}",
-            gatehouse_core::ids::EventId::generate()
-                .as_str()
-                .trim_start_matches("evt_")
-        );
+        let schema =
+            format!("gh_test_{}", gatehouse_core::ids::EventId::generate().as_str().trim_start_matches("evt_"));
         let base = base_url();
-        let mut conn = base
-            .parse::<sqlx::postgres::PgConnectOptions>()?
-            .connect()
-            .await?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .await?;
+        let mut conn = base.parse::<sqlx::postgres::PgConnectOptions>()?.connect().await?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await?;
         conn.close().await?;
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
@@ -54,10 +44,7 @@ impl Drop for TestSchema {
         let base = base_url();
         // A separate thread and runtime: Drop may run inside (or outside) a runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async move {
@@ -65,9 +52,7 @@ impl Drop for TestSchema {
                     return;
                 };
                 if let Ok(mut conn) = options.connect().await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut conn).await;
                     let _ = conn.close().await;
                 }
             });

@@ -1,11 +1,6 @@
 //! The storage conformance suite on Postgres, plus Postgres-only guarantees
 //! (row-level security, the append-only audit log).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 use gatehouse_core::store::Store;
 use gatehouse_store_postgres::testing::TestSchema;
@@ -74,10 +69,7 @@ mod postgres_only {
             expires_at: None,
             revoked_at: None,
         };
-        store
-            .create_secret_key(&t.id, &key, &event(&t.id))
-            .await
-            .unwrap();
+        store.create_secret_key(&t.id, &key, &event(&t.id)).await.unwrap();
         t.id
     }
 
@@ -89,16 +81,11 @@ mod postgres_only {
         let b = tenant_with_key(&store, "rls-b").await;
 
         let mut tx = store.tenant_tx(&a).await.unwrap();
-        let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM secret_keys")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+        let tenants: Vec<String> =
+            sqlx::query_scalar("SELECT tenant_id FROM secret_keys").fetch_all(&mut *tx).await.unwrap();
         assert_eq!(tenants, vec![a.to_string()]);
         let events: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_events")
-                .fetch_all(&mut *tx)
-                .await
-                .unwrap();
+            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_events").fetch_all(&mut *tx).await.unwrap();
         assert_eq!(events, vec![Some(a.to_string())]);
         // Writing a row for another tenant is refused too.
         let smuggled = sqlx::query("UPDATE secret_keys SET name = 'pwned' WHERE tenant_id = $1")
@@ -110,10 +97,8 @@ mod postgres_only {
         tx.rollback().await.unwrap();
 
         // Outside any tenant or system scope, nothing at all is visible.
-        let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM secret_keys")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let unscoped: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM secret_keys").fetch_one(store.pool()).await.unwrap();
         assert_eq!(unscoped, 0);
     }
 
@@ -123,15 +108,11 @@ mod postgres_only {
         let store = schema.store().await.unwrap();
         let a = tenant_with_key(&store, "append-only").await;
         let mut tx = store.tenant_tx(&a).await.unwrap();
-        let update = sqlx::query("UPDATE audit_events SET action = 'forged'")
-            .execute(&mut *tx)
-            .await;
+        let update = sqlx::query("UPDATE audit_events SET action = 'forged'").execute(&mut *tx).await;
         assert!(update.is_err());
         tx.rollback().await.unwrap();
         let mut tx = store.system_tx().await.unwrap();
-        let delete = sqlx::query("DELETE FROM audit_events")
-            .execute(&mut *tx)
-            .await;
+        let delete = sqlx::query("DELETE FROM audit_events").execute(&mut *tx).await;
         assert!(delete.is_err());
     }
 
@@ -139,12 +120,11 @@ mod postgres_only {
     async fn the_application_role_is_not_the_owner_and_cannot_bypass_rls() {
         let schema = TestSchema::create().await.unwrap();
         let store = schema.store().await.unwrap();
-        let (user, bypass): (String, bool) = sqlx::query_as(
-            "SELECT current_user::text, rolbypassrls FROM pg_roles WHERE rolname = current_user",
-        )
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+        let (user, bypass): (String, bool) =
+            sqlx::query_as("SELECT current_user::text, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
         assert_eq!(user, gatehouse_store_postgres::APP_ROLE);
         assert!(!bypass);
     }

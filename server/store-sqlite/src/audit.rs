@@ -42,15 +42,8 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
     let tenant_id: Option<String> = row.try_get("tenant_id").map_err(map_err)?;
     let actor_type: String = row.try_get("actor_type").map_err(map_err)?;
     Ok(AuditEvent {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("id"))?,
-        tenant_id: tenant_id
-            .map(|t| t.parse())
-            .transpose()
-            .map_err(|_| corrupt("tenant_id"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: tenant_id.map(|t| t.parse()).transpose().map_err(|_| corrupt("tenant_id"))?,
         actor_type: ActorType::parse(&actor_type).ok_or_else(|| corrupt("actor_type"))?,
         actor_id: row.try_get("actor_id").map_err(map_err)?,
         action: row.try_get("action").map_err(map_err)?,
@@ -59,8 +52,7 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
         ip: row.try_get("ip").map_err(map_err)?,
         user_agent: row.try_get("user_agent").map_err(map_err)?,
         request_id: row.try_get("request_id").map_err(map_err)?,
-        data: serde_json::from_str(&row.try_get::<String, _>("data").map_err(map_err)?)
-            .map_err(|_| corrupt("data"))?,
+        data: serde_json::from_str(&row.try_get::<String, _>("data").map_err(map_err)?).map_err(|_| corrupt("data"))?,
         created_at: crate::time_codec::dec(row.try_get("created_at").map_err(map_err)?)?,
     })
 }
@@ -75,11 +67,7 @@ impl AuditStore for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn list_audit_events(
-        &self,
-        query: &AuditQuery,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEvent>, StoreError> {
+    async fn list_audit_events(&self, query: &AuditQuery, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError> {
         let scope = crate::tenants::id_list(query.tenant_scope.as_deref());
         let rows = sqlx::query(
             "SELECT * FROM audit_events

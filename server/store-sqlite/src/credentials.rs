@@ -15,8 +15,7 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.name, k.display_prefix, k.secret_hash, k.created_at, k.last_used_at, k.expires_at, k.revoked_at";
-const TOKEN_COLUMNS: &str =
-    "id, name, display_prefix, secret_hash, tenant_scope, created_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, name, display_prefix, secret_hash, tenant_scope, created_at, last_used_at, revoked_at";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt credential row: {what}"))
@@ -24,16 +23,8 @@ fn corrupt(what: &str) -> StoreError {
 
 fn decode_key(row: &SqliteRow) -> Result<SecretKeyRecord, StoreError> {
     Ok(SecretKeyRecord {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("id"))?,
-        tenant_id: row
-            .try_get::<String, _>("tenant_id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("tenant_id"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: row.try_get::<String, _>("tenant_id").map_err(map_err)?.parse().map_err(|_| corrupt("tenant_id"))?,
         name: row.try_get("name").map_err(map_err)?,
         display_prefix: row.try_get("display_prefix").map_err(map_err)?,
         hash: SecretHash::from_stored(row.try_get("secret_hash").map_err(map_err)?),
@@ -47,18 +38,11 @@ fn decode_key(row: &SqliteRow) -> Result<SecretKeyRecord, StoreError> {
 fn decode_token(row: &SqliteRow) -> Result<AdminTokenRecord, StoreError> {
     let scope: Option<String> = row.try_get("tenant_scope").map_err(map_err)?;
     Ok(AdminTokenRecord {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| corrupt("id"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
         name: row.try_get("name").map_err(map_err)?,
         display_prefix: row.try_get("display_prefix").map_err(map_err)?,
         hash: SecretHash::from_stored(row.try_get("secret_hash").map_err(map_err)?),
-        tenant_scope: scope
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|_| corrupt("tenant_scope"))?,
+        tenant_scope: scope.map(|s| serde_json::from_str(&s)).transpose().map_err(|_| corrupt("tenant_scope"))?,
         created_at: dec(row.try_get("created_at").map_err(map_err)?)?,
         last_used_at: dec_opt(row.try_get("last_used_at").map_err(map_err)?)?,
         revoked_at: dec_opt(row.try_get("revoked_at").map_err(map_err)?)?,
@@ -82,11 +66,7 @@ async fn insert_key(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
-    if done.rows_affected() == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
+    if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 #[async_trait]
@@ -106,19 +86,13 @@ impl SecretKeyStore for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn get_secret_key(
-        &self,
-        tenant_id: &TenantId,
-        key_id: &SecretKeyId,
-    ) -> Result<SecretKeyRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = ?1 AND k.id = ?2"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(key_id.as_str())
-        .fetch_one(self.reader())
-        .await
-        .map_err(map_err)?;
+    async fn get_secret_key(&self, tenant_id: &TenantId, key_id: &SecretKeyId) -> Result<SecretKeyRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = ?1 AND k.id = ?2"))
+            .bind(tenant_id.as_str())
+            .bind(key_id.as_str())
+            .fetch_one(self.reader())
+            .await
+            .map_err(map_err)?;
         decode_key(&row)
     }
 
@@ -149,13 +123,15 @@ impl SecretKeyStore for SqliteStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let done = sqlx::query("UPDATE secret_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL")
-            .bind(tenant_id.as_str())
-            .bind(key_id.as_str())
-            .bind(enc(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE secret_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+        )
+        .bind(tenant_id.as_str())
+        .bind(key_id.as_str())
+        .bind(enc(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -194,9 +170,7 @@ impl SecretKeyStore for SqliteStore {
                     .await
                     .map_err(map_err)?;
             return Err(match exists {
-                Some(_) => StoreError::Conflict {
-                    constraint: "secret_keys_rotated".into(),
-                },
+                Some(_) => StoreError::Conflict { constraint: "secret_keys_rotated".into() },
                 None => StoreError::NotFound,
             });
         }
@@ -269,29 +243,20 @@ async fn insert_token(
 
 #[async_trait]
 impl AdminTokenStore for SqliteStore {
-    async fn create_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    async fn create_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
         insert_token(&mut tx, token).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
 
-    async fn create_first_admin_token(
-        &self,
-        token: &AdminTokenRecord,
-        event: &AuditEvent,
-    ) -> Result<bool, StoreError> {
+    async fn create_first_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
         // The single writer connection serialises concurrent callers.
-        let existing: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM admin_tokens WHERE revoked_at IS NULL")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_tokens WHERE revoked_at IS NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if existing > 0 {
             return Ok(false);
         }
@@ -301,10 +266,7 @@ impl AdminTokenStore for SqliteStore {
         Ok(true)
     }
 
-    async fn list_admin_tokens(
-        &self,
-        page: &PageRequest,
-    ) -> Result<Page<AdminTokenRecord>, StoreError> {
+    async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2"
         ))
@@ -313,10 +275,7 @@ impl AdminTokenStore for SqliteStore {
         .fetch_all(self.reader())
         .await
         .map_err(map_err)?;
-        let tokens = rows
-            .iter()
-            .map(decode_token)
-            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = rows.iter().map(decode_token).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(tokens, page, |t| t.id.as_str()))
     }
 
@@ -327,14 +286,12 @@ impl AdminTokenStore for SqliteStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let done = sqlx::query(
-            "UPDATE admin_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        )
-        .bind(token_id.as_str())
-        .bind(enc(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query("UPDATE admin_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+            .bind(token_id.as_str())
+            .bind(enc(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -342,10 +299,7 @@ impl AdminTokenStore for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn find_active_admin_token(
-        &self,
-        hash: &SecretHash,
-    ) -> Result<Option<AdminTokenRecord>, StoreError> {
+    async fn find_active_admin_token(&self, hash: &SecretHash) -> Result<Option<AdminTokenRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE secret_hash = ?1 AND revoked_at IS NULL"
         ))
@@ -356,11 +310,7 @@ impl AdminTokenStore for SqliteStore {
         row.as_ref().map(decode_token).transpose()
     }
 
-    async fn touch_admin_token(
-        &self,
-        token_id: &AdminTokenId,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    async fn touch_admin_token(&self, token_id: &AdminTokenId, now: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("UPDATE admin_tokens SET last_used_at = ?2 WHERE id = ?1")
             .bind(token_id.as_str())
             .bind(enc(now))

@@ -12,6 +12,7 @@ mod credentials;
 mod error;
 mod tenants;
 mod time_codec;
+mod users;
 
 use async_trait::async_trait;
 use gatehouse_core::store::{PoolStats, Store, StoreError};
@@ -48,10 +49,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
-        MIGRATOR
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        MIGRATOR.run(&write).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -86,11 +84,7 @@ impl SqliteStore {
                     .await
                     .map_err(map_err)?;
             for (column, not_null, pk) in columns {
-                let null = if not_null == 0 && pk == 0 {
-                    " null"
-                } else {
-                    ""
-                };
+                let null = if not_null == 0 && pk == 0 { " null" } else { "" };
                 out.insert(format!("{table}.{column}{null}"));
             }
             let indexes: Vec<(String, i64, String)> =
@@ -112,19 +106,13 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(map_err)?;
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(map_err)?;
         Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {
         let size = self.read.size() + self.write.size();
         let idle = self.read.num_idle() + self.write.num_idle();
-        PoolStats {
-            size,
-            idle: u32::try_from(idle).unwrap_or(u32::MAX),
-        }
+        PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX) }
     }
 }

@@ -19,13 +19,8 @@ fn decode(row: &SqliteRow) -> Result<Tenant, StoreError> {
     let bad = |what: &str| StoreError::Backend(format!("corrupt tenant row: {what}"));
     let settings: String = row.try_get("settings").map_err(map_err)?;
     Ok(Tenant {
-        id: row
-            .try_get::<String, _>("id")
-            .map_err(map_err)?
-            .parse()
-            .map_err(|_| bad("id"))?,
-        slug: TenantSlug::parse(&row.try_get::<String, _>("slug").map_err(map_err)?)
-            .map_err(|_| bad("slug"))?,
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| bad("id"))?,
+        slug: TenantSlug::parse(&row.try_get::<String, _>("slug").map_err(map_err)?).map_err(|_| bad("slug"))?,
         name: row.try_get("name").map_err(map_err)?,
         settings: serde_json::from_str(&settings).map_err(|_| bad("settings"))?,
         version: row.try_get("version").map_err(map_err)?,
@@ -40,9 +35,7 @@ fn settings_json(tenant: &Tenant) -> Result<String, StoreError> {
 
 /// A JSON array of ids, for `IN (SELECT value FROM json_each(?))`.
 pub(crate) fn id_list(ids: Option<&[TenantId]>) -> Option<String> {
-    ids.map(|ids| {
-        serde_json::Value::from(ids.iter().map(TenantId::as_str).collect::<Vec<_>>()).to_string()
-    })
+    ids.map(|ids| serde_json::Value::from(ids.iter().map(TenantId::as_str).collect::<Vec<_>>()).to_string())
 }
 
 #[async_trait]
@@ -68,32 +61,24 @@ impl TenantStore for SqliteStore {
     }
 
     async fn get_tenant(&self, tenant_id: &TenantId) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenants WHERE id = ?1 AND deleted_at IS NULL"
-        ))
-        .bind(tenant_id.as_str())
-        .fetch_one(self.reader())
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1 AND deleted_at IS NULL"))
+            .bind(tenant_id.as_str())
+            .fetch_one(self.reader())
+            .await
+            .map_err(map_err)?;
         decode(&row)
     }
 
     async fn get_tenant_by_slug(&self, slug: &TenantSlug) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenants WHERE slug = ?1 AND deleted_at IS NULL"
-        ))
-        .bind(slug.as_str())
-        .fetch_one(self.reader())
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE slug = ?1 AND deleted_at IS NULL"))
+            .bind(slug.as_str())
+            .fetch_one(self.reader())
+            .await
+            .map_err(map_err)?;
         decode(&row)
     }
 
-    async fn list_tenants(
-        &self,
-        scope: Option<&[TenantId]>,
-        page: &PageRequest,
-    ) -> Result<Page<Tenant>, StoreError> {
+    async fn list_tenants(&self, scope: Option<&[TenantId]>, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM tenants
              WHERE deleted_at IS NULL AND (?1 IS NULL OR id > ?1)
@@ -125,17 +110,14 @@ impl TenantStore for SqliteStore {
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM tenants WHERE id = ?1 AND deleted_at IS NULL",
-            )
-            .bind(tenant.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM tenants WHERE id = ?1 AND deleted_at IS NULL")
+                    .bind(tenant.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
             return Err(match exists {
-                Some(_) => StoreError::Conflict {
-                    constraint: "tenants_version".into(),
-                },
+                Some(_) => StoreError::Conflict { constraint: "tenants_version".into() },
                 None => StoreError::NotFound,
             });
         }
@@ -150,23 +132,22 @@ impl TenantStore for SqliteStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let done = sqlx::query("UPDATE tenants SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL")
+        let done =
+            sqlx::query("UPDATE tenants SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL")
+                .bind(tenant_id.as_str())
+                .bind(enc(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE secret_keys SET revoked_at = ?2 WHERE tenant_id = ?1 AND revoked_at IS NULL")
             .bind(tenant_id.as_str())
             .bind(enc(now))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(
-            "UPDATE secret_keys SET revoked_at = ?2 WHERE tenant_id = ?1 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id.as_str())
-        .bind(enc(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }

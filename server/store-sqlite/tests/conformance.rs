@@ -1,10 +1,5 @@
 //! The storage conformance suite on SQLite.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests: a failed step is a failed test"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
 
 use gatehouse_core::store::Store;
 use gatehouse_store_sqlite::SqliteStore;
@@ -25,13 +20,8 @@ impl Drop for TempDb {
 }
 
 async fn make() -> (TempDb, Arc<dyn Store>) {
-    let path = std::env::temp_dir().join(format!(
-        "gatehouse-test-{}.db",
-        gatehouse_core::ids::EventId::generate()
-    ));
-    let store = SqliteStore::open(&format!("sqlite://{}", path.display()), 4)
-        .await
-        .unwrap();
+    let path = std::env::temp_dir().join(format!("gatehouse-test-{}.db", gatehouse_core::ids::EventId::generate()));
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()), 4).await.unwrap();
     (TempDb(path), Arc::new(store))
 }
 

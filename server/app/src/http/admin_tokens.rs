@@ -84,15 +84,8 @@ pub async fn create_admin_token(
     ApiJson(body): ApiJson<CreateAdminTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<AdminToken>)> {
     let op = principal.operator()?;
-    let issued = state
-        .services
-        .admin_tokens
-        .create(&op, &ctx, body.name, body.tenant_ids)
-        .await?;
-    let token = AdminToken {
-        secret: Some(issued.secret.expose().to_owned()),
-        ..issued.record.into()
-    };
+    let issued = state.services.admin_tokens.create(&op, &ctx, body.name, body.tenant_ids).await?;
+    let token = AdminToken { secret: Some(issued.secret.expose().to_owned()), ..issued.record.into() };
     Ok((StatusCode::CREATED, Json(token)))
 }
 
@@ -106,11 +99,7 @@ pub async fn list_admin_tokens(
     Ctx(ctx): Ctx,
 ) -> ApiResult<Json<AdminTokenList>> {
     let op = principal.operator()?;
-    let tokens = state
-        .services
-        .admin_tokens
-        .list(&op, &ctx, &query.page()?)
-        .await?;
+    let tokens = state.services.admin_tokens.list(&op, &ctx, &query.page()?).await?;
     Ok(Json(tokens.map(AdminToken::from).into()))
 }
 
@@ -125,10 +114,6 @@ pub async fn revoke_admin_token(
     Ctx(ctx): Ctx,
 ) -> ApiResult<StatusCode> {
     let op = principal.operator()?;
-    state
-        .services
-        .admin_tokens
-        .revoke(&op, &ctx, &path.token_id)
-        .await?;
+    state.services.admin_tokens.revoke(&op, &ctx, &path.token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -42,17 +42,6 @@ pub async fn list_audit_events(
     Ctx(ctx): Ctx,
 ) -> ApiResult<Json<AuditEventList>> {
     let page = gatehouse_core::page::PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let filter = AuditFilter {
-        tenant_id: query.tenant_id,
-        action: query.action,
-        actor_id: query.actor_id,
-    };
-    Ok(Json(
-        state
-            .services
-            .audit
-            .list(&principal, &ctx, filter, &page)
-            .await?
-            .into(),
-    ))
+    let filter = AuditFilter { tenant_id: query.tenant_id, action: query.action, actor_id: query.actor_id };
+    Ok(Json(state.services.audit.list(&principal, &ctx, filter, &page).await?.into()))
 }

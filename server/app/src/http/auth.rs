@@ -29,41 +29,25 @@ impl FromRequestParts<AppState> for Auth {
             .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string());
         let failures = format!("rl:mgmt-auth-fail:{ip}");
         let blocked = format!("{failures}:blocked");
-        let unavailable = |e: gatehouse_core::ephemeral::EphemeralError| {
-            ApiError::from(ServiceError::Unavailable(e.to_string()))
-        };
-        if state
-            .ephemeral
-            .cache_get(&blocked)
-            .await
-            .map_err(unavailable)?
-            .is_some()
-        {
+        let unavailable =
+            |e: gatehouse_core::ephemeral::EphemeralError| ApiError::from(ServiceError::Unavailable(e.to_string()));
+        if state.ephemeral.cache_get(&blocked).await.map_err(unavailable)?.is_some() {
             return Err(too_many(FAILURE_WINDOW));
         }
         let bearer = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
         let result = match bearer {
-            Some(token) if !token.is_empty() => {
-                state.services.authenticator.authenticate(token).await
-            }
+            Some(token) if !token.is_empty() => state.services.authenticator.authenticate(token).await,
             _ => Err(ServiceError::Unauthenticated),
         };
         match result {
             Ok(principal) => Ok(Auth(principal)),
             Err(ServiceError::Unauthenticated) => {
-                let count = state
-                    .ephemeral
-                    .increment(&failures, FAILURE_WINDOW)
-                    .await
-                    .map_err(unavailable)?;
+                let count = state.ephemeral.increment(&failures, FAILURE_WINDOW).await.map_err(unavailable)?;
                 if count.hits >= MAX_FAILURES_PER_WINDOW {
                     state
                         .ephemeral
@@ -79,9 +63,6 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 fn too_many(window: Duration) -> ApiError {
-    ApiError::new(
-        ErrorCode::RateLimited,
-        "too many failed authentication attempts from this address",
-    )
-    .with_retry_after(window.as_secs())
+    ApiError::new(ErrorCode::RateLimited, "too many failed authentication attempts from this address")
+        .with_retry_after(window.as_secs())
 }

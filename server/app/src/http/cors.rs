@@ -27,22 +27,14 @@ pub async fn tenant_cors(State(state): State<AppState>, request: Request, next: 
         return next.run(request).await;
     };
     let allowed = match state.store.get_tenant_by_slug(&slug).await {
-        Ok(tenant) => origin
-            .to_str()
-            .is_ok_and(|o| tenant.settings.allowed_origins.iter().any(|a| a == o)),
+        Ok(tenant) => origin.to_str().is_ok_and(|o| tenant.settings.allowed_origins.iter().any(|a| a == o)),
         Err(_) => false,
     };
-    let is_preflight = request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let is_preflight =
+        request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut response = if is_preflight {
         if !allowed {
-            return ApiError::new(
-                ErrorCode::Forbidden,
-                "this origin is not allowed for this tenant",
-            )
-            .into_response();
+            return ApiError::new(ErrorCode::Forbidden, "this origin is not allowed for this tenant").into_response();
         }
         StatusCode::NO_CONTENT.into_response()
     } else {
@@ -52,27 +44,12 @@ pub async fn tenant_cors(State(state): State<AppState>, request: Request, next: 
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     if allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("x-request-id, retry-after"),
-        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id, retry-after"));
         if is_preflight {
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(ALLOWED_METHODS),
-            );
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(ALLOWED_HEADERS),
-            );
-            headers.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
-            );
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOWED_HEADERS));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE));
         }
     }
     response

@@ -147,13 +147,7 @@ pub struct ErrorReport {
 impl ApiError {
     /// An error with a public detail message.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self {
-            code,
-            detail: detail.into(),
-            errors: Vec::new(),
-            internal: None,
-            retry_after: None,
-        }
+        Self { code, detail: detail.into(), errors: Vec::new(), internal: None, retry_after: None }
     }
 
     /// Adds field errors.
@@ -170,10 +164,7 @@ impl ApiError {
 
     /// An internal error: the cause is logged, the client sees a generic message.
     pub fn internal(cause: impl Into<String>) -> Self {
-        Self {
-            internal: Some(cause.into()),
-            ..Self::new(ErrorCode::Internal, "something went wrong on our side")
-        }
+        Self { internal: Some(cause.into()), ..Self::new(ErrorCode::Internal, "something went wrong on our side") }
     }
 
     /// The code.
@@ -186,35 +177,23 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Validation(errors) => {
-                let detail = errors
-                    .iter()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let detail =
+                    errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
                 ApiError::new(ErrorCode::ValidationFailed, detail).with_errors(errors)
             }
-            ServiceError::InvalidCursor => ApiError::new(
-                ErrorCode::InvalidCursor,
-                "pass back a next_cursor value unchanged",
-            ),
-            ServiceError::NotFound { resource } => {
-                ApiError::new(ErrorCode::NotFound, format!("no such {resource}"))
+            ServiceError::InvalidCursor => {
+                ApiError::new(ErrorCode::InvalidCursor, "pass back a next_cursor value unchanged")
             }
-            ServiceError::Conflict { constraint } => {
-                ApiError::new(ErrorCode::Conflict, conflict_detail(&constraint))
+            ServiceError::NotFound { resource } => ApiError::new(ErrorCode::NotFound, format!("no such {resource}")),
+            ServiceError::Conflict { constraint } => ApiError::new(ErrorCode::Conflict, conflict_detail(&constraint)),
+            ServiceError::Unauthenticated => {
+                ApiError::new(ErrorCode::Unauthorized, "send a valid admin token or secret key as a Bearer token")
             }
-            ServiceError::Unauthenticated => ApiError::new(
-                ErrorCode::Unauthorized,
-                "send a valid admin token or secret key as a Bearer token",
-            ),
             ServiceError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
             ServiceError::Unavailable(cause) => ApiError {
                 internal: Some(cause),
-                ..ApiError::new(
-                    ErrorCode::Unavailable,
-                    "a dependency is unavailable; retry shortly",
-                )
-                .with_retry_after(1)
+                ..ApiError::new(ErrorCode::Unavailable, "a dependency is unavailable; retry shortly")
+                    .with_retry_after(1)
             },
             ServiceError::Internal(cause) => ApiError::internal(cause),
         }
@@ -223,11 +202,10 @@ impl From<ServiceError> for ApiError {
 
 fn conflict_detail(constraint: &str) -> String {
     match constraint {
-        "tenants_slug_key" => {
-            "a tenant with this slug exists or existed (slugs are never reused)".into()
-        }
+        "tenants_slug_key" => "a tenant with this slug exists or existed (slugs are never reused)".into(),
         "tenants_version" => "the tenant changed concurrently; retry".into(),
         "secret_keys_rotated" => "this secret key has already been rotated".into(),
+        "users_tenant_id_email_normalized_key" => "a user with this email exists in this tenant".into(),
         other => format!("conflicts with existing state ({other})"),
     }
 }
@@ -245,23 +223,14 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.code == ErrorCode::Unauthorized {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"gatehouse\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gatehouse\""));
         }
-        response.extensions_mut().insert(ErrorReport {
-            code: self.code.as_str(),
-            internal: self.internal,
-        });
+        response.extensions_mut().insert(ErrorReport { code: self.code.as_str(), internal: self.internal });
         response
     }
 }

@@ -26,39 +26,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::new(
-            ErrorCode::ValidationFailed,
-            data_error_detail(&e.body_text()),
-        ),
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::new(ErrorCode::MalformedJson, "the body is not valid JSON")
+        JsonRejection::JsonDataError(e) => {
+            ApiError::new(ErrorCode::ValidationFailed, data_error_detail(&e.body_text()))
         }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(e)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                "the body exceeds the size limit",
-            )
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(ErrorCode::MalformedJson, "the body is not valid JSON"),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, "send Content-Type: application/json")
         }
-        other => ApiError::new(
-            ErrorCode::MalformedJson,
-            format!("the body could not be read: {}", other.body_text()),
-        ),
+        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "the body exceeds the size limit")
+        }
+        other => ApiError::new(ErrorCode::MalformedJson, format!("the body could not be read: {}", other.body_text())),
     }
 }
 
 /// serde's message without axum's "Failed to deserialize the JSON body into the target
 /// type: " preamble; it names the field and what was expected, never our internals.
 fn data_error_detail(text: &str) -> String {
-    text.split_once(": ")
-        .map(|(_, rest)| rest)
-        .unwrap_or(text)
-        .to_owned()
+    text.split_once(": ").map(|(_, rest)| rest).unwrap_or(text).to_owned()
 }
 
 /// Typed path parameters.
@@ -71,10 +56,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::new(
-                ErrorCode::InvalidPath,
-                e.body_text().replace("Invalid URL: ", ""),
-            )),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::new(ErrorCode::InvalidPath, e.body_text().replace("Invalid URL: ", "")))
+            }
             Err(other) => Err(ApiError::new(ErrorCode::InvalidPath, other.body_text())),
         }
     }
@@ -90,10 +74,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                data_error_detail(&e.body_text()),
-            )),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::new(ErrorCode::InvalidQuery, data_error_detail(&e.body_text())))
+            }
             Err(other) => Err(ApiError::new(ErrorCode::InvalidQuery, other.body_text())),
         }
     }
@@ -114,20 +97,13 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
-        Ok(Self(RequestContext {
-            ip,
-            user_agent,
-            request_id,
-        }))
+        Ok(Self(RequestContext { ip, user_agent, request_id }))
     }
 }

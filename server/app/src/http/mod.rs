@@ -12,6 +12,7 @@ pub mod ops;
 pub mod pagination;
 pub mod secret_keys;
 pub mod tenants;
+pub mod users;
 
 use crate::state::AppState;
 use axum::Router;
@@ -31,6 +32,7 @@ use utoipa_axum::routes;
         (name = "tenants", description = "Tenants: isolated user pools"),
         (name = "secret-keys", description = "Tenant secret keys (sk_…) for server-side access to one tenant"),
         (name = "admin-tokens", description = "Operator API tokens (gh_admin_…)"),
+        (name = "users", description = "A tenant's users"),
         (name = "audit", description = "The append-only audit log"),
         (name = "ops", description = "Health, readiness and metrics"),
     )
@@ -44,9 +46,7 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         let scheme = Http::builder()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some(
-                "An operator token `gh_admin_…` or a tenant secret key `sk_…`",
-            ))
+            .description(Some("An operator token `gh_admin_…` or a tenant secret key `sk_…`"))
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
@@ -56,22 +56,14 @@ impl utoipa::Modify for BearerAuth {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(tenants::create_tenant, tenants::list_tenants))
-        .routes(routes!(
-            tenants::get_tenant,
-            tenants::update_tenant,
-            tenants::delete_tenant
-        ))
-        .routes(routes!(
-            secret_keys::create_secret_key,
-            secret_keys::list_secret_keys
-        ))
+        .routes(routes!(tenants::get_tenant, tenants::update_tenant, tenants::delete_tenant))
+        .routes(routes!(secret_keys::create_secret_key, secret_keys::list_secret_keys))
         .routes(routes!(secret_keys::revoke_secret_key))
         .routes(routes!(secret_keys::rotate_secret_key))
-        .routes(routes!(
-            admin_tokens::create_admin_token,
-            admin_tokens::list_admin_tokens
-        ))
+        .routes(routes!(admin_tokens::create_admin_token, admin_tokens::list_admin_tokens))
         .routes(routes!(admin_tokens::revoke_admin_token))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::update_user, users::delete_user))
         .routes(routes!(audit::list_audit_events))
         .routes(routes!(ops::get_health))
         .routes(routes!(ops::get_readiness))

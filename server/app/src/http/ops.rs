@@ -29,20 +29,10 @@ pub async fn get_health() -> Json<HealthResponse> {
 ))]
 pub async fn get_readiness(State(state): State<AppState>) -> ApiResult<Json<HealthResponse>> {
     let unavailable = |what: &str, cause: String| {
-        ApiError::from(gatehouse_core::error::ServiceError::Unavailable(format!(
-            "{what}: {cause}"
-        )))
+        ApiError::from(gatehouse_core::error::ServiceError::Unavailable(format!("{what}: {cause}")))
     };
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| unavailable("database", e.to_string()))?;
-    state
-        .ephemeral
-        .ping()
-        .await
-        .map_err(|e| unavailable("ephemeral store", e.to_string()))?;
+    state.store.ping().await.map_err(|e| unavailable("database", e.to_string()))?;
+    state.ephemeral.ping().await.map_err(|e| unavailable("ephemeral store", e.to_string()))?;
     Ok(Json(HealthResponse { status: "ok" }))
 }
 
@@ -50,13 +40,7 @@ pub async fn get_readiness(State(state): State<AppState>) -> ApiResult<Json<Heal
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(state.store.pool_stats());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
 /// Fallback for unknown routes.
@@ -66,8 +50,5 @@ pub async fn not_found() -> ApiError {
 
 /// Fallback for known routes with the wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "this route does not accept that method",
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
 }

@@ -37,10 +37,7 @@ macro_rules! list_response {
 
         impl From<gatehouse_core::page::Page<$item>> for $name {
             fn from(page: gatehouse_core::page::Page<$item>) -> Self {
-                Self {
-                    data: page.data,
-                    next_cursor: page.next_cursor,
-                }
+                Self { data: page.data, next_cursor: page.next_cursor }
             }
         }
     };

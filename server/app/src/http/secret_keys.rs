@@ -68,10 +68,7 @@ impl SecretKey {
     }
 
     fn issued(issued: IssuedSecretKey, now: OffsetDateTime) -> Self {
-        Self {
-            secret: Some(issued.secret.expose().to_owned()),
-            ..Self::from_record(issued.record, now)
-        }
+        Self { secret: Some(issued.secret.expose().to_owned()), ..Self::from_record(issued.record, now) }
     }
 }
 
@@ -121,15 +118,8 @@ pub async fn create_secret_key(
     ApiJson(body): ApiJson<CreateSecretKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<SecretKey>)> {
     let access = principal.tenant(&path.tenant_id)?;
-    let issued = state
-        .services
-        .secret_keys
-        .create(&access, &ctx, body.name)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SecretKey::issued(issued, state.clock.now())),
-    ))
+    let issued = state.services.secret_keys.create(&access, &ctx, body.name).await?;
+    Ok((StatusCode::CREATED, Json(SecretKey::issued(issued, state.clock.now()))))
 }
 
 /// Lists a tenant's keys (never their secrets).
@@ -144,11 +134,7 @@ pub async fn list_secret_keys(
     Ctx(ctx): Ctx,
 ) -> ApiResult<Json<SecretKeyList>> {
     let access = principal.tenant(&path.tenant_id)?;
-    let keys = state
-        .services
-        .secret_keys
-        .list(&access, &ctx, &query.page()?)
-        .await?;
+    let keys = state.services.secret_keys.list(&access, &ctx, &query.page()?).await?;
     let now = state.clock.now();
     Ok(Json(keys.map(|k| SecretKey::from_record(k, now)).into()))
 }
@@ -164,11 +150,7 @@ pub async fn revoke_secret_key(
     Ctx(ctx): Ctx,
 ) -> ApiResult<StatusCode> {
     let access = principal.tenant(&path.tenant_id)?;
-    state
-        .services
-        .secret_keys
-        .revoke(&access, &ctx, &path.key_id)
-        .await?;
+    state.services.secret_keys.revoke(&access, &ctx, &path.key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -187,13 +169,6 @@ pub async fn rotate_secret_key(
 ) -> ApiResult<(StatusCode, Json<SecretKey>)> {
     let access = principal.tenant(&path.tenant_id)?;
     let overlap = body.overlap_seconds.map(time::Duration::seconds);
-    let issued = state
-        .services
-        .secret_keys
-        .rotate(&access, &ctx, &path.key_id, overlap)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SecretKey::issued(issued, state.clock.now())),
-    ))
+    let issued = state.services.secret_keys.rotate(&access, &ctx, &path.key_id, overlap).await?;
+    Ok((StatusCode::CREATED, Json(SecretKey::issued(issued, state.clock.now()))))
 }

@@ -58,11 +58,7 @@ pub async fn create_tenant(
     ApiJson(body): ApiJson<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
     let op = principal.operator()?;
-    let input = NewTenant {
-        slug: body.slug,
-        name: body.name,
-        settings: body.settings,
-    };
+    let input = NewTenant { slug: body.slug, name: body.name, settings: body.settings };
     let tenant = state.services.tenants.create(&op, &ctx, input).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
@@ -77,14 +73,7 @@ pub async fn list_tenants(
     Ctx(ctx): Ctx,
 ) -> ApiResult<Json<TenantList>> {
     let page = query.page()?;
-    Ok(Json(
-        state
-            .services
-            .tenants
-            .list(&principal, &ctx, &page)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.services.tenants.list(&principal, &ctx, &page).await?.into()))
 }
 
 /// Reads a tenant.
@@ -113,13 +102,8 @@ pub async fn update_tenant(
     ApiJson(body): ApiJson<UpdateTenantRequest>,
 ) -> ApiResult<Json<Tenant>> {
     let access = principal.tenant(&path.tenant_id)?;
-    let patch = TenantPatch {
-        name: body.name,
-        settings: body.settings,
-    };
-    Ok(Json(
-        state.services.tenants.update(&access, &ctx, patch).await?,
-    ))
+    let patch = TenantPatch { name: body.name, settings: body.settings };
+    Ok(Json(state.services.tenants.update(&access, &ctx, patch).await?))
 }
 
 /// Deletes a tenant (soft: its slug is never reused; its keys stop working at once).

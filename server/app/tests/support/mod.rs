@@ -53,10 +53,7 @@ impl Reply {
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{:?}", self.body);
         assert_eq!(self.body["code"], code, "{:?}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
         assert_eq!(self.body["status"], status);
         assert!(self.body["title"].is_string() && self.body["detail"].is_string());
         assert_eq!(self.body["type"], format!("urn:gatehouse:problem:{code}"));
@@ -85,25 +82,17 @@ impl TestServer {
         vars.insert("GATEHOUSE_LISTEN".into(), "127.0.0.1:0".into());
         let guard = match backend {
             Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!(
-                    "gatehouse-it-{}.db",
-                    gatehouse_core::ids::EventId::generate()
-                ));
-                vars.insert(
-                    "GATEHOUSE_DATABASE_URL".into(),
-                    format!("sqlite://{}", path.display()),
-                );
+                let path =
+                    std::env::temp_dir().join(format!("gatehouse-it-{}.db", gatehouse_core::ids::EventId::generate()));
+                vars.insert("GATEHOUSE_DATABASE_URL".into(), format!("sqlite://{}", path.display()));
                 Guard::Sqlite(path)
             }
             Backend::Postgres => {
                 let schema = TestSchema::create().await.unwrap();
                 vars.insert("GATEHOUSE_DATABASE_URL".into(), schema.url.clone());
-                vars.insert(
-                    "GATEHOUSE_MASTER_KEY".into(),
-                    MasterKey::generate().encode(),
-                );
-                let redis = std::env::var("GATEHOUSE_TEST_REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                vars.insert("GATEHOUSE_MASTER_KEY".into(), MasterKey::generate().encode());
+                let redis =
+                    std::env::var("GATEHOUSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
                 vars.insert("GATEHOUSE_REDIS_URL".into(), redis);
                 vars.insert(
                     "GATEHOUSE_REDIS_PREFIX".into(),
@@ -115,9 +104,7 @@ impl TestServer {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let server = startup::start(Config::from_vars(&vars).unwrap())
-            .await
-            .unwrap();
+        let server = startup::start(Config::from_vars(&vars).unwrap()).await.unwrap();
         let admin = match extra.iter().find(|(k, _)| *k == "GATEHOUSE_ADMIN_TOKEN") {
             Some((_, token)) => (*token).to_owned(),
             None => server.bootstrap_token.as_ref().unwrap().expose().to_owned(),
@@ -136,14 +123,9 @@ impl TestServer {
     /// Stops the server gracefully and starts it again on the same database.
     pub async fn restart(&mut self) -> Option<String> {
         self.server.take().unwrap().shutdown().await.unwrap();
-        let server = startup::start(Config::from_vars(&self.vars).unwrap())
-            .await
-            .unwrap();
+        let server = startup::start(Config::from_vars(&self.vars).unwrap()).await.unwrap();
         self.base = format!("http://{}", server.local_addr);
-        let token = server
-            .bootstrap_token
-            .as_ref()
-            .map(|t| t.expose().to_owned());
+        let token = server.bootstrap_token.as_ref().map(|t| t.expose().to_owned());
         self.server = Some(server);
         token
     }
@@ -153,16 +135,8 @@ impl TestServer {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Reply { status, headers, body }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -170,48 +144,25 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(self.client.get(self.url(path)).bearer_auth(token))
-            .await
+        self.send(self.client.get(self.url(path)).bearer_auth(token)).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
-        self.send(self.client.delete(self.url(path)).bearer_auth(token))
-            .await
+        self.send(self.client.delete(self.url(path)).bearer_auth(token)).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.send(
-            self.client
-                .post(self.url(path))
-                .bearer_auth(token)
-                .json(&body),
-        )
-        .await
+        self.send(self.client.post(self.url(path)).bearer_auth(token).json(&body)).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.send(
-            self.client
-                .patch(self.url(path))
-                .bearer_auth(token)
-                .json(&body),
-        )
-        .await
+        self.send(self.client.patch(self.url(path)).bearer_auth(token).json(&body)).await
     }
 
     /// Creates a tenant as the operator; returns its JSON.
     pub async fn tenant(&self, slug: &str) -> Value {
-        let slug = format!(
-            "{slug}-{}",
-            &gatehouse_core::ids::EventId::generate().as_str()[20..]
-        );
-        let reply = self
-            .post(
-                "/v1/tenants",
-                &self.admin,
-                serde_json::json!({"slug": slug, "name": slug}),
-            )
-            .await;
+        let slug = format!("{slug}-{}", &gatehouse_core::ids::EventId::generate().as_str()[20..]);
+        let reply = self.post("/v1/tenants", &self.admin, serde_json::json!({"slug": slug, "name": slug})).await;
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         reply.body
     }
@@ -219,11 +170,7 @@ impl TestServer {
     /// Creates a secret key for the tenant; returns (key JSON, secret).
     pub async fn secret_key(&self, tenant_id: &str) -> (Value, String) {
         let reply = self
-            .post(
-                &format!("/v1/tenants/{tenant_id}/secret-keys"),
-                &self.admin,
-                serde_json::json!({"name": "ci"}),
-            )
+            .post(&format!("/v1/tenants/{tenant_id}/secret-keys"), &self.admin, serde_json::json!({"name": "ci"}))
             .await;
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         let secret = reply.body["secret"].as_str().unwrap().to_owned();

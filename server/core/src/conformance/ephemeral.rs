@@ -30,10 +30,7 @@ pub async fn counters_count_within_a_window_and_reset_after(store: &dyn Ephemera
 pub async fn one_time_values_are_taken_once(store: &dyn EphemeralStore) {
     let k = key("once");
     assert!(store.put_once(&k, "wert ✓".as_bytes(), LONG).await.unwrap());
-    assert_eq!(
-        store.take(&k).await.unwrap().as_deref(),
-        Some("wert ✓".as_bytes())
-    );
+    assert_eq!(store.take(&k).await.unwrap().as_deref(), Some("wert ✓".as_bytes()));
     assert_eq!(store.take(&k).await.unwrap(), None);
     let short = key("once-short");
     assert!(store.put_once(&short, b"v", SHORT).await.unwrap());
@@ -46,10 +43,7 @@ pub async fn parallel_takes_have_exactly_one_winner(store: &dyn EphemeralStore) 
     let k = key("race");
     assert!(store.put_once(&k, b"prize", LONG).await.unwrap());
     let results = futures::future::join_all((0..16).map(|_| store.take(&k))).await;
-    let winners = results
-        .into_iter()
-        .filter(|r| matches!(r, Ok(Some(_))))
-        .count();
+    let winners = results.into_iter().filter(|r| matches!(r, Ok(Some(_)))).count();
     assert_eq!(winners, 1);
 }
 
@@ -58,10 +52,7 @@ pub async fn put_once_refuses_a_taken_key(store: &dyn EphemeralStore) {
     let k = key("taken");
     assert!(store.put_once(&k, b"first", LONG).await.unwrap());
     assert!(!store.put_once(&k, b"second", LONG).await.unwrap());
-    assert_eq!(
-        store.take(&k).await.unwrap().as_deref(),
-        Some(&b"first"[..])
-    );
+    assert_eq!(store.take(&k).await.unwrap().as_deref(), Some(&b"first"[..]));
 }
 
 /// Cache entries are readable until their TTL, replaceable and deletable.
@@ -70,10 +61,7 @@ pub async fn cache_entries_expire_and_can_be_deleted(store: &dyn EphemeralStore)
     assert_eq!(store.cache_get(&k).await.unwrap(), None);
     store.cache_set(&k, b"one", LONG).await.unwrap();
     store.cache_set(&k, b"two", LONG).await.unwrap();
-    assert_eq!(
-        store.cache_get(&k).await.unwrap().as_deref(),
-        Some(&b"two"[..])
-    );
+    assert_eq!(store.cache_get(&k).await.unwrap().as_deref(), Some(&b"two"[..]));
     store.cache_delete(&k).await.unwrap();
     assert_eq!(store.cache_get(&k).await.unwrap(), None);
     let short = key("cache-short");
@@ -117,11 +105,6 @@ pub async fn published_messages_reach_every_subscriber(store: &dyn EphemeralStor
     assert_eq!(seen.last().map(Vec::as_slice), Some(&b"second"[..]));
 }
 
-async fn next_message(
-    stream: &mut futures::stream::BoxStream<'static, Vec<u8>>,
-) -> Option<Vec<u8>> {
-    tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .ok()
-        .flatten()
+async fn next_message(stream: &mut futures::stream::BoxStream<'static, Vec<u8>>) -> Option<Vec<u8>> {
+    tokio::time::timeout(Duration::from_secs(5), stream.next()).await.ok().flatten()
 }

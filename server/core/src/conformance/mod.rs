@@ -32,6 +32,9 @@ macro_rules! store_conformance_tests {
             audit_events_filter_and_paginate,
             failed_writes_leave_no_audit_event,
             audit_batches_are_all_or_nothing,
+            user_emails_are_unique_per_tenant_ignoring_case,
+            users_round_trip_unicode_and_are_isolated_by_tenant,
+            users_list_filters_by_email_prefix_and_status,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

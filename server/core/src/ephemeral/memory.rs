@@ -57,10 +57,7 @@ impl MemoryStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner, Instant) -> T) -> T {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut inner, Instant::now())
     }
 }
@@ -72,22 +69,12 @@ impl EphemeralStore for MemoryStore {
             let count = match inner.live(key, now) {
                 Some(entry) => {
                     entry.hits += 1;
-                    Count {
-                        hits: entry.hits,
-                        resets_in: entry.expires_at - now,
-                    }
+                    Count { hits: entry.hits, resets_in: entry.expires_at - now }
                 }
                 None => {
-                    let entry = Entry {
-                        value: Vec::new(),
-                        hits: 1,
-                        expires_at: now + window,
-                    };
+                    let entry = Entry { value: Vec::new(), hits: 1, expires_at: now + window };
                     inner.entries.insert(key.to_owned(), entry);
-                    Count {
-                        hits: 1,
-                        resets_in: window,
-                    }
+                    Count { hits: 1, resets_in: window }
                 }
             };
             inner.wrote(now);
@@ -95,21 +82,12 @@ impl EphemeralStore for MemoryStore {
         }))
     }
 
-    async fn put_once(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, EphemeralError> {
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, EphemeralError> {
         Ok(self.with(|inner, now| {
             if inner.live(key, now).is_some() {
                 return false;
             }
-            let entry = Entry {
-                value: value.to_vec(),
-                hits: 0,
-                expires_at: now + ttl,
-            };
+            let entry = Entry { value: value.to_vec(), hits: 0, expires_at: now + ttl };
             inner.entries.insert(key.to_owned(), entry);
             inner.wrote(now);
             true
@@ -123,18 +101,9 @@ impl EphemeralStore for MemoryStore {
         }))
     }
 
-    async fn cache_set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<(), EphemeralError> {
+    async fn cache_set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), EphemeralError> {
         self.with(|inner, now| {
-            let entry = Entry {
-                value: value.to_vec(),
-                hits: 0,
-                expires_at: now + ttl,
-            };
+            let entry = Entry { value: value.to_vec(), hits: 0, expires_at: now + ttl };
             inner.entries.insert(key.to_owned(), entry);
             inner.wrote(now);
         });
@@ -160,19 +129,11 @@ impl EphemeralStore for MemoryStore {
         Ok(())
     }
 
-    async fn subscribe(
-        &self,
-        channel: &str,
-    ) -> Result<BoxStream<'static, Vec<u8>>, EphemeralError> {
+    async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Vec<u8>>, EphemeralError> {
         let rx = self.with(|inner, _| {
-            inner
-                .channels
-                .entry(channel.to_owned())
-                .or_insert_with(|| broadcast::channel(256).0)
-                .subscribe()
+            inner.channels.entry(channel.to_owned()).or_insert_with(|| broadcast::channel(256).0).subscribe()
         });
-        let stream =
-            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|m| async move { m.ok() });
+        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|m| async move { m.ok() });
         Ok(stream.boxed())
     }
 

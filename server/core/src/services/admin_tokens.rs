@@ -36,11 +36,7 @@ pub struct AdminTokenService {
 impl AdminTokenService {
     /// A service over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog) -> Self {
-        Self {
-            store,
-            clock,
-            audit,
-        }
+        Self { store, clock, audit }
     }
 
     /// Creates a token, optionally limited to some tenants (which must exist).
@@ -54,28 +50,18 @@ impl AdminTokenService {
         let name = check_key_name(name)?;
         if let Some(scope) = &tenant_scope {
             if scope.is_empty() || scope.len() > 100 {
-                return Err(ServiceError::invalid(
-                    "tenant_ids",
-                    "must list 1 to 100 tenants",
-                ));
+                return Err(ServiceError::invalid("tenant_ids", "must list 1 to 100 tenants"));
             }
             for (i, tenant_id) in scope.iter().enumerate() {
                 if self.store.get_tenant(tenant_id).await.is_err() {
-                    return Err(ServiceError::invalid(
-                        &format!("tenant_ids[{i}]"),
-                        "no such tenant",
-                    ));
+                    return Err(ServiceError::invalid(&format!("tenant_ids[{i}]"), "no such tenant"));
                 }
             }
         }
         let issued = self.issue(name, tenant_scope);
         let target = Some(("admin_token", issued.record.id.as_str()));
-        let event = self
-            .audit
-            .change(op.principal(), ctx, "admin_token.create", None, target);
-        self.store
-            .create_admin_token(&issued.record, &event)
-            .await?;
+        let event = self.audit.change(op.principal(), ctx, "admin_token.create", None, target);
+        self.store.create_admin_token(&issued.record, &event).await?;
         Ok(issued)
     }
 
@@ -87,9 +73,7 @@ impl AdminTokenService {
         page: &PageRequest,
     ) -> Result<Page<AdminTokenRecord>, ServiceError> {
         let tokens = self.store.list_admin_tokens(page).await?;
-        self.audit
-            .read(op.principal(), ctx, "admin_token.list", None, None)
-            .await?;
+        self.audit.read(op.principal(), ctx, "admin_token.list", None, None).await?;
         Ok(tokens)
     }
 
@@ -101,9 +85,7 @@ impl AdminTokenService {
         token_id: &AdminTokenId,
     ) -> Result<(), ServiceError> {
         let target = Some(("admin_token", token_id.as_str()));
-        let event = self
-            .audit
-            .change(op.principal(), ctx, "admin_token.revoke", None, target);
+        let event = self.audit.change(op.principal(), ctx, "admin_token.revoke", None, target);
         self.store
             .revoke_admin_token(token_id, self.clock.now(), &event)
             .await
@@ -128,10 +110,7 @@ impl AdminTokenService {
             data: serde_json::json!({}),
             created_at: self.clock.now(),
         };
-        let created = self
-            .store
-            .create_first_admin_token(&issued.record, &event)
-            .await?;
+        let created = self.store.create_first_admin_token(&issued.record, &event).await?;
         Ok(created.then_some(issued.secret))
     }
 
@@ -147,10 +126,7 @@ impl AdminTokenService {
             last_used_at: None,
             revoked_at: None,
         };
-        IssuedAdminToken {
-            record,
-            secret: generated.value,
-        }
+        IssuedAdminToken { record, secret: generated.value }
     }
 }
 

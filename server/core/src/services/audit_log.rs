@@ -55,12 +55,7 @@ impl AuditLog {
             runtime.spawn(group_commit(store.clone(), rx));
             tx
         });
-        Self {
-            store,
-            clock,
-            record_reads,
-            writer,
-        }
+        Self { store, clock, record_reads, writer }
     }
 
     /// Builds the event for a change; the store writes it with the change.
@@ -89,19 +84,11 @@ impl AuditLog {
         }
         let event = self.change(principal, ctx, action, tenant_id, target);
         let Some(writer) = &self.writer else {
-            return Ok(self
-                .store
-                .append_audit_events(std::slice::from_ref(&event))
-                .await?);
+            return Ok(self.store.append_audit_events(std::slice::from_ref(&event)).await?);
         };
         let (done, committed) = oneshot::channel();
-        writer
-            .send((event, done))
-            .await
-            .map_err(|_| ServiceError::internal("audit writer stopped"))?;
-        committed
-            .await
-            .map_err(|_| ServiceError::internal("audit writer stopped"))??;
+        writer.send((event, done)).await.map_err(|_| ServiceError::internal("audit writer stopped"))?;
+        committed.await.map_err(|_| ServiceError::internal("audit writer stopped"))??;
         Ok(())
     }
 
@@ -123,14 +110,7 @@ impl AuditLog {
             actor_id: filter.actor_id,
         };
         let events = self.store.list_audit_events(&query, page).await?;
-        self.read(
-            principal,
-            ctx,
-            "audit_event.list",
-            query.tenant_id.as_ref(),
-            None,
-        )
-        .await?;
+        self.read(principal, ctx, "audit_event.list", query.tenant_id.as_ref(), None).await?;
         Ok(events)
     }
 }

@@ -24,16 +24,8 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// An authenticator; `break_glass` is `GATEHOUSE_ADMIN_TOKEN` if set.
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        break_glass: Option<SecretString>,
-    ) -> Self {
-        Self {
-            store,
-            clock,
-            break_glass,
-        }
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, break_glass: Option<SecretString>) -> Self {
+        Self { store, clock, break_glass }
     }
 
     /// Who presented `bearer`, or `Unauthenticated`. Unknown, revoked and expired
@@ -45,45 +37,22 @@ impl Authenticator {
         let now = self.clock.now();
         if bearer.starts_with(SECRET_KEY_PREFIX) {
             let hash = SecretHash::of(bearer);
-            let key = self
-                .store
-                .find_active_secret_key(&hash, now)
-                .await?
-                .ok_or(ServiceError::Unauthenticated)?;
+            let key = self.store.find_active_secret_key(&hash, now).await?.ok_or(ServiceError::Unauthenticated)?;
             if key.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL) {
-                self.store
-                    .touch_secret_key(&key.tenant_id, &key.id, now)
-                    .await?;
+                self.store.touch_secret_key(&key.tenant_id, &key.id, now).await?;
             }
-            return Ok(Principal::SecretKey {
-                id: key.id,
-                tenant_id: key.tenant_id,
-            });
+            return Ok(Principal::SecretKey { id: key.id, tenant_id: key.tenant_id });
         }
         if bearer.starts_with(ADMIN_TOKEN_PREFIX) {
-            if self
-                .break_glass
-                .as_ref()
-                .is_some_and(|bg| bg.constant_time_eq(bearer))
-            {
+            if self.break_glass.as_ref().is_some_and(|bg| bg.constant_time_eq(bearer)) {
                 return Ok(Principal::BreakGlass);
             }
             let hash = SecretHash::of(bearer);
-            let token = self
-                .store
-                .find_active_admin_token(&hash)
-                .await?
-                .ok_or(ServiceError::Unauthenticated)?;
-            if token
-                .last_used_at
-                .is_none_or(|at| now - at >= TOUCH_INTERVAL)
-            {
+            let token = self.store.find_active_admin_token(&hash).await?.ok_or(ServiceError::Unauthenticated)?;
+            if token.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL) {
                 self.store.touch_admin_token(&token.id, now).await?;
             }
-            return Ok(Principal::AdminToken {
-                id: token.id,
-                tenant_scope: token.tenant_scope,
-            });
+            return Ok(Principal::AdminToken { id: token.id, tenant_scope: token.tenant_scope });
         }
         Err(ServiceError::Unauthenticated)
     }

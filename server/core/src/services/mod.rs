@@ -7,12 +7,14 @@ pub mod audit_log;
 pub mod authenticate;
 pub mod secret_keys;
 pub mod tenants;
+pub mod users;
 
 pub use admin_tokens::AdminTokenService;
 pub use audit_log::AuditLog;
 pub use authenticate::Authenticator;
 pub use secret_keys::SecretKeyService;
 pub use tenants::TenantService;
+pub use users::UserService;
 
 use crate::clock::Clock;
 use crate::store::Store;
@@ -31,6 +33,8 @@ pub struct Services {
     pub audit: AuditLog,
     /// Management-API authentication.
     pub authenticator: Authenticator,
+    /// Users.
+    pub users: UserService,
 }
 
 /// What the services are built from.
@@ -40,6 +44,8 @@ pub struct ServiceConfig {
     pub audit_reads: bool,
     /// The break-glass operator token, if configured.
     pub break_glass_token: Option<crate::secret::SecretString>,
+    /// Password hashing.
+    pub password_hasher: crate::password::PasswordHasher,
 }
 
 impl Services {
@@ -50,6 +56,7 @@ impl Services {
             tenants: TenantService::new(store.clone(), clock.clone(), audit.clone()),
             secret_keys: SecretKeyService::new(store.clone(), clock.clone(), audit.clone()),
             admin_tokens: AdminTokenService::new(store.clone(), clock.clone(), audit.clone()),
+            users: UserService::new(store.clone(), clock.clone(), audit.clone(), config.password_hasher),
             authenticator: Authenticator::new(store, clock, config.break_glass_token),
             audit,
         }

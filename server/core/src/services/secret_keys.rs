@@ -39,11 +39,7 @@ pub struct SecretKeyService {
 impl SecretKeyService {
     /// A service over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog) -> Self {
-        Self {
-            store,
-            clock,
-            audit,
-        }
+        Self { store, clock, audit }
     }
 
     /// Creates a key for the tenant.
@@ -76,23 +72,9 @@ impl SecretKeyService {
         ctx: &RequestContext,
         page: &PageRequest,
     ) -> Result<Page<SecretKeyRecord>, ServiceError> {
-        self.store
-            .get_tenant(access.tenant_id())
-            .await
-            .map_err(ServiceError::from_store("tenant"))?;
-        let keys = self
-            .store
-            .list_secret_keys(access.tenant_id(), page)
-            .await?;
-        self.audit
-            .read(
-                access.principal(),
-                ctx,
-                "secret_key.list",
-                Some(access.tenant_id()),
-                None,
-            )
-            .await?;
+        self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        let keys = self.store.list_secret_keys(access.tenant_id(), page).await?;
+        self.audit.read(access.principal(), ctx, "secret_key.list", Some(access.tenant_id()), None).await?;
         Ok(keys)
     }
 
@@ -126,10 +108,7 @@ impl SecretKeyService {
     ) -> Result<IssuedSecretKey, ServiceError> {
         let overlap = overlap.unwrap_or(DEFAULT_ROTATION_OVERLAP);
         if overlap.is_negative() || overlap > MAX_ROTATION_OVERLAP {
-            return Err(ServiceError::invalid(
-                "overlap_seconds",
-                "must be 0 to 604800",
-            ));
+            return Err(ServiceError::invalid("overlap_seconds", "must be 0 to 604800"));
         }
         let old = self
             .store
@@ -138,9 +117,7 @@ impl SecretKeyService {
             .map_err(ServiceError::from_store("secret_key"))?;
         let now = self.clock.now();
         if !old.is_active(now) {
-            return Err(ServiceError::NotFound {
-                resource: "secret_key",
-            });
+            return Err(ServiceError::NotFound { resource: "secret_key" });
         }
         let issued = self.issue(access, old.name.clone());
         let mut event = self.audit.change(
@@ -150,10 +127,9 @@ impl SecretKeyService {
             Some(access.tenant_id()),
             Some(("secret_key", key_id.as_str())),
         );
-        event.data = serde_json::json!({ "successor_id": issued.record.id, "overlap_seconds": overlap.whole_seconds() });
-        let rotation = Rotation {
-            old_expires_at: now + overlap,
-        };
+        event.data =
+            serde_json::json!({ "successor_id": issued.record.id, "overlap_seconds": overlap.whole_seconds() });
+        let rotation = Rotation { old_expires_at: now + overlap };
         self.store
             .rotate_secret_key(access.tenant_id(), key_id, rotation, &issued.record, &event)
             .await
@@ -174,10 +150,7 @@ impl SecretKeyService {
             expires_at: None,
             revoked_at: None,
         };
-        IssuedSecretKey {
-            record,
-            secret: generated.value,
-        }
+        IssuedSecretKey { record, secret: generated.value }
     }
 }
 
@@ -185,10 +158,7 @@ impl SecretKeyService {
 pub fn check_key_name(name: Option<String>) -> Result<String, ServiceError> {
     let name = name.map(|n| n.trim().to_owned()).unwrap_or_default();
     if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "name",
-            "must be at most 100 characters, no control characters",
-        ));
+        return Err(ServiceError::invalid("name", "must be at most 100 characters, no control characters"));
     }
     Ok(name)
 }

@@ -45,11 +45,7 @@ pub struct TenantService {
 impl TenantService {
     /// A service over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog) -> Self {
-        Self {
-            store,
-            clock,
-            audit,
-        }
+        Self { store, clock, audit }
     }
 
     /// Creates a tenant.
@@ -60,31 +56,21 @@ impl TenantService {
         input: NewTenant,
     ) -> Result<Tenant, ServiceError> {
         let mut errors = Vec::new();
-        let slug =
-            TenantSlug::parse(&input.slug).map_err(|why| errors.push(FieldError::new("slug", why)));
+        let slug = TenantSlug::parse(&input.slug).map_err(|why| errors.push(FieldError::new("slug", why)));
         let name = check_tenant_name(&input.name).map_err(|e| errors.push(e));
         let settings = match input.settings {
             None => Ok(TenantSettings::default()),
-            Some(value) => TenantSettings::default()
-                .merged(&value)
-                .map_err(|e| match e {
-                    ServiceError::Validation(fields) => errors.extend(fields),
-                    _ => errors.push(FieldError::new("settings", "invalid")),
-                }),
+            Some(value) => TenantSettings::default().merged(&value).map_err(|e| match e {
+                ServiceError::Validation(fields) => errors.extend(fields),
+                _ => errors.push(FieldError::new("settings", "invalid")),
+            }),
         };
         let (Ok(slug), Ok(name), Ok(settings)) = (slug, name, settings) else {
             return Err(ServiceError::Validation(errors));
         };
         let now = self.clock.now();
-        let tenant = Tenant {
-            id: TenantId::generate(),
-            slug,
-            name,
-            settings,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let tenant =
+            Tenant { id: TenantId::generate(), slug, name, settings, created_at: now, updated_at: now, version: 1 };
         let event = self.audit.change(
             op.principal(),
             ctx,
@@ -97,22 +83,10 @@ impl TenantService {
     }
 
     /// One tenant.
-    pub async fn get(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-    ) -> Result<Tenant, ServiceError> {
+    pub async fn get(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<Tenant, ServiceError> {
         let tenant = self.load(access).await?;
         let target = Some(("tenant", tenant.id.as_str()));
-        self.audit
-            .read(
-                access.principal(),
-                ctx,
-                "tenant.read",
-                Some(&tenant.id),
-                target,
-            )
-            .await?;
+        self.audit.read(access.principal(), ctx, "tenant.read", Some(&tenant.id), target).await?;
         Ok(tenant)
     }
 
@@ -125,9 +99,7 @@ impl TenantService {
     ) -> Result<Page<Tenant>, ServiceError> {
         let scope = principal.tenant_scope();
         let tenants = self.store.list_tenants(scope.as_deref(), page).await?;
-        self.audit
-            .read(principal, ctx, "tenant.list", None, None)
-            .await?;
+        self.audit.read(principal, ctx, "tenant.list", None, None).await?;
         Ok(tenants)
     }
 
@@ -138,12 +110,8 @@ impl TenantService {
         ctx: &RequestContext,
         patch: TenantPatch,
     ) -> Result<Tenant, ServiceError> {
-        let name = patch
-            .name
-            .as_deref()
-            .map(check_tenant_name)
-            .transpose()
-            .map_err(|e| ServiceError::Validation(vec![e]))?;
+        let name =
+            patch.name.as_deref().map(check_tenant_name).transpose().map_err(|e| ServiceError::Validation(vec![e]))?;
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.load(access).await?;
             let settings = match &patch.settings {
@@ -158,13 +126,7 @@ impl TenantService {
                 ..current
             };
             let target = Some(("tenant", updated.id.as_str()));
-            let event = self.audit.change(
-                access.principal(),
-                ctx,
-                "tenant.update",
-                Some(&updated.id),
-                target,
-            );
+            let event = self.audit.change(access.principal(), ctx, "tenant.update", Some(&updated.id), target);
             match self.store.update_tenant(&updated, &event).await {
                 Ok(()) => return Ok(updated),
                 Err(StoreError::Conflict { constraint }) if constraint == "tenants_version" => {
@@ -173,35 +135,18 @@ impl TenantService {
                 Err(e) => return Err(ServiceError::from_store("tenant")(e)),
             }
         }
-        Err(ServiceError::Conflict {
-            constraint: "tenants_version".into(),
-        })
+        Err(ServiceError::Conflict { constraint: "tenants_version".into() })
     }
 
     /// Soft-deletes a tenant: it disappears from every API and its keys stop working.
-    pub async fn delete(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-    ) -> Result<(), ServiceError> {
+    pub async fn delete(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<(), ServiceError> {
         let id = access.tenant_id();
-        let event = self.audit.change(
-            access.principal(),
-            ctx,
-            "tenant.delete",
-            Some(id),
-            Some(("tenant", id.as_str())),
-        );
-        self.store
-            .delete_tenant(id, self.clock.now(), &event)
-            .await
-            .map_err(ServiceError::from_store("tenant"))
+        let event =
+            self.audit.change(access.principal(), ctx, "tenant.delete", Some(id), Some(("tenant", id.as_str())));
+        self.store.delete_tenant(id, self.clock.now(), &event).await.map_err(ServiceError::from_store("tenant"))
     }
 
     async fn load(&self, access: &TenantAccess) -> Result<Tenant, ServiceError> {
-        self.store
-            .get_tenant(access.tenant_id())
-            .await
-            .map_err(ServiceError::from_store("tenant"))
+        self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))
     }
 }

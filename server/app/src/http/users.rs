@@ -1,0 +1,218 @@
+//! `/v1/tenants/{tenant_id}/users`: managing a tenant's users.
+
+use super::auth::Auth;
+use super::error::{ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx};
+use super::pagination::list_response;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatehouse_core::ids::{TenantId, UserId};
+use gatehouse_core::page::PageRequest;
+use gatehouse_core::secret::SecretString;
+use gatehouse_core::services::users::{NewUser, UserPatch};
+use gatehouse_core::user::{User, UserFilter, UserStatus};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    /// User id.
+    pub id: UserId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Email address as entered.
+    pub email: String,
+    /// Whether the address was proven.
+    pub email_verified: bool,
+    /// Display name.
+    pub name: Option<String>,
+    /// `active` or `disabled`.
+    pub status: UserStatus,
+    /// Whether the user has a password.
+    pub has_password: bool,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Last sign-in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            tenant_id: u.tenant_id,
+            email: u.email.as_str().to_owned(),
+            email_verified: u.email_verified,
+            name: u.name,
+            status: u.status,
+            has_password: u.password_hash.is_some(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+list_response!(UserList, UserResponse);
+
+/// Body of `POST …/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Email address (unique per tenant, ignoring case).
+    pub email: String,
+    /// Initial password, checked against the tenant's policy; omit for passwordless.
+    pub password: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Mark the address as verified.
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+/// Body of `PATCH …/users/{user_id}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// New email (unverified unless `email_verified` says otherwise).
+    pub email: Option<String>,
+    /// New display name; empty clears it.
+    pub name: Option<String>,
+    /// Verification flag.
+    pub email_verified: Option<bool>,
+    /// `active` or `disabled`.
+    pub status: Option<UserStatus>,
+    /// New password.
+    pub password: Option<String>,
+}
+
+/// Filters and pagination for listing users.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Email starts with this (case-insensitive).
+    pub email_prefix: Option<String>,
+    /// Only this status.
+    pub status: Option<UserStatus>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Path of the tenant.
+#[derive(Debug, Deserialize)]
+pub struct TenantPath {
+    /// Tenant id.
+    pub tenant_id: TenantId,
+}
+
+/// Path of one user.
+#[derive(Debug, Deserialize)]
+pub struct UserPath {
+    /// Tenant id.
+    pub tenant_id: TenantId,
+    /// User id.
+    pub user_id: UserId,
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path)), request_body = CreateUserRequest,
+    responses((status = 201, body = UserResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<UserResponse>)> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let input = NewUser {
+        email: body.email,
+        password: body.password.map(SecretString::new),
+        name: body.name,
+        email_verified: body.email_verified,
+    };
+    let user = state.services.users.create(&access, &ctx, input).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Lists users, oldest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), UserQuery),
+    responses((status = 200, body = UserList), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantPath>,
+    ApiQuery(query): ApiQuery<UserQuery>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+) -> ApiResult<Json<UserList>> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let filter = UserFilter { email_prefix: query.email_prefix, status: query.status };
+    let users = state.services.users.list(&access, &ctx, filter, &page).await?;
+    Ok(Json(users.map(UserResponse::from).into()))
+}
+
+/// Reads a user.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses((status = 200, body = UserResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<UserPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+) -> ApiResult<Json<UserResponse>> {
+    let access = principal.tenant(&path.tenant_id)?;
+    Ok(Json(state.services.users.get(&access, &ctx, &path.user_id).await?.into()))
+}
+
+/// Changes a user (email, name, verification, status, password).
+#[utoipa::path(patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)), request_body = UpdateUserRequest,
+    responses((status = 200, body = UserResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<UserPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<UserResponse>> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let patch = UserPatch {
+        email: body.email,
+        name: body.name,
+        email_verified: body.email_verified,
+        status: body.status,
+        password: body.password.map(SecretString::new),
+    };
+    Ok(Json(state.services.users.update(&access, &ctx, &path.user_id, patch).await?.into()))
+}
+
+/// Deletes a user.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<UserPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+) -> ApiResult<StatusCode> {
+    let access = principal.tenant(&path.tenant_id)?;
+    state.services.users.delete(&access, &ctx, &path.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,177 @@
+//! Passwords: the tenant policy, and Argon2id hashing on a bounded blocking pool.
+//!
+//! Hashing is deliberately slow and memory-hard, so it runs on Tokio's blocking threads,
+//! at most one hash per core at a time, and never on the async workers. Unknown accounts
+//! are verified against a dummy hash so they cost the same time as known ones.
+
+use crate::error::{FieldError, ServiceError};
+use crate::secret::SecretString;
+use crate::tenant::PasswordPolicy;
+use crate::user::Email;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Longest password accepted: long passphrases are welcome, megabytes are not.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// The bundled list of common and breached passwords (lowercase), checked offline.
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Cost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Cost {
+    /// OWASP's first recommended configuration: 19 MiB, 2 passes, 1 lane.
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// Hashes and verifies passwords.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<str>,
+}
+
+/// The result of checking a password against a stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Wrong password (or no such account).
+    No,
+    /// Correct.
+    Yes {
+        /// A new hash to store, when the stored one used other parameters.
+        rehash: Option<String>,
+    },
+}
+
+impl PasswordHasher {
+    /// A hasher with the given cost; at most `concurrency` hashes run at once.
+    pub fn new(cost: Argon2Cost, concurrency: usize) -> Result<Self, ServiceError> {
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
+        let dummy = hash_blocking(&params, "gatehouse-dummy-password-for-unknown-accounts")?;
+        Ok(Self { params, permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() })
+    }
+
+    /// Hashes a password with a fresh salt.
+    pub async fn hash(&self, password: &SecretString) -> Result<String, ServiceError> {
+        let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
+        let (params, password) = (self.params.clone(), password.clone());
+        tokio::task::spawn_blocking(move || hash_blocking(&params, password.expose()))
+            .await
+            .map_err(ServiceError::internal)?
+    }
+
+    /// Checks a password; `None` (no such account, or no password) costs the same as a
+    /// real check and answers `No`.
+    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<Verified, ServiceError> {
+        let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
+        let known = stored.is_some();
+        let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let (params, password) = (self.params.clone(), password.clone());
+        tokio::task::spawn_blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else { return Ok(Verified::No) };
+            let ok = Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok();
+            if !(ok && known) {
+                return Ok(Verified::No);
+            }
+            let same_cost = Params::try_from(&parsed).is_ok_and(|current| {
+                (current.m_cost(), current.t_cost(), current.p_cost())
+                    == (params.m_cost(), params.t_cost(), params.p_cost())
+            });
+            let outdated = parsed.algorithm.as_str() != "argon2id" || !same_cost;
+            let rehash = if outdated { Some(hash_blocking(&params, password.expose())?) } else { None };
+            Ok(Verified::Yes { rehash })
+        })
+        .await
+        .map_err(ServiceError::internal)?
+    }
+}
+
+fn hash_blocking(params: &Params, password: &str) -> Result<String, ServiceError> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ServiceError::internal)
+}
+
+/// Checks a new password against the tenant's policy (NIST 800-63B style: length and
+/// a blocklist, no composition rules, no truncation).
+pub fn check_policy(policy: &PasswordPolicy, password: &str, email: &Email) -> Result<(), FieldError> {
+    let fail = |message: &str| Err(FieldError::new("password", message));
+    let chars = password.chars().count();
+    if chars < policy.min_length as usize {
+        return fail(&format!("must be at least {} characters", policy.min_length));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return fail("must be at most 1024 characters");
+    }
+    let lower = password.to_lowercase();
+    if policy.reject_common && COMMON_PASSWORDS.lines().any(|common| common == lower) {
+        return fail("is too common; choose a less guessable password");
+    }
+    let local = email.local_part();
+    if policy.reject_email_local_part && local.chars().count() >= 3 && lower.contains(local) {
+        return fail("may not contain your email address");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::new(Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 }, 2).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_salted_and_verify() {
+        let hasher = cheap();
+        let pw = SecretString::new("correct horse battery staple");
+        let a = hasher.hash(&pw).await.unwrap();
+        let b = hasher.hash(&pw).await.unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_ne!(a, b, "salts differ");
+        assert_eq!(hasher.verify(&pw, Some(&a)).await.unwrap(), Verified::Yes { rehash: None });
+        assert_eq!(hasher.verify(&SecretString::new("wrong"), Some(&a)).await.unwrap(), Verified::No);
+        assert_eq!(hasher.verify(&pw, None).await.unwrap(), Verified::No);
+        assert_eq!(hasher.verify(&pw, Some("not a phc string")).await.unwrap(), Verified::No);
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_old_parameters_is_rehashed_on_success() {
+        let old = cheap();
+        let pw = SecretString::new("correct horse battery staple");
+        let stored = old.hash(&pw).await.unwrap();
+        let new = PasswordHasher::new(Argon2Cost { memory_kib: 2048, iterations: 1, parallelism: 1 }, 2).unwrap();
+        let Verified::Yes { rehash: Some(rehash) } = new.verify(&pw, Some(&stored)).await.unwrap() else {
+            panic!("expected a rehash")
+        };
+        assert!(rehash.contains("m=2048"));
+    }
+
+    #[test]
+    fn the_policy_checks_length_common_passwords_and_the_email() {
+        let policy = PasswordPolicy::default();
+        let email = Email::parse("jonathan@example.com").unwrap();
+        assert!(check_policy(&policy, "short", &email).is_err());
+        assert!(check_policy(&policy, "Password123", &email).is_err(), "common");
+        assert!(check_policy(&policy, "my-JONATHAN-pass", &email).is_err(), "contains the email");
+        assert!(check_policy(&policy, &"x".repeat(1025), &email).is_err());
+        assert!(check_policy(&policy, "violet kettle drums", &email).is_ok());
+        assert!(check_policy(&policy, "🔑🔑🔑🔑🔑🔑🔑🔑", &email).is_ok(), "unicode counts characters");
+    }
+}

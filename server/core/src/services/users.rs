@@ -1,0 +1,194 @@
+//! Managing a tenant's users (the management API's side; sign-up comes with the auth API).
+
+use super::AuditLog;
+use crate::access::TenantAccess;
+use crate::audit::RequestContext;
+use crate::clock::Clock;
+use crate::error::{FieldError, ServiceError};
+use crate::ids::UserId;
+use crate::page::{Page, PageRequest};
+use crate::password::{PasswordHasher, check_policy};
+use crate::secret::SecretString;
+use crate::store::{Store, StoreError};
+use crate::user::{Email, User, UserFilter, UserStatus, check_user_name};
+use std::sync::Arc;
+
+/// Input for a new user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email address.
+    pub email: String,
+    /// Initial password; `None` for passwordless accounts.
+    pub password: Option<SecretString>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether the operator vouches for the address.
+    pub email_verified: bool,
+}
+
+/// A partial update; absent fields stay.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New email (becomes unverified unless `email_verified` is also given).
+    pub email: Option<String>,
+    /// New display name (empty clears it).
+    pub name: Option<String>,
+    /// Verification flag.
+    pub email_verified: Option<bool>,
+    /// Enable or disable sign-in.
+    pub status: Option<UserStatus>,
+    /// New password.
+    pub password: Option<SecretString>,
+}
+
+/// The user-management use cases.
+#[derive(Debug, Clone)]
+pub struct UserService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    audit: AuditLog,
+    hasher: PasswordHasher,
+}
+
+fn user_store_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Conflict { constraint } if constraint == "users_tenant_id_email_normalized_key" => {
+            ServiceError::Conflict { constraint }
+        }
+        other => ServiceError::from_store("user")(other),
+    }
+}
+
+impl UserService {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog, hasher: PasswordHasher) -> Self {
+        Self { store, clock, audit, hasher }
+    }
+
+    /// Creates a user.
+    pub async fn create(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        input: NewUser,
+    ) -> Result<User, ServiceError> {
+        let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        let mut errors = Vec::new();
+        let email = Email::parse(&input.email).map_err(|why| errors.push(FieldError::new("email", why)));
+        let name = check_user_name(input.name).map_err(|why| errors.push(FieldError::new("name", why)));
+        let (Ok(email), Ok(name)) = (email, name) else { return Err(ServiceError::Validation(errors)) };
+        let password_hash = match &input.password {
+            Some(password) => {
+                check_policy(&tenant.settings.password_policy, password.expose(), &email)
+                    .map_err(|e| ServiceError::Validation(vec![e]))?;
+                Some(self.hasher.hash(password).await?)
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            tenant_id: tenant.id.clone(),
+            email,
+            email_verified: input.email_verified,
+            name,
+            status: UserStatus::Active,
+            password_hash,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        let event = self.audit.change(
+            access.principal(),
+            ctx,
+            "user.create",
+            Some(&tenant.id),
+            Some(("user", user.id.as_str())),
+        );
+        self.store.create_user(&tenant.id, &user, &event).await.map_err(user_store_error)?;
+        Ok(user)
+    }
+
+    /// One user.
+    pub async fn get(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        user_id: &UserId,
+    ) -> Result<User, ServiceError> {
+        let user = self.store.get_user(access.tenant_id(), user_id).await.map_err(ServiceError::from_store("user"))?;
+        let target = Some(("user", user_id.as_str()));
+        self.audit.read(access.principal(), ctx, "user.read", Some(access.tenant_id()), target).await?;
+        Ok(user)
+    }
+
+    /// Users, filtered and paged.
+    pub async fn list(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        filter: UserFilter,
+        page: &PageRequest,
+    ) -> Result<Page<User>, ServiceError> {
+        self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        let filter = UserFilter { email_prefix: filter.email_prefix.map(|p| p.trim().to_lowercase()), ..filter };
+        let users = self.store.list_users(access.tenant_id(), &filter, page).await?;
+        self.audit.read(access.principal(), ctx, "user.list", Some(access.tenant_id()), None).await?;
+        Ok(users)
+    }
+
+    /// Changes a user.
+    pub async fn update(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        user_id: &UserId,
+        patch: UserPatch,
+    ) -> Result<User, ServiceError> {
+        let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        let mut user = self.store.get_user(&tenant.id, user_id).await.map_err(ServiceError::from_store("user"))?;
+        if let Some(raw) = &patch.email {
+            let email = Email::parse(raw).map_err(|why| ServiceError::invalid("email", &why))?;
+            if email.normalized() != user.email.normalized() {
+                user.email_verified = false;
+            }
+            user.email = email;
+        }
+        if let Some(name) = patch.name {
+            user.name = check_user_name(Some(name)).map_err(|why| ServiceError::invalid("name", &why))?;
+        }
+        if let Some(verified) = patch.email_verified {
+            user.email_verified = verified;
+        }
+        if let Some(status) = patch.status {
+            user.status = status;
+        }
+        if let Some(password) = &patch.password {
+            check_policy(&tenant.settings.password_policy, password.expose(), &user.email)
+                .map_err(|e| ServiceError::Validation(vec![e]))?;
+            user.password_hash = Some(self.hasher.hash(password).await?);
+        }
+        user.updated_at = self.clock.now();
+        let event = self.audit.change(
+            access.principal(),
+            ctx,
+            "user.update",
+            Some(&tenant.id),
+            Some(("user", user_id.as_str())),
+        );
+        self.store.update_user(&tenant.id, &user, &event).await.map_err(user_store_error)?;
+        Ok(user)
+    }
+
+    /// Deletes a user.
+    pub async fn delete(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        user_id: &UserId,
+    ) -> Result<(), ServiceError> {
+        let target = Some(("user", user_id.as_str()));
+        let event = self.audit.change(access.principal(), ctx, "user.delete", Some(access.tenant_id()), target);
+        self.store.delete_user(access.tenant_id(), user_id, &event).await.map_err(ServiceError::from_store("user"))
+    }
+}

@@ -1,0 +1,179 @@
+//! Users of a tenant: email addresses (parsed and normalised), status, profile.
+
+use crate::ids::{TenantId, UserId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// An email address: kept as given for display, and normalised for uniqueness and
+/// lookup: the domain lowercased and converted to ASCII (IDNA), the local part
+/// lowercased. `Alice@Example.COM` and `alice@example.com` are one account, as users of
+/// every major identity product expect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    display: String,
+    normalized: String,
+}
+
+impl Email {
+    /// Parses an address, refusing anything that cannot receive mail or could smuggle
+    /// control characters into headers and logs.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let display = raw.trim();
+        if display.is_empty() || display.chars().count() > 254 {
+            return Err("must be an email address of at most 254 characters".into());
+        }
+        if display.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("may not contain spaces or control characters".into());
+        }
+        let (local, domain) = display.rsplit_once('@').ok_or("must contain @")?;
+        if local.is_empty() || local.chars().count() > 64 || local.contains('@') || local.contains('"') {
+            return Err("has an invalid part before @".into());
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err("has an invalid part before @".into());
+        }
+        let host = match url::Host::parse(domain) {
+            Ok(url::Host::Domain(ascii)) if ascii.contains('.') && ascii.split('.').all(is_dns_label) => ascii,
+            _ => return Err("has an invalid domain".into()),
+        };
+        Ok(Self { display: display.to_owned(), normalized: format!("{}@{host}", local.to_lowercase()) })
+    }
+
+    /// Rebuilds an email read from storage (already valid).
+    pub fn from_stored(display: String, normalized: String) -> Self {
+        Self { display, normalized }
+    }
+
+    /// As the user typed it (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    /// The lookup form.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// The part before the last `@`, lowercased (for the password policy).
+    pub fn local_part(&self) -> &str {
+        self.normalized.rsplit_once('@').map_or("", |(local, _)| local)
+    }
+}
+
+/// An ASCII DNS label: 1-63 letters, digits and inner hyphens.
+fn is_dns_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether a user may sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// May sign in.
+    Active,
+    /// May not sign in; every session is revoked.
+    Disabled,
+}
+
+impl UserStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A user as stored. The password hash never leaves the services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Opaque id.
+    pub id: UserId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Email address.
+    pub email: Email,
+    /// Whether the address was proven.
+    pub email_verified: bool,
+    /// Display name.
+    pub name: Option<String>,
+    /// Sign-in status.
+    pub status: UserStatus,
+    /// Argon2id PHC string (or an imported hash), if the user has a password.
+    pub password_hash: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Last successful sign-in.
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+/// Filters for listing users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Normalised email starts with this (already lowercased).
+    pub email_prefix: Option<String>,
+    /// Only this status.
+    pub status: Option<UserStatus>,
+}
+
+/// Checks a display name: at most 200 characters, no control characters.
+pub fn check_user_name(name: Option<String>) -> Result<Option<String>, String> {
+    let Some(name) = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else { return Ok(None) };
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err("must be at most 200 characters, no control characters".into());
+    }
+    Ok(Some(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_normalise_case_and_international_domains() {
+        let a = Email::parse("  Alice@Example.COM ").unwrap();
+        assert_eq!(a.as_str(), "Alice@Example.COM");
+        assert_eq!(a.normalized(), "alice@example.com");
+        let u = Email::parse("Jürgen@Bücher.DE").unwrap();
+        assert_eq!(u.normalized(), "jürgen@xn--bcher-kva.de");
+        assert_eq!(Email::parse("JÜRGEN@bücher.de").unwrap().normalized(), u.normalized());
+        assert_eq!(u.local_part(), "jürgen");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "no-at",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a\r\nBcc: x@y.z",
+            ".a@example.com",
+            "a..b@example.com",
+            "\"q\"@example.com",
+            "a@-.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+    }
+}

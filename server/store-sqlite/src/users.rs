@@ -1,0 +1,162 @@
+//! Users on SQLite (the tenant filter in every query is the isolation).
+
+use crate::audit::insert_event;
+use crate::time_codec::{dec, dec_opt, enc};
+use crate::{SqliteStore, map_err};
+use async_trait::async_trait;
+use gatehouse_core::audit::AuditEvent;
+use gatehouse_core::ids::{TenantId, UserId};
+use gatehouse_core::page::{Page, PageRequest};
+use gatehouse_core::store::{StoreError, UserStore};
+use gatehouse_core::user::{Email, User, UserFilter, UserStatus};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
+                       created_at, updated_at, last_login_at";
+
+fn decode(row: &SqliteRow) -> Result<User, StoreError> {
+    let corrupt = |what: &str| StoreError::Backend(format!("corrupt user row: {what}"));
+    let status: String = row.try_get("status").map_err(map_err)?;
+    Ok(User {
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: row.try_get::<String, _>("tenant_id").map_err(map_err)?.parse().map_err(|_| corrupt("tenant_id"))?,
+        email: Email::from_stored(
+            row.try_get("email").map_err(map_err)?,
+            row.try_get("email_normalized").map_err(map_err)?,
+        ),
+        email_verified: row.try_get("email_verified").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        status: UserStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        password_hash: row.try_get("password_hash").map_err(map_err)?,
+        created_at: dec(row.try_get("created_at").map_err(map_err)?)?,
+        updated_at: dec(row.try_get("updated_at").map_err(map_err)?)?,
+        last_login_at: dec_opt(row.try_get("last_login_at").map_err(map_err)?)?,
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
+        if &user.tenant_id != tenant_id {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, email_normalized, email_verified, name, status, password_hash,
+                                created_at, updated_at, last_login_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+             WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2 AND deleted_at IS NULL)",
+        )
+        .bind(user.id.as_str())
+        .bind(tenant_id.as_str())
+        .bind(user.email.as_str())
+        .bind(user.email.normalized())
+        .bind(user.email_verified)
+        .bind(&user.name)
+        .bind(user.status.as_str())
+        .bind(&user.password_hash)
+        .bind(enc(user.created_at))
+        .bind(enc(user.updated_at))
+        .bind(user.last_login_at.map(enc))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_user(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<User, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = ?1 AND id = ?2"))
+            .bind(tenant_id.as_str())
+            .bind(user_id.as_str())
+            .fetch_one(self.reader())
+            .await
+            .map_err(map_err)?;
+        decode(&row)
+    }
+
+    async fn find_user_by_email(
+        &self,
+        tenant_id: &TenantId,
+        normalized_email: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = ?1 AND email_normalized = ?2"))
+            .bind(tenant_id.as_str())
+            .bind(normalized_email)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn list_users(
+        &self,
+        tenant_id: &TenantId,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users
+             WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
+               AND (?3 IS NULL OR substr(email_normalized, 1, length(?3)) = ?3)
+               AND (?4 IS NULL OR status = ?4)
+             ORDER BY id LIMIT ?5"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(page.after.as_deref())
+        .bind(filter.email_prefix.as_deref())
+        .bind(filter.status.map(UserStatus::as_str))
+        .bind(page.fetch_limit())
+        .fetch_all(self.reader())
+        .await
+        .map_err(map_err)?;
+        let users = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(users, page, |u| u.id.as_str()))
+    }
+
+    async fn update_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE users SET email = ?3, email_normalized = ?4, email_verified = ?5, name = ?6, status = ?7,
+                              password_hash = ?8, updated_at = ?9, last_login_at = ?10
+             WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .bind(tenant_id.as_str())
+        .bind(user.id.as_str())
+        .bind(user.email.as_str())
+        .bind(user.email.normalized())
+        .bind(user.email_verified)
+        .bind(&user.name)
+        .bind(user.status.as_str())
+        .bind(&user.password_hash)
+        .bind(enc(user.updated_at))
+        .bind(user.last_login_at.map(enc))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_user(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM users WHERE tenant_id = ?1 AND id = ?2")
+            .bind(tenant_id.as_str())
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+}
