@@ -45,6 +45,18 @@ pub enum ServiceError {
     /// No valid credential was presented.
     #[error("authentication required")]
     Unauthenticated,
+    /// Wrong email or password (the same answer whether or not the account exists).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// An access or refresh token is missing, malformed, expired, revoked or foreign.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Too many attempts; retry after the given seconds.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
     /// The caller is known but may not do this.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),

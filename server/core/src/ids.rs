@@ -115,6 +115,16 @@ define_id!(
     "skey"
 );
 define_id!(
+    /// A token signing key (also the JWT `kid`).
+    SigningKeyId,
+    "key"
+);
+define_id!(
+    /// A session: one sign-in and its family of refresh tokens.
+    SessionId,
+    "ses"
+);
+define_id!(
     /// An operator API token record.
     AdminTokenId,
     "tok"

@@ -16,6 +16,8 @@ pub mod page;
 pub mod password;
 pub mod secret;
 pub mod services;
+pub mod session;
+pub mod signing;
 pub mod store;
 pub mod tenant;
 pub mod user;

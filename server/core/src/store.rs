@@ -4,9 +4,11 @@
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
-use crate::ids::{AdminTokenId, SecretKeyId, TenantId, UserId};
+use crate::ids::{AdminTokenId, SecretKeyId, SessionId, TenantId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::secret::SecretHash;
+use crate::session::{RefreshOutcome, RefreshToken, Session};
+use crate::signing::SigningKeyRecord;
 use crate::tenant::{Tenant, TenantSlug};
 use crate::user::{User, UserFilter};
 use async_trait::async_trait;
@@ -169,6 +171,76 @@ pub trait UserStore: Send + Sync {
     async fn delete_user(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError>;
 }
 
+/// A tenant's token signing keys.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Keys to publish at `now`: next, active, and retired ones still within their window.
+    async fn published_signing_keys(
+        &self,
+        tenant_id: &TenantId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Stores a tenant's first active and next keys; `Conflict{signing_keys_one_active}`
+    /// if another caller did it first.
+    async fn create_initial_signing_keys(
+        &self,
+        tenant_id: &TenantId,
+        active: &SigningKeyRecord,
+        next: &SigningKeyRecord,
+    ) -> Result<(), StoreError>;
+    /// Atomically: the active key retires (published until `retire_publish_until`), the
+    /// next key becomes active, `new_next` becomes next. `NotFound` if the tenant has no
+    /// keys yet. Returns the newly active key's id.
+    async fn rotate_signing_keys(
+        &self,
+        tenant_id: &TenantId,
+        new_next: &SigningKeyRecord,
+        retire_publish_until: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<crate::ids::SigningKeyId, StoreError>;
+}
+
+/// Sessions and their refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a session with its first refresh token.
+    async fn create_session(
+        &self,
+        tenant_id: &TenantId,
+        session: &Session,
+        refresh: &RefreshToken,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// One session.
+    async fn get_session(&self, tenant_id: &TenantId, session_id: &SessionId) -> Result<Session, StoreError>;
+    /// Spends `presented` and stores `successor` in the same session, atomically; a token
+    /// presented twice revokes its session. Of concurrent presentations of one token, at
+    /// most one rotates.
+    async fn rotate_refresh_token(
+        &self,
+        tenant_id: &TenantId,
+        presented: &crate::secret::SecretHash,
+        successor: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshOutcome, StoreError>;
+    /// Revokes the session a refresh token belongs to (sign-out); `None` if unknown.
+    async fn revoke_session_by_refresh_token(
+        &self,
+        tenant_id: &TenantId,
+        presented: &crate::secret::SecretHash,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError>;
+    /// Revokes every live session of a user; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<u64, StoreError>;
+}
+
 /// The append-only audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -181,7 +253,16 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything a storage backend provides.
 #[async_trait]
-pub trait Store: TenantStore + SecretKeyStore + AdminTokenStore + UserStore + AuditStore + std::fmt::Debug {
+pub trait Store:
+    TenantStore
+    + SecretKeyStore
+    + AdminTokenStore
+    + UserStore
+    + SigningKeyStore
+    + SessionStore
+    + AuditStore
+    + std::fmt::Debug
+{
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Connection-pool figures for metrics.

@@ -11,6 +11,8 @@
 mod audit;
 mod credentials;
 mod error;
+mod sessions;
+mod signing_keys;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -128,9 +130,14 @@ impl PgStore {
             let null = if nullable == "YES" { " null" } else { "" };
             out.insert(format!("{table}.{column}{null}"));
         }
+        // Unique indexes, whether behind a constraint or standing alone (partial ones).
         let uniques: Vec<(String,)> = sqlx::query_as(
-            "SELECT conname::text FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-             WHERE n.nspname = current_schema() AND c.contype = 'u'",
+            "SELECT i.relname::text FROM pg_index x
+             JOIN pg_class i ON i.oid = x.indexrelid
+             JOIN pg_class t ON t.oid = x.indrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = current_schema() AND x.indisunique AND NOT x.indisprimary
+               AND t.relname <> '_sqlx_migrations'",
         )
         .fetch_all(&self.pool)
         .await

@@ -10,6 +10,8 @@
 mod audit;
 mod credentials;
 mod error;
+mod sessions;
+mod signing_keys;
 mod tenants;
 mod time_codec;
 mod users;

@@ -35,6 +35,12 @@ macro_rules! store_conformance_tests {
             user_emails_are_unique_per_tenant_ignoring_case,
             users_round_trip_unicode_and_are_isolated_by_tenant,
             users_list_filters_by_email_prefix_and_status,
+            refresh_tokens_rotate_once_and_reuse_revokes_the_session,
+            parallel_refreshes_of_one_token_rotate_at_most_once,
+            refresh_tokens_and_sessions_expire_by_the_given_time,
+            sessions_are_isolated_by_tenant,
+            sign_out_and_user_deletion_end_sessions,
+            signing_keys_rotate_through_next_active_retired,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

@@ -6,6 +6,8 @@ use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
 use crate::ids::{AdminTokenId, EventId, SecretKeyId, TenantId, UserId};
 use crate::page::PageRequest;
 use crate::secret::{SecretHash, generate_secret};
+use crate::session::{RefreshOutcome, RefreshToken, Session};
+use crate::signing::{KeyStatus, Sealer, generate_key};
 use crate::store::{Rotation, Store, StoreError};
 use crate::tenant::{Tenant, TenantSettings, TenantSlug};
 use crate::user::{Email, User, UserFilter, UserStatus};
@@ -508,4 +510,155 @@ pub async fn users_list_filters_by_email_prefix_and_status(store: &dyn Store) {
     );
     let wildcard = UserFilter { email_prefix: Some("a%".into()), status: None };
     assert_eq!(emails(store.list_users(&t.id, &wildcard, &PageRequest::first(10)).await.unwrap()), ["a%b@example.com"]);
+}
+
+fn refresh(expires_in: Duration) -> (RefreshToken, SecretHash) {
+    let secret = generate_secret("rt_");
+    let at = now();
+    (RefreshToken { hash: secret.hash.clone(), created_at: at, expires_at: at + expires_in }, secret.hash)
+}
+
+async fn signed_in(store: &dyn Store, name: &str) -> (Tenant, User, Session, SecretHash) {
+    let t = created(store, name).await;
+    let u = user(&t.id, &format!("{name}@example.com"));
+    store.create_user(&t.id, &u, &event("user.create", Some(&t.id))).await.unwrap();
+    let at = now();
+    let session = Session {
+        id: crate::ids::SessionId::generate(),
+        tenant_id: t.id.clone(),
+        user_id: u.id.clone(),
+        created_at: at,
+        last_seen_at: at,
+        expires_at: at + Duration::days(30),
+        auth_time: at,
+        amr: vec!["pwd".into()],
+        ip: Some("198.51.100.7".into()),
+        user_agent: Some("Firefox ✓".into()),
+        revoked_at: None,
+    };
+    let (first, hash) = refresh(Duration::days(7));
+    store.create_session(&t.id, &session, &first, &event("login.success", Some(&t.id))).await.unwrap();
+    (t, u, session, hash)
+}
+
+/// Each refresh token works once; presenting a spent one revokes the whole session, after
+/// which no token of that session works.
+pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dyn Store) {
+    let (t, _, session, r1) = signed_in(store, "rotate").await;
+    assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), session);
+    let (r2, r2_hash) = refresh(Duration::days(7));
+    let RefreshOutcome::Rotated(s) = store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap() else {
+        panic!("first use must rotate")
+    };
+    assert_eq!(s.id, session.id);
+    let (r3, r3_hash) = refresh(Duration::days(7));
+    assert!(matches!(
+        store.rotate_refresh_token(&t.id, &r2_hash, &r3, now()).await.unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
+    let (r4, _) = refresh(Duration::days(7));
+    let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, now()).await.unwrap();
+    assert!(matches!(reuse, RefreshOutcome::Reused(ref s) if s.revoked_at.is_some()), "{reuse:?}");
+    let (r5, _) = refresh(Duration::days(7));
+    assert_eq!(store.rotate_refresh_token(&t.id, &r3_hash, &r5, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_some());
+    let (r6, _) = refresh(Duration::days(7));
+    let unknown = generate_secret("rt_").hash;
+    assert_eq!(store.rotate_refresh_token(&t.id, &unknown, &r6, now()).await.unwrap(), RefreshOutcome::Invalid);
+}
+
+/// Of twelve concurrent presentations of one refresh token, at most one rotates.
+pub async fn parallel_refreshes_of_one_token_rotate_at_most_once(store: &dyn Store) {
+    let (t, _, _, r1) = signed_in(store, "race-refresh").await;
+    let attempts = (0..12).map(|_| {
+        let (successor, _) = refresh(Duration::days(7));
+        let (tenant_id, presented) = (t.id.clone(), r1.clone());
+        async move { store.rotate_refresh_token(&tenant_id, &presented, &successor, now()).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let rotated = results.iter().filter(|r| matches!(r, Ok(RefreshOutcome::Rotated(_)))).count();
+    assert_eq!(rotated, 1, "{results:?}");
+    assert!(results.iter().all(Result::is_ok));
+}
+
+/// Refresh tokens and sessions expire by the time passed in.
+pub async fn refresh_tokens_and_sessions_expire_by_the_given_time(store: &dyn Store) {
+    let (t, _, session, r1) = signed_in(store, "expire-refresh").await;
+    let (r2, r2_hash) = refresh(Duration::days(7));
+    let later = now() + Duration::days(8);
+    assert_eq!(store.rotate_refresh_token(&t.id, &r1, &r2, later).await.unwrap(), RefreshOutcome::Invalid);
+    assert!(matches!(store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Rotated(_)));
+    let (r3, _) = refresh(Duration::days(60));
+    let past_session = session.expires_at + Duration::seconds(1);
+    assert_eq!(store.rotate_refresh_token(&t.id, &r2_hash, &r3, past_session).await.unwrap(), RefreshOutcome::Invalid);
+}
+
+/// A tenant cannot read, refresh or revoke another tenant's sessions.
+pub async fn sessions_are_isolated_by_tenant(store: &dyn Store) {
+    let (t, _, session, r1) = signed_in(store, "iso-a").await;
+    let other = created(store, "iso-b").await;
+    assert_eq!(store.get_session(&other.id, &session.id).await, Err(StoreError::NotFound));
+    let (r2, _) = refresh(Duration::days(7));
+    assert_eq!(store.rotate_refresh_token(&other.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(store.revoke_session_by_refresh_token(&other.id, &r1, now(), "logout").await.unwrap(), None);
+    assert_eq!(store.revoke_user_sessions(&other.id, &session.user_id, now(), "x").await.unwrap(), 0);
+    assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
+}
+
+/// Sign-out revokes the session; revoking a user's sessions counts them; deleting a user
+/// deletes their sessions.
+pub async fn sign_out_and_user_deletion_end_sessions(store: &dyn Store) {
+    let (t, u, session, r1) = signed_in(store, "signout").await;
+    let revoked = store.revoke_session_by_refresh_token(&t.id, &r1, now(), "logout").await.unwrap().unwrap();
+    assert_eq!(revoked.id, session.id);
+    assert!(revoked.revoked_at.is_some());
+    let (r2, _) = refresh(Duration::days(7));
+    assert_eq!(store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(store.revoke_user_sessions(&t.id, &u.id, now(), "disabled").await.unwrap(), 0);
+    store.delete_user(&t.id, &u.id, &event("user.delete", Some(&t.id))).await.unwrap();
+    assert_eq!(store.get_session(&t.id, &session.id).await, Err(StoreError::NotFound));
+}
+
+/// A tenant gets one active and one next key; rotation publishes the old active key
+/// until its window ends and promotes the already-published next key.
+pub async fn signing_keys_rotate_through_next_active_retired(store: &dyn Store) {
+    let t = created(store, "keys").await;
+    let sealer = Sealer::new(&[9u8; 32]).unwrap();
+    let at = now();
+    let active = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Active, at).unwrap();
+    let next = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, at).unwrap();
+    store.create_initial_signing_keys(&t.id, &active, &next).await.unwrap();
+    let again_active = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Active, at).unwrap();
+    let again_next = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, at).unwrap();
+    assert_eq!(
+        store.create_initial_signing_keys(&t.id, &again_active, &again_next).await,
+        Err(StoreError::Conflict { constraint: "signing_keys_one_active".into() })
+    );
+    let published = store.published_signing_keys(&t.id, at).await.unwrap();
+    assert_eq!(published, vec![active.clone(), next.clone()]);
+
+    let newer = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, at).unwrap();
+    let window_end = at + Duration::minutes(15);
+    let promoted =
+        store.rotate_signing_keys(&t.id, &newer, window_end, &event("signing_key.rotate", Some(&t.id))).await.unwrap();
+    assert_eq!(promoted, next.id);
+    let during = store.published_signing_keys(&t.id, at + Duration::minutes(1)).await.unwrap();
+    let states: Vec<_> = during.iter().map(|k| (k.id.clone(), k.status)).collect();
+    assert_eq!(
+        states,
+        vec![
+            (active.id.clone(), KeyStatus::Retired),
+            (next.id.clone(), KeyStatus::Active),
+            (newer.id.clone(), KeyStatus::Next)
+        ]
+    );
+    let after = store.published_signing_keys(&t.id, window_end + Duration::seconds(1)).await.unwrap();
+    assert_eq!(after.iter().map(|k| k.id.clone()).collect::<Vec<_>>(), vec![next.id.clone(), newer.id.clone()]);
+    let other = created(store, "keys-other").await;
+    assert!(store.published_signing_keys(&other.id, at).await.unwrap().is_empty());
+    let stray = generate_key(&sealer, &other.id, other.settings.signing_alg, KeyStatus::Next, at).unwrap();
+    assert_eq!(
+        store.rotate_signing_keys(&other.id, &stray, window_end, &event("signing_key.rotate", Some(&other.id))).await,
+        Err(StoreError::NotFound)
+    );
 }

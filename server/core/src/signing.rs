@@ -1,0 +1,394 @@
+//! Token signing keys: generation, encryption at rest with the master key, their public
+//! JWKs, and issuing and checking access tokens (RFC 9068 JWTs).
+//!
+//! All cryptography comes from aws-lc-rs (through jsonwebtoken for JWTs); nothing here
+//! implements a primitive.
+
+use crate::error::ServiceError;
+use crate::ids::{SigningKeyId, TenantId};
+use crate::tenant::SigningAlg;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Encrypts and decrypts secrets at rest (AES-256-GCM under the master key). Each
+/// ciphertext is bound to a context string (e.g. the key id), so it cannot be moved to
+/// another row.
+pub struct Sealer {
+    key: LessSafeKey,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer([redacted])")
+    }
+}
+
+impl Sealer {
+    /// A sealer for a 32-byte master key.
+    pub fn new(master_key: &[u8; 32]) -> Result<Self, ServiceError> {
+        let key = UnboundKey::new(&AES_256_GCM, master_key).map_err(|_| ServiceError::internal("bad master key"))?;
+        Ok(Self { key: LessSafeKey::new(key), rng: SystemRandom::new() })
+    }
+
+    /// `nonce || ciphertext || tag`.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| ServiceError::internal("no randomness"))?;
+        let mut buffer = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buffer)
+            .map_err(|_| ServiceError::internal("seal failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buffer);
+        Ok(out)
+    }
+
+    /// Reverses [`Sealer::seal`]; fails if the data, context or master key differ.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(ServiceError::internal("sealed data too short"));
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| ServiceError::internal("bad nonce"))?;
+        let mut buffer = ciphertext.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buffer)
+            .map_err(|_| ServiceError::internal("cannot decrypt: wrong master key or corrupted data"))?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// Published in the JWKS, not yet signing: relying parties learn it first.
+    Next,
+    /// Signing new tokens.
+    Active,
+    /// No longer signing; published until every token it signed has expired.
+    Retired,
+}
+
+impl KeyStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(Self::Next),
+            "active" => Some(Self::Active),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored: public JWK in clear, private key sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Key id, also the JWT `kid`.
+    pub id: SigningKeyId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Algorithm.
+    pub alg: SigningAlg,
+    /// Public JWK.
+    pub public_jwk: serde_json::Value,
+    /// PKCS#8 private key sealed under the master key, bound to the key id.
+    pub private_sealed: Vec<u8>,
+    /// Life-cycle state.
+    pub status: KeyStatus,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Published until then (set when retired); `None` while next or active.
+    pub publish_until: Option<OffsetDateTime>,
+}
+
+/// Stored name of an algorithm.
+pub fn alg_name(alg: SigningAlg) -> &'static str {
+    match alg {
+        SigningAlg::ES256 => "ES256",
+        SigningAlg::EdDSA => "EdDSA",
+        SigningAlg::RS256 => "RS256",
+    }
+}
+
+/// Parses a stored algorithm name.
+pub fn parse_alg(s: &str) -> Option<SigningAlg> {
+    match s {
+        "ES256" => Some(SigningAlg::ES256),
+        "EdDSA" => Some(SigningAlg::EdDSA),
+        "RS256" => Some(SigningAlg::RS256),
+        _ => None,
+    }
+}
+
+/// Generates a key pair for `tenant_id` and seals its private half.
+pub fn generate_key(
+    sealer: &Sealer,
+    tenant_id: &TenantId,
+    alg: SigningAlg,
+    status: KeyStatus,
+    now: OffsetDateTime,
+) -> Result<SigningKeyRecord, ServiceError> {
+    let id = SigningKeyId::generate();
+    let rng = SystemRandom::new();
+    let fail = |what: &str| ServiceError::internal(format!("key generation failed: {what}"));
+    let (pkcs8, jwk) = match alg {
+        SigningAlg::ES256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| fail("p256"))?;
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(|_| fail("p256"))?;
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err(fail("unexpected P-256 point encoding"));
+            }
+            let jwk = serde_json::json!({
+                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": id.as_str(),
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            });
+            (doc.as_ref().to_vec(), jwk)
+        }
+        SigningAlg::EdDSA => {
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| fail("ed25519"))?;
+            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| fail("ed25519"))?;
+            let jwk = serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": id.as_str(),
+                "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            });
+            (doc.as_ref().to_vec(), jwk)
+        }
+        SigningAlg::RS256 => {
+            return Err(ServiceError::invalid(
+                "settings.signing_alg",
+                "RS256 signing is not available yet; use ES256 or EdDSA",
+            ));
+        }
+    };
+    Ok(SigningKeyRecord {
+        private_sealed: sealer.seal(id.as_str(), &pkcs8)?,
+        id,
+        tenant_id: tenant_id.clone(),
+        alg,
+        public_jwk: jwk,
+        status,
+        created_at: now,
+        publish_until: None,
+    })
+}
+
+/// The claims of an access token (RFC 9068 plus Gatehouse's `tid` and `sid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer: `{PUBLIC_URL}/t/{slug}`.
+    pub iss: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Audience: the tenant id (the tenant's APIs).
+    pub aud: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Tenant id.
+    pub tid: String,
+    /// Session id.
+    pub sid: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// Authentication methods (RFC 8176), e.g. `["pwd"]`.
+    pub amr: Vec<String>,
+    /// When the user authenticated (seconds since the epoch).
+    pub auth_time: i64,
+}
+
+/// A key ready to sign: decrypted and parsed once, reused for many tokens.
+pub struct Signer {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+fn jwt_alg(alg: SigningAlg) -> Algorithm {
+    match alg {
+        SigningAlg::ES256 => Algorithm::ES256,
+        SigningAlg::EdDSA => Algorithm::EdDSA,
+        SigningAlg::RS256 => Algorithm::RS256,
+    }
+}
+
+impl Signer {
+    /// Unseals and parses a stored key.
+    pub fn from_record(sealer: &Sealer, record: &SigningKeyRecord) -> Result<Self, ServiceError> {
+        let pkcs8 = sealer.open(record.id.as_str(), &record.private_sealed)?;
+        let key = match record.alg {
+            SigningAlg::ES256 => EncodingKey::from_ec_der(&pkcs8),
+            SigningAlg::EdDSA => EncodingKey::from_ed_der(&pkcs8),
+            SigningAlg::RS256 => EncodingKey::from_rsa_der(&pkcs8),
+        };
+        Ok(Self { kid: record.id.to_string(), alg: jwt_alg(record.alg), key })
+    }
+
+    /// Signs access-token claims with `typ: at+jwt` and this key's `kid`.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, ServiceError> {
+        let mut header = Header::new(self.alg);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(ServiceError::internal)
+    }
+}
+
+/// Verifies an access token against a tenant's published keys: the algorithm is pinned
+/// by the key named in `kid`, never taken from the token; `typ`, `iss`, `aud`, `exp`
+/// and `nbf` are checked.
+pub fn verify_access_token(
+    token: &str,
+    keys: &[SigningKeyRecord],
+    issuer: &str,
+    audience: &str,
+) -> Result<AccessClaims, ServiceError> {
+    let invalid = || ServiceError::InvalidToken;
+    if token.len() > 8 * 1024 {
+        return Err(invalid());
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+    if header.typ.as_deref() != Some("at+jwt") {
+        return Err(invalid());
+    }
+    let kid = header.kid.ok_or_else(invalid)?;
+    let key = keys.iter().find(|k| k.id.as_str() == kid).ok_or_else(invalid)?;
+    let alg = jwt_alg(key.alg);
+    if header.alg != alg {
+        return Err(invalid());
+    }
+    let decoding = decoding_key(&key.public_jwk, key.alg).ok_or_else(invalid)?;
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
+    validation.leeway = 5;
+    jsonwebtoken::decode::<AccessClaims>(token, &decoding, &validation).map(|data| data.claims).map_err(|_| invalid())
+}
+
+fn decoding_key(jwk: &serde_json::Value, alg: SigningAlg) -> Option<DecodingKey> {
+    let field = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+    match alg {
+        SigningAlg::ES256 => DecodingKey::from_ec_components(field("x")?, field("y")?).ok(),
+        SigningAlg::EdDSA => DecodingKey::from_ed_components(field("x")?).ok(),
+        SigningAlg::RS256 => DecodingKey::from_rsa_components(field("n")?, field("e")?).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealer() -> Sealer {
+        Sealer::new(&[7u8; 32]).unwrap()
+    }
+
+    fn claims(tenant: &TenantId) -> AccessClaims {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        AccessClaims {
+            iss: "http://gh.test/t/acme".into(),
+            sub: "usr_x".into(),
+            aud: tenant.to_string(),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: "j".into(),
+            tid: tenant.to_string(),
+            sid: "ses_x".into(),
+            scope: "openid".into(),
+            amr: vec!["pwd".into()],
+            auth_time: now,
+        }
+    }
+
+    #[test]
+    fn sealed_data_opens_only_with_the_same_key_and_context() {
+        let s = sealer();
+        let sealed = s.seal("key_a", b"secret").unwrap();
+        assert_eq!(s.open("key_a", &sealed).unwrap(), b"secret");
+        assert!(s.open("key_b", &sealed).is_err(), "moved to another row");
+        assert!(Sealer::new(&[8u8; 32]).unwrap().open("key_a", &sealed).is_err(), "other master key");
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(s.open("key_a", &tampered).is_err());
+    }
+
+    #[test]
+    fn tokens_of_each_algorithm_verify_and_tampering_fails() {
+        let tenant = TenantId::generate();
+        for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
+            let record = generate_key(&sealer(), &tenant, alg, KeyStatus::Active, OffsetDateTime::now_utc()).unwrap();
+            assert!(!String::from_utf8_lossy(&record.private_sealed).contains("PRIVATE"));
+            let token = Signer::from_record(&sealer(), &record).unwrap().sign(&claims(&tenant)).unwrap();
+            let keys = [record.clone()];
+            let ok = verify_access_token(&token, &keys, "http://gh.test/t/acme", tenant.as_str()).unwrap();
+            assert_eq!(ok, claims(&tenant).clone_with(ok.exp, ok.iat, ok.nbf, ok.auth_time));
+            assert!(verify_access_token(&token, &keys, "http://gh.test/t/other", tenant.as_str()).is_err());
+            assert!(verify_access_token(&token, &keys, "http://gh.test/t/acme", "tnt_other").is_err());
+            let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+            parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"usr_admin"}"#);
+            assert!(verify_access_token(&parts.join("."), &keys, "http://gh.test/t/acme", tenant.as_str()).is_err());
+            let other = generate_key(&sealer(), &tenant, alg, KeyStatus::Active, OffsetDateTime::now_utc()).unwrap();
+            assert!(verify_access_token(&token, &[other], "http://gh.test/t/acme", tenant.as_str()).is_err());
+        }
+    }
+
+    #[test]
+    fn alg_none_and_hmac_with_the_public_key_are_refused() {
+        let tenant = TenantId::generate();
+        let record =
+            generate_key(&sealer(), &tenant, SigningAlg::ES256, KeyStatus::Active, OffsetDateTime::now_utc()).unwrap();
+        let header =
+            |alg: &str| URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"{}"}}"#, record.id));
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(&tenant)).unwrap());
+        let none = format!("{}.{body}.", header("none"));
+        assert!(
+            verify_access_token(&none, std::slice::from_ref(&record), "http://gh.test/t/acme", tenant.as_str())
+                .is_err()
+        );
+        let hmac_key = serde_json::to_vec(&record.public_jwk).unwrap();
+        let mut h = Header::new(Algorithm::HS256);
+        h.typ = Some("at+jwt".into());
+        h.kid = Some(record.id.to_string());
+        let forged = jsonwebtoken::encode(&h, &claims(&tenant), &EncodingKey::from_secret(&hmac_key)).unwrap();
+        assert!(verify_access_token(&forged, &[record], "http://gh.test/t/acme", tenant.as_str()).is_err());
+    }
+
+    impl AccessClaims {
+        fn clone_with(&self, exp: i64, iat: i64, nbf: i64, auth_time: i64) -> Self {
+            Self { exp, iat, nbf, auth_time, ..self.clone() }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Sessions and refresh tokens on Postgres.
+
+use crate::audit::insert_event;
+use crate::{PgStore, map_err};
+use async_trait::async_trait;
+use gatehouse_core::audit::AuditEvent;
+use gatehouse_core::ids::{SessionId, TenantId, UserId};
+use gatehouse_core::secret::SecretHash;
+use gatehouse_core::session::{RefreshOutcome, RefreshToken, Session};
+use gatehouse_core::store::{SessionStore, StoreError};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+
+const COLUMNS: &str =
+    "id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent, revoked_at";
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+fn decode(row: &PgRow) -> Result<Session, StoreError> {
+    let corrupt = |what: &str| StoreError::Backend(format!("corrupt session row: {what}"));
+    Ok(Session {
+        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: row.try_get::<String, _>("tenant_id").map_err(map_err)?.parse().map_err(|_| corrupt("tenant_id"))?,
+        user_id: row.try_get::<String, _>("user_id").map_err(map_err)?.parse().map_err(|_| corrupt("user_id"))?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(map_err)?,
+        expires_at: row.try_get("expires_at").map_err(map_err)?,
+        auth_time: row.try_get("auth_time").map_err(map_err)?,
+        amr: serde_json::from_value(row.try_get("amr").map_err(map_err)?).map_err(|_| corrupt("amr"))?,
+        ip: row.try_get("ip").map_err(map_err)?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+        revoked_at: row.try_get("revoked_at").map_err(map_err)?,
+    })
+}
+
+async fn insert_refresh(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    session_id: &SessionId,
+    token: &RefreshToken,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token.hash.as_str())
+    .bind(tenant_id.as_str())
+    .bind(session_id.as_str())
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn load_session(tx: &mut Tx, tenant_id: &TenantId, session_id: &str) -> Result<Session, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE"))
+        .bind(tenant_id.as_str())
+        .bind(session_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    decode(&row)
+}
+
+async fn revoke(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    session: &mut Session,
+    now: OffsetDateTime,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET revoked_at = $3, revoke_reason = $4 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
+        .bind(tenant_id.as_str())
+        .bind(session.id.as_str())
+        .bind(now)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    session.revoked_at.get_or_insert(now);
+    Ok(())
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn create_session(
+        &self,
+        tenant_id: &TenantId,
+        session: &Session,
+        refresh: &RefreshToken,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        if &session.tenant_id != tenant_id {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(session.id.as_str())
+        .bind(tenant_id.as_str())
+        .bind(session.user_id.as_str())
+        .bind(session.created_at)
+        .bind(session.last_seen_at)
+        .bind(session.expires_at)
+        .bind(session.auth_time)
+        .bind(serde_json::json!(session.amr))
+        .bind(&session.ip)
+        .bind(&session.user_agent)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_refresh(&mut tx, tenant_id, &session.id, refresh).await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_session(&self, tenant_id: &TenantId, session_id: &SessionId) -> Result<Session, StoreError> {
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id.as_str())
+            .bind(session_id.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        decode(&row)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        tenant_id: &TenantId,
+        presented: &SecretHash,
+        successor: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let row: Option<(String, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
+            "SELECT session_id, expires_at, used_at FROM refresh_tokens
+             WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE",
+        )
+        .bind(tenant_id.as_str())
+        .bind(presented.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some((session_id, expires_at, used_at)) = row else { return Ok(RefreshOutcome::Invalid) };
+        let mut session = load_session(&mut tx, tenant_id, &session_id).await?;
+        if !session.is_live(now) {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if used_at.is_some() {
+            revoke(&mut tx, tenant_id, &mut session, now, "refresh_token_reuse").await?;
+            tx.commit().await.map_err(map_err)?;
+            return Ok(RefreshOutcome::Reused(session));
+        }
+        if expires_at <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND token_hash = $2")
+            .bind(tenant_id.as_str())
+            .bind(presented.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_refresh(&mut tx, tenant_id, &session.id, successor).await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id.as_str())
+            .bind(session.id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        session.last_seen_at = now;
+        Ok(RefreshOutcome::Rotated(session))
+    }
+
+    async fn revoke_session_by_refresh_token(
+        &self,
+        tenant_id: &TenantId,
+        presented: &SecretHash,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let session_id: Option<String> =
+            sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
+                .bind(tenant_id.as_str())
+                .bind(presented.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(session_id) = session_id else { return Ok(None) };
+        let mut session = load_session(&mut tx, tenant_id, &session_id).await?;
+        revoke(&mut tx, tenant_id, &mut session, now, reason).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(session))
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
