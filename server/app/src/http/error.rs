@@ -29,6 +29,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// No valid credential.
     Unauthorized,
+    /// Wrong email or password (the same whether or not the account exists).
+    InvalidCredentials,
+    /// The access or refresh token is missing, malformed, expired, revoked or foreign.
+    InvalidToken,
     /// The credential may not do this.
     Forbidden,
     /// No such resource (or not visible to the caller).
@@ -56,6 +60,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -74,7 +80,7 @@ impl ErrorCode {
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -95,6 +101,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "The request body must be application/json",
             Self::Unauthorized => "Authentication required",
+            Self::InvalidCredentials => "Invalid email or password",
+            Self::InvalidToken => "Invalid token",
             Self::Forbidden => "Not allowed",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
@@ -190,6 +198,16 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(ErrorCode::Unauthorized, "send a valid admin token or secret key as a Bearer token")
             }
             ServiceError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
+            ServiceError::InvalidCredentials => {
+                ApiError::new(ErrorCode::InvalidCredentials, "the email or password is not correct")
+            }
+            ServiceError::InvalidToken => {
+                ApiError::new(ErrorCode::InvalidToken, "the token is not valid; sign in again")
+            }
+            ServiceError::RateLimited { retry_after } => {
+                ApiError::new(ErrorCode::RateLimited, "too many attempts; retry later")
+                    .with_retry_after(retry_after.max(1))
+            }
             ServiceError::Unavailable(cause) => ApiError {
                 internal: Some(cause),
                 ..ApiError::new(ErrorCode::Unavailable, "a dependency is unavailable; retry shortly")
@@ -227,8 +245,14 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.code == ErrorCode::Unauthorized {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gatehouse\""));
+        match self.code {
+            ErrorCode::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gatehouse\""));
+            }
+            ErrorCode::InvalidToken => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            }
+            _ => {}
         }
         response.extensions_mut().insert(ErrorReport { code: self.code.as_str(), internal: self.internal });
         response
