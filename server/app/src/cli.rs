@@ -34,6 +34,23 @@ pub enum Command {
     },
     /// Validate the configuration and exit.
     CheckConfig,
+    /// Manage token signing keys.
+    Keys {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+/// `gatehouse keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Rotate a tenant's signing keys: the published next key starts signing.
+    Rotate {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -64,6 +81,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Migrate) => startup::migrate(&config).await.map(|()| println!("migrations applied")),
+            Some(Command::Keys { action: KeysCommand::Rotate { tenant } }) => rotate_keys(config, &tenant).await,
             _ => serve(config).await,
         }
     });
@@ -74,6 +92,15 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn rotate_keys(config: Config, slug: &str) -> anyhow::Result<()> {
+    let prepared = startup::prepare_with(config, false).await?;
+    let services = &prepared.state.services;
+    let tenant = services.auth.tenant(slug).await.map_err(|_| anyhow::anyhow!("no tenant with slug {slug:?}"))?;
+    let kid = services.keys.rotate_as_system(&tenant).await.map_err(|e| anyhow::anyhow!("rotation failed: {e}"))?;
+    println!("{kid}");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

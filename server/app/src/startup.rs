@@ -12,6 +12,7 @@ use gatehouse_core::ephemeral::memory::MemoryStore;
 use gatehouse_core::password::PasswordHasher;
 use gatehouse_core::secret::SecretString;
 use gatehouse_core::services::{ServiceConfig, Services};
+use gatehouse_core::signing::Sealer;
 use gatehouse_core::store::Store;
 use gatehouse_ephemeral_redis::RedisStore;
 use gatehouse_store_postgres::PgStore;
@@ -111,20 +112,30 @@ pub struct Prepared {
 
 /// Opens stores and wires services.
 pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
-    resolve_master_key(&config.master_key)?;
+    prepare_with(config, true).await
+}
+
+/// Opens stores and wires services; `bootstrap` creates the first operator token when
+/// none exists (only `serve` does, since only it prints the token).
+pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Prepared> {
+    let master_key = resolve_master_key(&config.master_key)?;
     let store = open_store(&config).await?;
     let ephemeral = open_ephemeral(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let services = Services::new(
         store.clone(),
+        ephemeral.clone(),
         clock.clone(),
         ServiceConfig {
             audit_reads: config.audit_reads,
             break_glass_token: config.admin_token.clone(),
             password_hasher: PasswordHasher::new(config.argon2, hash_concurrency())?,
+            sealer: Arc::new(Sealer::new(&master_key.0)?),
+            public_url: config.public_url.as_str().to_owned(),
         },
     );
-    let bootstrap_token = if config.admin_token.is_none() { services.admin_tokens.bootstrap().await? } else { None };
+    let bootstrap_token =
+        if bootstrap && config.admin_token.is_none() { services.admin_tokens.bootstrap().await? } else { None };
     let state = AppState::new(AppStateInner {
         services,
         store,

@@ -86,6 +86,11 @@ async fn with_redis_down_credential_checks_fail_closed_and_readiness_fails() {
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let s = TestServer::start_with(Backend::Postgres, &[("GATEHOUSE_REDIS_URL", &url)]).await;
     assert_eq!(s.get("/v1/tenants", &s.admin).await.status, 200);
+    let t = s.tenant("redis-down").await;
+    let slug = t["slug"].as_str().unwrap().to_owned();
+    let login_body = serde_json::json!({"email": "u@example.com", "password": "violet kettle drums"});
+    let signup = s.send(s.client.post(s.url(&format!("/t/{slug}/auth/signup"))).json(&login_body)).await;
+    assert_eq!(signup.status, 201);
     assert_eq!(s.send(s.client.get(s.url("/readyz"))).await.status, 200);
 
     redis.stop();
@@ -94,6 +99,17 @@ async fn with_redis_down_credential_checks_fail_closed_and_readiness_fails() {
     assert!(refused.header("retry-after").is_some());
     s.get("/v1/tenants", "sk_guessing").await.assert_problem(503, "unavailable");
     s.send(s.client.get(s.url("/readyz"))).await.assert_problem(503, "unavailable");
+    // Credential endpoints of the auth API fail closed too: no rate limit, no sign-in.
+    let login = s
+        .send(
+            s.client
+                .post(s.url("/t/any-tenant/auth/login"))
+                .json(&serde_json::json!({"email": "a@b.co", "password": "x"})),
+        )
+        .await;
+    assert_eq!(login.status / 100, 4, "unknown tenant is still a 404 without Redis");
+    let refused_login = s.send(s.client.post(s.url(&format!("/t/{slug}/auth/login"))).json(&login_body)).await;
+    refused_login.assert_problem(503, "unavailable");
     // Liveness is about the process, not its dependencies.
     assert_eq!(s.send(s.client.get(s.url("/healthz"))).await.status, 200);
 }

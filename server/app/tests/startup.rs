@@ -47,3 +47,48 @@ async fn postgres_refuses_to_start_on_an_unmigrated_database() {
     let error = gatehouse_server::startup::start(config).await.unwrap_err();
     assert!(format!("{error:#}").contains("gatehouse migrate"), "{error:#}");
 }
+
+#[tokio::test]
+async fn a_spent_refresh_token_stays_rejected_after_a_restart() {
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let t = s.tenant("restart").await;
+    let slug = t["slug"].as_str().unwrap().to_owned();
+    let body = json!({"email": "r@example.com", "password": "violet kettle drums"});
+    let set = s.send(s.client.post(s.url(&format!("/t/{slug}/auth/signup"))).json(&body)).await;
+    let first = set.body["refresh_token"].clone();
+    let refresh = |s: &TestServer, token: serde_json::Value| {
+        s.client.post(s.url(&format!("/t/{slug}/auth/refresh"))).json(&json!({"refresh_token": token}))
+    };
+    let second = s.send(refresh(&s, first.clone())).await;
+    assert_eq!(second.status, 200);
+    s.restart().await;
+    s.send(refresh(&s, first)).await.assert_problem(401, "invalid_token");
+    s.send(refresh(&s, second.body["refresh_token"].clone())).await.assert_problem(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn keys_can_be_rotated_from_the_command_line() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.tenant("cli-keys").await;
+    let slug = t["slug"].as_str().unwrap().to_owned();
+    let jwks = || s.client.get(s.url(&format!("/t/{slug}/.well-known/jwks.json")));
+    assert_eq!(s.send(jwks()).await.body["keys"].as_array().unwrap().len(), 2);
+    let db = s.database_url();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["keys", "rotate", "--tenant", &slug])
+        .env("GATEHOUSE_DATABASE_URL", &db)
+        .env("GATEHOUSE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let kid = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(kid.starts_with("key_"), "{kid}");
+    let keys = s.send(jwks()).await.body["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 3);
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["keys", "rotate", "--tenant", "no-such-tenant"])
+        .env("GATEHOUSE_DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}

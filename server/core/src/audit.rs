@@ -28,6 +28,10 @@ pub enum ActorType {
     SecretKey,
     /// Gatehouse itself (start-up, jobs).
     System,
+    /// An end user of a tenant (signed in, or identified by the request).
+    User,
+    /// An unauthenticated caller (failed sign-ins).
+    Anonymous,
 }
 
 impl ActorType {
@@ -38,6 +42,8 @@ impl ActorType {
             Self::AdminToken => "admin_token",
             Self::SecretKey => "secret_key",
             Self::System => "system",
+            Self::User => "user",
+            Self::Anonymous => "anonymous",
         }
     }
 
@@ -48,6 +54,8 @@ impl ActorType {
             "admin_token" => Self::AdminToken,
             "secret_key" => Self::SecretKey,
             "system" => Self::System,
+            "user" => Self::User,
+            "anonymous" => Self::Anonymous,
             _ => return None,
         })
     }
@@ -94,4 +102,31 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only this actor.
     pub actor_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event caused by an end user (or an anonymous caller when `user_id` is `None`).
+    pub fn by_user(
+        now: OffsetDateTime,
+        ctx: &RequestContext,
+        action: &str,
+        tenant_id: &TenantId,
+        user_id: Option<&str>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: EventId::generate(),
+            tenant_id: Some(tenant_id.clone()),
+            actor_type: if user_id.is_some() { ActorType::User } else { ActorType::Anonymous },
+            actor_id: user_id.map(str::to_owned),
+            action: action.to_owned(),
+            target_type: user_id.map(|_| "user".to_owned()),
+            target_id: user_id.map(str::to_owned),
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            request_id: ctx.request_id.clone(),
+            data,
+            created_at: now,
+        }
+    }
 }

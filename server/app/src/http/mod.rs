@@ -4,6 +4,7 @@
 pub mod admin_tokens;
 pub mod audit;
 pub mod auth;
+pub mod auth_api;
 pub mod cors;
 pub mod error;
 pub mod extract;
@@ -11,8 +12,10 @@ pub mod middleware;
 pub mod ops;
 pub mod pagination;
 pub mod secret_keys;
+pub mod signing_keys;
 pub mod tenants;
 pub mod users;
+pub mod well_known;
 
 use crate::state::AppState;
 use axum::Router;
@@ -33,7 +36,10 @@ use utoipa_axum::routes;
         (name = "secret-keys", description = "Tenant secret keys (sk_…) for server-side access to one tenant"),
         (name = "admin-tokens", description = "Operator API tokens (gh_admin_…)"),
         (name = "users", description = "A tenant's users"),
+        (name = "signing-keys", description = "Token signing keys of a tenant"),
         (name = "audit", description = "The append-only audit log"),
+        (name = "auth", description = "End-user authentication of a tenant (/t/{t}/auth)"),
+        (name = "standards", description = "JWKS and OpenID discovery of a tenant"),
         (name = "ops", description = "Health, readiness and metrics"),
     )
 )]
@@ -64,7 +70,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_tokens::revoke_admin_token))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(signing_keys::list_signing_keys))
+        .routes(routes!(signing_keys::rotate_signing_keys))
         .routes(routes!(audit::list_audit_events))
+        .routes(routes!(auth_api::create_signup))
+        .routes(routes!(auth_api::create_login))
+        .routes(routes!(auth_api::create_refresh))
+        .routes(routes!(auth_api::create_logout))
+        .routes(routes!(auth_api::get_me))
+        .routes(routes!(well_known::get_jwks))
+        .routes(routes!(well_known::get_openid_configuration))
         .routes(routes!(ops::get_health))
         .routes(routes!(ops::get_readiness))
         .routes(routes!(ops::get_metrics))

@@ -139,6 +139,11 @@ impl TestServer {
         Reply { status, headers, body }
     }
 
+    /// The database URL the server runs on.
+    pub fn database_url(&self) -> String {
+        self.vars["GATEHOUSE_DATABASE_URL"].clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -82,7 +82,11 @@ impl AuditLog {
         if !self.record_reads {
             return Ok(());
         }
-        let event = self.change(principal, ctx, action, tenant_id, target);
+        self.record(self.change(principal, ctx, action, tenant_id, target)).await
+    }
+
+    /// Stores an event that accompanies no other change; returns once it is stored.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), ServiceError> {
         let Some(writer) = &self.writer else {
             return Ok(self.store.append_audit_events(std::slice::from_ref(&event)).await?);
         };

@@ -4,14 +4,18 @@
 
 pub mod admin_tokens;
 pub mod audit_log;
+pub mod auth;
 pub mod authenticate;
+pub mod keys;
 pub mod secret_keys;
 pub mod tenants;
 pub mod users;
 
 pub use admin_tokens::AdminTokenService;
 pub use audit_log::AuditLog;
+pub use auth::AuthService;
 pub use authenticate::Authenticator;
+pub use keys::KeyService;
 pub use secret_keys::SecretKeyService;
 pub use tenants::TenantService;
 pub use users::UserService;
@@ -35,6 +39,10 @@ pub struct Services {
     pub authenticator: Authenticator,
     /// Users.
     pub users: UserService,
+    /// End-user authentication.
+    pub auth: AuthService,
+    /// Signing keys.
+    pub keys: KeyService,
 }
 
 /// What the services are built from.
@@ -46,13 +54,34 @@ pub struct ServiceConfig {
     pub break_glass_token: Option<crate::secret::SecretString>,
     /// Password hashing.
     pub password_hasher: crate::password::PasswordHasher,
+    /// Encrypts secrets at rest (the master key).
+    pub sealer: Arc<crate::signing::Sealer>,
+    /// `GATEHOUSE_PUBLIC_URL`.
+    pub public_url: String,
 }
 
 impl Services {
     /// Wires every service.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        ephemeral: Arc<dyn crate::ephemeral::EphemeralStore>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Self {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
+        let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer);
+        let auth = AuthService::new(
+            store.clone(),
+            ephemeral,
+            clock.clone(),
+            audit.clone(),
+            config.password_hasher.clone(),
+            keys.clone(),
+            &config.public_url,
+        );
         Self {
+            auth,
+            keys,
             tenants: TenantService::new(store.clone(), clock.clone(), audit.clone()),
             secret_keys: SecretKeyService::new(store.clone(), clock.clone(), audit.clone()),
             admin_tokens: AdminTokenService::new(store.clone(), clock.clone(), audit.clone()),

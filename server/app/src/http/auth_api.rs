@@ -1,0 +1,173 @@
+//! The end-user auth API under `/t/{t}/auth/…`: sign-up, sign-in, refresh, sign-out, me.
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath, Ctx};
+use super::users::UserResponse;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::error::ServiceError;
+use gatehouse_core::secret::SecretString;
+use gatehouse_core::services::auth::{SignupOutcome, TokenSet};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Path of a tenant's auth routes.
+#[derive(Debug, Deserialize)]
+pub struct TenantSlugPath {
+    /// Tenant slug.
+    pub t: String,
+}
+
+/// Body of `POST /t/{t}/auth/signup`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    /// Email address.
+    pub email: String,
+    /// Password, checked against the tenant's policy.
+    pub password: String,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// Body of `POST /t/{t}/auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Body of `POST /t/{t}/auth/refresh` and `POST /t/{t}/auth/logout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last token set.
+    pub refresh_token: String,
+}
+
+/// Tokens for a signed-in client.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenSetResponse {
+    /// Access JWT (`typ: at+jwt`), sent as `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u32,
+    /// Opaque, single-use refresh token; each refresh returns a new one.
+    pub refresh_token: String,
+    /// The user.
+    pub user: UserResponse,
+}
+
+impl From<TokenSet> for TokenSetResponse {
+    fn from(t: TokenSet) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token.expose().to_owned(),
+            user: t.user.into(),
+        }
+    }
+}
+
+/// Sign-up accepted, pending email verification.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationRequired {
+    /// Always `true`.
+    pub verification_required: bool,
+}
+
+/// Creates an account and signs it in (or asks for email verification first).
+#[utoipa::path(post, path = "/t/{t}/auth/signup", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    request_body = SignupRequest,
+    responses((status = 201, body = TokenSetResponse), (status = 202, body = VerificationRequired),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_signup(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<SignupRequest>,
+) -> ApiResult<Response> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let password = SecretString::new(body.password);
+    match state.services.auth.signup(&tenant, &ctx, &body.email, &password, body.name).await? {
+        SignupOutcome::SignedIn(tokens) => {
+            Ok((StatusCode::CREATED, Json(TokenSetResponse::from(*tokens))).into_response())
+        }
+        SignupOutcome::VerificationRequired => {
+            Ok((StatusCode::ACCEPTED, Json(VerificationRequired { verification_required: true })).into_response())
+        }
+    }
+}
+
+/// Signs in with email and password.
+#[utoipa::path(post, path = "/t/{t}/auth/login", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    request_body = LoginRequest,
+    responses((status = 200, body = TokenSetResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_login(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenSetResponse>> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let tokens = state.services.auth.login(&tenant, &ctx, &body.email, &SecretString::new(body.password)).await?;
+    Ok(Json(tokens.into()))
+}
+
+/// Trades a refresh token for a new token set (the old refresh token is spent).
+#[utoipa::path(post, path = "/t/{t}/auth/refresh", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenSetResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_refresh(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenSetResponse>> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    Ok(Json(state.services.auth.refresh(&tenant, &ctx, &body.refresh_token).await?.into()))
+}
+
+/// Signs out: ends the session the refresh token belongs to.
+#[utoipa::path(post, path = "/t/{t}/auth/logout", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    request_body = RefreshRequest,
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_logout(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    state.services.auth.logout(&tenant, &ctx, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/t/{t}/auth/me", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = UserResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_me(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    headers: HeaderMap,
+) -> ApiResult<Json<UserResponse>> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let (user, _claims) = state.services.auth.me(&tenant, token).await?;
+    Ok(Json(user.into()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())
+}

@@ -1,0 +1,340 @@
+//! Black-box tests of the end-user auth API (`/t/{t}/auth/…`) and the tenant's JWKS, on
+//! SQLite (+ in-process store) and Postgres (+ Redis), including the attacks each
+//! mechanism exists to stop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests: a failed step is a failed test")]
+
+mod support;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use support::{Backend, Reply, TestServer};
+
+on_both_backends!(
+    signup_login_refresh_logout_and_me_work_end_to_end,
+    access_tokens_verify_independently_against_the_published_jwks,
+    login_answers_alike_for_unknown_accounts_wrong_passwords_and_disabled_users,
+    replaying_a_spent_refresh_token_revokes_the_session,
+    parallel_refreshes_of_one_token_yield_at_most_one_successor,
+    a_disabled_user_gets_no_token_through_any_path,
+    a_token_of_one_tenant_is_rejected_by_another,
+    rotating_keys_mid_flight_breaks_no_outstanding_token,
+    repeated_failures_back_off_the_account_even_for_the_right_password,
+    signup_respects_the_tenant_settings_and_refuses_bad_input,
+);
+
+struct Tenant {
+    id: String,
+    slug: String,
+}
+
+async fn tenant(s: &TestServer, settings: Value) -> Tenant {
+    let t = s.tenant("auth").await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    if !settings.is_null() {
+        let r = s.patch(&format!("/v1/tenants/{id}"), &s.admin, json!({ "settings": settings })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    Tenant { id, slug: t["slug"].as_str().unwrap().to_owned() }
+}
+
+async fn auth(s: &TestServer, t: &Tenant, route: &str, body: Value) -> Reply {
+    s.send(s.client.post(s.url(&format!("/t/{}/auth/{route}", t.slug))).json(&body)).await
+}
+
+async fn me(s: &TestServer, t: &Tenant, access: &str) -> Reply {
+    s.get(&format!("/t/{}/auth/me", t.slug), access).await
+}
+
+async fn signed_up(s: &TestServer, t: &Tenant, email: &str) -> Value {
+    let r = auth(s, t, "signup", json!({"email": email, "password": "violet kettle drums"})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn signup_login_refresh_logout_and_me_work_end_to_end(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let set = signed_up(&s, &t, "Ann@Example.com").await;
+    assert_eq!(set["token_type"], "Bearer");
+    assert_eq!(set["expires_in"], 900);
+    assert!(set["refresh_token"].as_str().unwrap().starts_with("rt_"));
+    assert_eq!(set["user"]["email"], "Ann@Example.com");
+    let c = claims(set["access_token"].as_str().unwrap());
+    assert_eq!(c["iss"], format!("http://127.0.0.1:8080/t/{}", t.slug));
+    assert_eq!(c["sub"], set["user"]["id"]);
+    assert_eq!(c["tid"], t.id);
+    assert_eq!(c["aud"], t.id);
+    assert!(c["sid"].as_str().unwrap().starts_with("ses_"));
+    assert_eq!(c["amr"], json!(["pwd"]));
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 900);
+    for claim in ["nbf", "jti", "scope", "auth_time"] {
+        assert!(!c[claim].is_null(), "{claim} missing");
+    }
+
+    let login = auth(&s, &t, "login", json!({"email": "ann@EXAMPLE.com", "password": "violet kettle drums"})).await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    let access = login.body["access_token"].as_str().unwrap();
+    assert_ne!(claims(access)["sid"], c["sid"], "each sign-in is its own session");
+    let who = me(&s, &t, access).await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.body["email"], "Ann@Example.com");
+    assert!(who.body["last_login_at"].is_string());
+
+    let refreshed = auth(&s, &t, "refresh", json!({"refresh_token": login.body["refresh_token"]})).await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
+    assert_ne!(refreshed.body["refresh_token"], login.body["refresh_token"]);
+    assert_eq!(claims(refreshed.body["access_token"].as_str().unwrap())["sid"], claims(access)["sid"]);
+
+    let out = auth(&s, &t, "logout", json!({"refresh_token": refreshed.body["refresh_token"]})).await;
+    assert_eq!(out.status, 204);
+    auth(&s, &t, "refresh", json!({"refresh_token": refreshed.body["refresh_token"]}))
+        .await
+        .assert_problem(401, "invalid_token");
+    me(&s, &t, access).await.assert_problem(401, "invalid_token");
+    // Signing out with an unknown token is not an error, and reveals nothing.
+    assert_eq!(auth(&s, &t, "logout", json!({"refresh_token": "rt_unknown"})).await.status, 204);
+    // The other session is untouched.
+    assert_eq!(me(&s, &t, set["access_token"].as_str().unwrap()).await.status, 200);
+
+    let events = s.get(&format!("/v1/audit-events?tenant_id={}&limit=100", t.id), &s.admin).await;
+    let actions: Vec<&str> =
+        events.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for expected in ["user.signup", "login.success", "user.logout"] {
+        assert!(actions.contains(&expected), "{expected} not audited: {actions:?}");
+    }
+}
+
+async fn access_tokens_verify_independently_against_the_published_jwks(backend: Backend) {
+    use p256::ecdsa::signature::Verifier;
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let set = signed_up(&s, &t, "jwks@example.com").await;
+    let token = set["access_token"].as_str().unwrap();
+    let jwks = s.send(s.client.get(s.url(&format!("/t/{}/.well-known/jwks.json", t.slug)))).await;
+    assert_eq!(jwks.status, 200);
+    assert!(jwks.header("cache-control").unwrap().contains("max-age"));
+    let keys = jwks.body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "the active key and the next one are published");
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "no private part is published");
+
+    let mut parts = token.split('.');
+    let (h, p, sig) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    let jwk = keys.iter().find(|k| k["kid"] == header["kid"]).expect("the signing key is published");
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
+    point.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+    let signature = p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+    key.verify(format!("{h}.{p}").as_bytes(), &signature).expect("signature verifies with an independent library");
+    let mut tampered = URL_SAFE_NO_PAD.decode(p).unwrap();
+    tampered[10] ^= 1;
+    assert!(key.verify(format!("{h}.{}", URL_SAFE_NO_PAD.encode(&tampered)).as_bytes(), &signature).is_err());
+
+    let discovery = s.send(s.client.get(s.url(&format!("/t/{}/.well-known/openid-configuration", t.slug)))).await;
+    assert_eq!(discovery.body["issuer"], claims(token)["iss"]);
+    assert_eq!(discovery.body["jwks_uri"], format!("{}/.well-known/jwks.json", claims(token)["iss"].as_str().unwrap()));
+    s.send(s.client.get(s.url("/t/no-such-tenant/.well-known/jwks.json"))).await.assert_problem(404, "not_found");
+}
+
+async fn login_answers_alike_for_unknown_accounts_wrong_passwords_and_disabled_users(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let known = signed_up(&s, &t, "known@example.com").await;
+    signed_up(&s, &t, "disabled@example.com").await;
+    let users = s.get(&format!("/v1/tenants/{}/users?email_prefix=disabled", t.id), &s.admin).await;
+    let disabled_id = users.body["data"][0]["id"].as_str().unwrap().to_owned();
+    s.patch(&format!("/v1/tenants/{}/users/{disabled_id}", t.id), &s.admin, json!({"status": "disabled"})).await;
+
+    let answers = [
+        auth(&s, &t, "login", json!({"email": "nobody@example.com", "password": "violet kettle drums"})).await,
+        auth(&s, &t, "login", json!({"email": "known@example.com", "password": "wrong password here"})).await,
+        auth(&s, &t, "login", json!({"email": "disabled@example.com", "password": "violet kettle drums"})).await,
+        auth(&s, &t, "login", json!({"email": "not an email", "password": "violet kettle drums"})).await,
+    ];
+    for a in &answers {
+        a.assert_problem(401, "invalid_credentials");
+        assert_eq!(a.body, answers[0].body, "answers differ");
+    }
+    let failures = s.get(&format!("/v1/audit-events?tenant_id={}&action=login.failure", t.id), &s.admin).await;
+    assert_eq!(failures.body["data"].as_array().unwrap().len(), 4);
+    assert!(known["user"]["id"].is_string());
+}
+
+async fn replaying_a_spent_refresh_token_revokes_the_session(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let set = signed_up(&s, &t, "replay@example.com").await;
+    let first = set["refresh_token"].clone();
+    let second = auth(&s, &t, "refresh", json!({"refresh_token": first})).await;
+    assert_eq!(second.status, 200);
+    // The attacker replays the stolen, already used token.
+    auth(&s, &t, "refresh", json!({"refresh_token": first})).await.assert_problem(401, "invalid_token");
+    // The whole family is gone: the legitimate successor no longer works either.
+    auth(&s, &t, "refresh", json!({"refresh_token": second.body["refresh_token"]}))
+        .await
+        .assert_problem(401, "invalid_token");
+    me(&s, &t, second.body["access_token"].as_str().unwrap()).await.assert_problem(401, "invalid_token");
+    let reuse =
+        s.get(&format!("/v1/audit-events?tenant_id={}&action=refresh_token.reuse_detected", t.id), &s.admin).await;
+    assert_eq!(reuse.body["data"].as_array().unwrap().len(), 1);
+    for junk in ["", "rt_", "not-a-token", &"rt_x".repeat(100)] {
+        auth(&s, &t, "refresh", json!({"refresh_token": junk})).await.assert_problem(401, "invalid_token");
+    }
+}
+
+async fn parallel_refreshes_of_one_token_yield_at_most_one_successor(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let set = signed_up(&s, &t, "race@example.com").await;
+    let token = set["refresh_token"].clone();
+    let attempts = (0..20).map(|_| auth(&s, &t, "refresh", json!({"refresh_token": token})));
+    let replies = futures::future::join_all(attempts).await;
+    let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    assert!(ok.len() <= 1, "{} successors", ok.len());
+    assert!(replies.iter().all(|r| r.status == 200 || r.body["code"] == "invalid_token"));
+    let sids: std::collections::HashSet<String> = ok
+        .iter()
+        .map(|r| claims(r.body["access_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(sids.len() <= 1, "no second session");
+}
+
+async fn a_disabled_user_gets_no_token_through_any_path(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let set = signed_up(&s, &t, "soon-disabled@example.com").await;
+    let uid = set["user"]["id"].as_str().unwrap();
+    let r = s.patch(&format!("/v1/tenants/{}/users/{uid}", t.id), &s.admin, json!({"status": "disabled"})).await;
+    assert_eq!(r.status, 200);
+    auth(&s, &t, "refresh", json!({"refresh_token": set["refresh_token"]})).await.assert_problem(401, "invalid_token");
+    me(&s, &t, set["access_token"].as_str().unwrap()).await.assert_problem(401, "invalid_token");
+    auth(&s, &t, "login", json!({"email": "soon-disabled@example.com", "password": "violet kettle drums"}))
+        .await
+        .assert_problem(401, "invalid_credentials");
+}
+
+async fn a_token_of_one_tenant_is_rejected_by_another(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = tenant(&s, Value::Null).await;
+    let b = tenant(&s, Value::Null).await;
+    let set = signed_up(&s, &a, "cross@example.com").await;
+    signed_up(&s, &b, "cross@example.com").await;
+    me(&s, &b, set["access_token"].as_str().unwrap()).await.assert_problem(401, "invalid_token");
+    auth(&s, &b, "refresh", json!({"refresh_token": set["refresh_token"]})).await.assert_problem(401, "invalid_token");
+    assert_eq!(me(&s, &a, set["access_token"].as_str().unwrap()).await.status, 200);
+    // A token without a bearer prefix, or forged with alg none, is refused.
+    let forged = {
+        let token = set["access_token"].as_str().unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#))
+    };
+    me(&s, &a, &forged).await.assert_problem(401, "invalid_token");
+    let bare = s.send(s.client.get(s.url(&format!("/t/{}/auth/me", a.slug)))).await;
+    bare.assert_problem(401, "invalid_token");
+    assert!(bare.header("www-authenticate").unwrap().contains("invalid_token"));
+}
+
+async fn rotating_keys_mid_flight_breaks_no_outstanding_token(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let before = signed_up(&s, &t, "rotate@example.com").await;
+    let old_kid = {
+        let h = before["access_token"].as_str().unwrap().split('.').next().unwrap();
+        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()["kid"].clone()
+    };
+    let keys = s.get(&format!("/v1/tenants/{}/signing-keys", t.id), &s.admin).await;
+    let next = keys.body["data"].as_array().unwrap().iter().find(|k| k["status"] == "next").unwrap()["id"].clone();
+    let rotated = s.post(&format!("/v1/tenants/{}/signing-keys/rotate", t.id), &s.admin, json!({})).await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    assert_eq!(rotated.body["kid"], next, "the key published in advance is the one that starts signing");
+    assert_eq!(me(&s, &t, before["access_token"].as_str().unwrap()).await.status, 200, "old token still valid");
+    let after = auth(&s, &t, "login", json!({"email": "rotate@example.com", "password": "violet kettle drums"})).await;
+    let h = after.body["access_token"].as_str().unwrap().split('.').next().unwrap();
+    let new_kid = serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()["kid"].clone();
+    assert_eq!(new_kid, next);
+    assert_ne!(new_kid, old_kid);
+    let jwks = s.send(s.client.get(s.url(&format!("/t/{}/.well-known/jwks.json", t.slug)))).await;
+    let kids: Vec<&Value> = jwks.body["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
+    assert_eq!(kids.len(), 3, "retired, active and a new next key");
+    assert!(kids.contains(&&old_kid));
+    // Rotation is audited, and a secret key of another tenant cannot rotate these keys.
+    let other = tenant(&s, Value::Null).await;
+    let (_, foreign) = s.secret_key(&other.id).await;
+    s.post(&format!("/v1/tenants/{}/signing-keys/rotate", t.id), &foreign, json!({}))
+        .await
+        .assert_problem(404, "not_found");
+}
+
+async fn repeated_failures_back_off_the_account_even_for_the_right_password(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    signed_up(&s, &t, "target@example.com").await;
+    for _ in 0..5 {
+        auth(&s, &t, "login", json!({"email": "target@example.com", "password": "guess guess guess"}))
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    let locked = auth(&s, &t, "login", json!({"email": "TARGET@example.com", "password": "violet kettle drums"})).await;
+    locked.assert_problem(429, "rate_limited");
+    assert!(locked.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // Another account is not affected, and a spoofed X-Forwarded-For changes nothing.
+    signed_up(&s, &t, "bystander@example.com").await;
+    let spoofed = s
+        .send(
+            s.client
+                .post(s.url(&format!("/t/{}/auth/login", t.slug)))
+                .header("x-forwarded-for", "203.0.113.99")
+                .json(&json!({"email": "target@example.com", "password": "violet kettle drums"})),
+        )
+        .await;
+    spoofed.assert_problem(429, "rate_limited");
+    let other =
+        auth(&s, &t, "login", json!({"email": "bystander@example.com", "password": "violet kettle drums"})).await;
+    assert_eq!(other.status, 200);
+}
+
+async fn signup_respects_the_tenant_settings_and_refuses_bad_input(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let closed = tenant(&s, json!({"signup": "invite_only"})).await;
+    auth(&s, &closed, "signup", json!({"email": "x@example.com", "password": "violet kettle drums"}))
+        .await
+        .assert_problem(403, "forbidden");
+    let verify = tenant(&s, json!({"require_verified_email": true})).await;
+    let new = auth(&s, &verify, "signup", json!({"email": "v@example.com", "password": "violet kettle drums"})).await;
+    assert_eq!(new.status, 202);
+    assert_eq!(new.body, json!({"verification_required": true}));
+    let again = auth(&s, &verify, "signup", json!({"email": "V@example.com", "password": "another long one"})).await;
+    assert_eq!((again.status, &again.body), (new.status, &new.body), "an existing account answers alike");
+
+    let open = tenant(&s, Value::Null).await;
+    signed_up(&s, &open, "taken@example.com").await;
+    auth(&s, &open, "signup", json!({"email": "TAKEN@example.com", "password": "violet kettle drums"}))
+        .await
+        .assert_problem(409, "conflict");
+    auth(&s, &open, "signup", json!({"email": "weak@example.com", "password": "password1"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    auth(&s, &open, "signup", json!({"email": "x@example.com"})).await.assert_problem(422, "validation_failed");
+    auth(&s, &open, "login", json!({"email": "x@example.com", "password": "p", "admin": true}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let raw = s
+        .client
+        .post(s.url(&format!("/t/{}/auth/login", open.slug)))
+        .header("content-type", "application/json")
+        .body("{\"email\":");
+    s.send(raw).await.assert_problem(400, "malformed_json");
+    let unknown = s
+        .send(s.client.post(s.url("/t/no-such-tenant/auth/login")).json(&json!({"email": "a@b.co", "password": "x"})))
+        .await;
+    unknown.assert_problem(404, "not_found");
+}

@@ -1,0 +1,372 @@
+//! The end-user authentication flows of a tenant: sign-up, password sign-in, refresh,
+//! sign-out, and reading the signed-in user.
+//!
+//! Sign-in answers the same for unknown accounts, wrong passwords and disabled users,
+//! and costs the same (a dummy hash is verified when there is no account). Failed
+//! sign-ins per account back off exponentially from the fifth; attempts per IP are
+//! capped. When the ephemeral store is down these checks fail closed.
+
+use super::AuditLog;
+use super::keys::KeyService;
+use crate::audit::{AuditEvent, RequestContext};
+use crate::clock::Clock;
+use crate::ephemeral::{EphemeralError, EphemeralStore};
+use crate::error::{FieldError, ServiceError};
+use crate::ids::{SessionId, UserId};
+use crate::password::{PasswordHasher, Verified, check_policy};
+use crate::secret::{SecretHash, SecretString, generate_secret};
+use crate::session::{RefreshOutcome, RefreshToken, Session};
+use crate::signing::{AccessClaims, verify_access_token};
+use crate::store::{Store, StoreError};
+use crate::tenant::{SignupMode, Tenant, TenantSlug};
+use crate::user::{Email, User, UserStatus, check_user_name};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Prefix of refresh tokens.
+pub const REFRESH_TOKEN_PREFIX: &str = "rt_";
+/// Sign-in attempts one IP may make per minute per tenant.
+const LOGIN_ATTEMPTS_PER_IP: u64 = 60;
+/// Sign-ups one IP may make per minute per tenant.
+const SIGNUPS_PER_IP: u64 = 10;
+/// Consecutive failures before an account backs off.
+const FAILURES_BEFORE_BACKOFF: u64 = 5;
+/// Longest back-off.
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// How long failures are remembered.
+const FAILURE_MEMORY: Duration = Duration::from_secs(60 * 60);
+
+/// Tokens handed to a signed-in client.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// The access JWT.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u32,
+    /// The opaque, single-use refresh token.
+    pub refresh_token: SecretString,
+    /// The user.
+    pub user: User,
+}
+
+/// What sign-up produced.
+#[derive(Debug, Clone)]
+pub enum SignupOutcome {
+    /// Signed in at once.
+    SignedIn(Box<TokenSet>),
+    /// The tenant wants a verified email first.
+    VerificationRequired,
+}
+
+/// The authentication use cases.
+#[derive(Debug, Clone)]
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    ephemeral: Arc<dyn EphemeralStore>,
+    clock: Arc<dyn Clock>,
+    audit: AuditLog,
+    hasher: PasswordHasher,
+    keys: KeyService,
+    public_url: String,
+}
+
+fn unavailable(e: EphemeralError) -> ServiceError {
+    ServiceError::Unavailable(e.to_string())
+}
+
+impl AuthService {
+    /// Wires the service; `public_url` is `GATEHOUSE_PUBLIC_URL` (issuers derive from it).
+    pub fn new(
+        store: Arc<dyn Store>,
+        ephemeral: Arc<dyn EphemeralStore>,
+        clock: Arc<dyn Clock>,
+        audit: AuditLog,
+        hasher: PasswordHasher,
+        keys: KeyService,
+        public_url: &str,
+    ) -> Self {
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        Self { store, ephemeral, clock, audit, hasher, keys, public_url }
+    }
+
+    /// The tenant behind a URL slug.
+    pub async fn tenant(&self, slug: &str) -> Result<Tenant, ServiceError> {
+        let slug = TenantSlug::parse(slug).map_err(|_| ServiceError::NotFound { resource: "tenant" })?;
+        self.store.get_tenant_by_slug(&slug).await.map_err(ServiceError::from_store("tenant"))
+    }
+
+    /// The tenant's token issuer.
+    pub fn issuer(&self, tenant: &Tenant) -> String {
+        format!("{}/t/{}", self.public_url, tenant.slug.as_str())
+    }
+
+    /// The signing-key service.
+    pub fn keys(&self) -> &KeyService {
+        &self.keys
+    }
+
+    /// Creates an account with a password.
+    pub async fn signup(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        email: &str,
+        password: &SecretString,
+        name: Option<String>,
+    ) -> Result<SignupOutcome, ServiceError> {
+        self.limit(&format!("rl:signup:{}:{}", tenant.id, ip_of(ctx)), SIGNUPS_PER_IP, Duration::from_secs(60)).await?;
+        if tenant.settings.signup == SignupMode::InviteOnly {
+            return Err(ServiceError::Forbidden("sign-up is by invitation only"));
+        }
+        let mut errors = Vec::new();
+        let email = Email::parse(email).map_err(|why| errors.push(FieldError::new("email", why)));
+        let name = check_user_name(name).map_err(|why| errors.push(FieldError::new("name", why)));
+        let (Ok(email), Ok(name)) = (email, name) else { return Err(ServiceError::Validation(errors)) };
+        check_policy(&tenant.settings.password_policy, password.expose(), &email)
+            .map_err(|e| ServiceError::Validation(vec![e]))?;
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            tenant_id: tenant.id.clone(),
+            email,
+            email_verified: false,
+            name,
+            status: UserStatus::Active,
+            password_hash: Some(self.hasher.hash(password).await?),
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        let event =
+            AuditEvent::by_user(now, ctx, "user.signup", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
+        match self.store.create_user(&tenant.id, &user, &event).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { constraint }) => {
+                if tenant.settings.require_verified_email {
+                    // Answer exactly as for a new account, revealing nothing.
+                    return Ok(SignupOutcome::VerificationRequired);
+                }
+                return Err(ServiceError::Conflict { constraint });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if tenant.settings.require_verified_email {
+            return Ok(SignupOutcome::VerificationRequired);
+        }
+        let tokens = self.start_session(tenant, ctx, user, "signup").await?;
+        Ok(SignupOutcome::SignedIn(Box::new(tokens)))
+    }
+
+    /// Signs in with email and password.
+    pub async fn login(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        email: &str,
+        password: &SecretString,
+    ) -> Result<TokenSet, ServiceError> {
+        self.limit(
+            &format!("rl:login:ip:{}:{}", tenant.id, ip_of(ctx)),
+            LOGIN_ATTEMPTS_PER_IP,
+            Duration::from_secs(60),
+        )
+        .await?;
+        // An unparseable address is simply an unknown account: same work, same answer.
+        let email = Email::parse(email).ok();
+        let account_key = email.as_ref().map(|e| format!("login:acct:{}:{}", tenant.id, e.normalized()));
+        if let Some(key) = &account_key
+            && let Some(until) = self.ephemeral.cache_get(&format!("{key}:locked")).await.map_err(unavailable)?
+        {
+            let retry_after = String::from_utf8_lossy(&until).parse().unwrap_or(1);
+            return Err(ServiceError::RateLimited { retry_after });
+        }
+        let user = match &email {
+            Some(e) => self.store.find_user_by_email(&tenant.id, e.normalized()).await?,
+            None => None,
+        };
+        let verified = self.hasher.verify(password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+        let now = self.clock.now();
+        let (Some(mut user), Verified::Yes { rehash }) = (user, verified) else {
+            return Err(self.failed_login(tenant, ctx, account_key.as_deref(), None, "invalid_credentials").await);
+        };
+        if user.status != UserStatus::Active {
+            return Err(self.failed_login(tenant, ctx, account_key.as_deref(), Some(&user.id), "user_disabled").await);
+        }
+        if let Some(key) = &account_key {
+            self.ephemeral.cache_delete(key).await.map_err(unavailable)?;
+        }
+        user.last_login_at = Some(now);
+        if let Some(new_hash) = rehash {
+            user.password_hash = Some(new_hash);
+        }
+        let event = AuditEvent::by_user(
+            now,
+            ctx,
+            "user.password_rehash",
+            &tenant.id,
+            Some(user.id.as_str()),
+            serde_json::json!({}),
+        );
+        self.store.update_user(&tenant.id, &user, &event).await?;
+        self.start_session(tenant, ctx, user, "login").await
+    }
+
+    async fn failed_login(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        account_key: Option<&str>,
+        user_id: Option<&UserId>,
+        reason: &str,
+    ) -> ServiceError {
+        let data = serde_json::json!({ "reason": reason });
+        let event =
+            AuditEvent::by_user(self.clock.now(), ctx, "login.failure", &tenant.id, user_id.map(UserId::as_str), data);
+        if let Err(e) = self.audit.record(event).await {
+            return e;
+        }
+        if let Some(key) = account_key {
+            match self.ephemeral.increment(key, FAILURE_MEMORY).await {
+                Ok(count) if count.hits >= FAILURES_BEFORE_BACKOFF => {
+                    let exponent = u32::try_from(count.hits - FAILURES_BEFORE_BACKOFF).unwrap_or(u32::MAX).min(10);
+                    let backoff = Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF);
+                    let locked = format!("{key}:locked");
+                    let value = backoff.as_secs().to_string();
+                    if let Err(e) = self.ephemeral.cache_set(&locked, value.as_bytes(), backoff).await {
+                        return unavailable(e);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return unavailable(e),
+            }
+        }
+        ServiceError::InvalidCredentials
+    }
+
+    /// Trades a refresh token for a new token set; a reused token ends its session.
+    pub async fn refresh(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        presented: &str,
+    ) -> Result<TokenSet, ServiceError> {
+        if !presented.starts_with(REFRESH_TOKEN_PREFIX) || presented.len() > 128 {
+            return Err(ServiceError::InvalidToken);
+        }
+        let now = self.clock.now();
+        let (successor, secret) = self.new_refresh_token(tenant, now);
+        let outcome = self.store.rotate_refresh_token(&tenant.id, &SecretHash::of(presented), &successor, now).await?;
+        let session = match outcome {
+            RefreshOutcome::Rotated(session) => session,
+            RefreshOutcome::Reused(session) => {
+                let data = serde_json::json!({ "session_id": session.id });
+                let uid = session.user_id.to_string();
+                let event = AuditEvent::by_user(now, ctx, "refresh_token.reuse_detected", &tenant.id, Some(&uid), data);
+                self.audit.record(event).await?;
+                return Err(ServiceError::InvalidToken);
+            }
+            RefreshOutcome::Invalid => return Err(ServiceError::InvalidToken),
+        };
+        let user = self.store.get_user(&tenant.id, &session.user_id).await.map_err(|_| ServiceError::InvalidToken)?;
+        if user.status != UserStatus::Active {
+            self.store.revoke_user_sessions(&tenant.id, &user.id, now, "user_disabled").await?;
+            return Err(ServiceError::InvalidToken);
+        }
+        let access_token = self.access_token(tenant, &user, &session).await?;
+        Ok(TokenSet { access_token, expires_in: tenant.settings.access_token_ttl_seconds, refresh_token: secret, user })
+    }
+
+    /// Ends the session a refresh token belongs to. Unknown tokens are not an error.
+    pub async fn logout(&self, tenant: &Tenant, ctx: &RequestContext, presented: &str) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let revoked =
+            self.store.revoke_session_by_refresh_token(&tenant.id, &SecretHash::of(presented), now, "logout").await?;
+        if let Some(session) = revoked {
+            let uid = session.user_id.to_string();
+            let data = serde_json::json!({ "session_id": session.id });
+            self.audit.record(AuditEvent::by_user(now, ctx, "user.logout", &tenant.id, Some(&uid), data)).await?;
+        }
+        Ok(())
+    }
+
+    /// The user behind an access token, if the token, its session and the user are all
+    /// still valid.
+    pub async fn me(&self, tenant: &Tenant, access_token: &str) -> Result<(User, AccessClaims), ServiceError> {
+        let keys = self.keys.published(tenant).await?;
+        let claims = verify_access_token(access_token, &keys, &self.issuer(tenant), tenant.id.as_str())?;
+        let session_id: SessionId = claims.sid.parse().map_err(|_| ServiceError::InvalidToken)?;
+        let session = self.store.get_session(&tenant.id, &session_id).await.map_err(|_| ServiceError::InvalidToken)?;
+        let user = self.store.get_user(&tenant.id, &session.user_id).await.map_err(|_| ServiceError::InvalidToken)?;
+        if !session.is_live(self.clock.now()) || user.status != UserStatus::Active || user.id.as_str() != claims.sub {
+            return Err(ServiceError::InvalidToken);
+        }
+        Ok((user, claims))
+    }
+
+    async fn start_session(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        user: User,
+        how: &str,
+    ) -> Result<TokenSet, ServiceError> {
+        let now = self.clock.now();
+        let settings = &tenant.settings;
+        let session = Session {
+            id: SessionId::generate(),
+            tenant_id: tenant.id.clone(),
+            user_id: user.id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + time::Duration::seconds(i64::from(settings.session_absolute_ttl_seconds)),
+            auth_time: now,
+            amr: vec!["pwd".into()],
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            revoked_at: None,
+        };
+        let (first, secret) = self.new_refresh_token(tenant, now);
+        let data = serde_json::json!({ "session_id": session.id, "via": how });
+        let event = AuditEvent::by_user(now, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
+        self.store.create_session(&tenant.id, &session, &first, &event).await?;
+        let access_token = self.access_token(tenant, &user, &session).await?;
+        Ok(TokenSet { access_token, expires_in: settings.access_token_ttl_seconds, refresh_token: secret, user })
+    }
+
+    fn new_refresh_token(&self, tenant: &Tenant, now: time::OffsetDateTime) -> (RefreshToken, SecretString) {
+        let generated = generate_secret(REFRESH_TOKEN_PREFIX);
+        let ttl = time::Duration::seconds(i64::from(tenant.settings.refresh_token_ttl_seconds));
+        (RefreshToken { hash: generated.hash, created_at: now, expires_at: now + ttl }, generated.value)
+    }
+
+    async fn access_token(&self, tenant: &Tenant, user: &User, session: &Session) -> Result<String, ServiceError> {
+        let now = self.clock.now().unix_timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer(tenant),
+            sub: user.id.to_string(),
+            aud: tenant.id.to_string(),
+            exp: now + i64::from(tenant.settings.access_token_ttl_seconds),
+            iat: now,
+            nbf: now,
+            jti: crate::ids::EventId::generate().as_str().trim_start_matches("evt_").to_owned(),
+            tid: tenant.id.to_string(),
+            sid: session.id.to_string(),
+            scope: "openid profile email".into(),
+            amr: session.amr.clone(),
+            auth_time: session.auth_time.unix_timestamp(),
+        };
+        self.keys.signer(tenant).await?.sign(&claims)
+    }
+
+    async fn limit(&self, key: &str, max: u64, window: Duration) -> Result<(), ServiceError> {
+        let count = self.ephemeral.increment(key, window).await.map_err(unavailable)?;
+        if count.hits > max {
+            return Err(ServiceError::RateLimited { retry_after: count.resets_in.as_secs().max(1) });
+        }
+        Ok(())
+    }
+}
+
+fn ip_of(ctx: &RequestContext) -> &str {
+    ctx.ip.as_deref().unwrap_or("unknown")
+}

@@ -1,0 +1,128 @@
+//! A tenant's signing keys: created on first need, published as a JWKS, rotated with
+//! the next key announced before it signs. Parsed keys are cached by key id (keys never
+//! change once written), so signing does not unseal or parse per token.
+
+use super::AuditLog;
+use crate::access::TenantAccess;
+use crate::audit::{ActorType, AuditEvent, RequestContext};
+use crate::clock::Clock;
+use crate::error::ServiceError;
+use crate::ids::{EventId, SigningKeyId};
+use crate::signing::{KeyStatus, Sealer, Signer, SigningKeyRecord, generate_key};
+use crate::store::{Store, StoreError};
+use crate::tenant::Tenant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How long after rotation a retired key stays published beyond the longest access-token
+/// lifetime, for clock skew and caches.
+const RETIRE_MARGIN: time::Duration = time::Duration::minutes(5);
+
+/// The signing-key use cases.
+#[derive(Debug, Clone)]
+pub struct KeyService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    audit: AuditLog,
+    sealer: Arc<Sealer>,
+    signers: Arc<Mutex<HashMap<SigningKeyId, Arc<Signer>>>>,
+}
+
+impl KeyService {
+    /// A service over `store`, sealing private keys with `sealer`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog, sealer: Arc<Sealer>) -> Self {
+        Self { store, clock, audit, sealer, signers: Arc::default() }
+    }
+
+    /// The keys to publish, creating the tenant's first keys if it has none.
+    pub async fn published(&self, tenant: &Tenant) -> Result<Vec<SigningKeyRecord>, ServiceError> {
+        let now = self.clock.now();
+        let keys = self.store.published_signing_keys(&tenant.id, now).await?;
+        if keys.iter().any(|k| k.status == KeyStatus::Active) {
+            return Ok(keys);
+        }
+        let active = generate_key(&self.sealer, &tenant.id, tenant.settings.signing_alg, KeyStatus::Active, now)?;
+        let next = generate_key(&self.sealer, &tenant.id, tenant.settings.signing_alg, KeyStatus::Next, now)?;
+        match self.store.create_initial_signing_keys(&tenant.id, &active, &next).await {
+            // Another request or replica created them first: use theirs.
+            Ok(()) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.store.published_signing_keys(&tenant.id, now).await?)
+    }
+
+    /// The key that signs the tenant's tokens now.
+    pub async fn signer(&self, tenant: &Tenant) -> Result<Arc<Signer>, ServiceError> {
+        let keys = self.published(tenant).await?;
+        let active = keys
+            .iter()
+            .find(|k| k.status == KeyStatus::Active)
+            .ok_or_else(|| ServiceError::internal("tenant has no active signing key"))?;
+        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(signer) = cache.get(&active.id) {
+            return Ok(signer.clone());
+        }
+        let signer = Arc::new(Signer::from_record(&self.sealer, active)?);
+        cache.insert(active.id.clone(), signer.clone());
+        Ok(signer)
+    }
+
+    /// The public JWKS document.
+    pub async fn jwks(&self, tenant: &Tenant) -> Result<serde_json::Value, ServiceError> {
+        let keys = self.published(tenant).await?;
+        Ok(serde_json::json!({ "keys": keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() }))
+    }
+
+    /// The published keys, for operators.
+    pub async fn list(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+    ) -> Result<Vec<SigningKeyRecord>, ServiceError> {
+        let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        let keys = self.published(&tenant).await?;
+        self.audit.read(access.principal(), ctx, "signing_key.list", Some(&tenant.id), None).await?;
+        Ok(keys)
+    }
+
+    /// Rotates through the management API.
+    pub async fn rotate(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<SigningKeyId, ServiceError> {
+        let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        let event = self.audit.change(access.principal(), ctx, "signing_key.rotate", Some(&tenant.id), None);
+        self.rotate_with_event(&tenant, event).await
+    }
+
+    /// Rotates as Gatehouse itself (`gatehouse keys rotate`).
+    pub async fn rotate_as_system(&self, tenant: &Tenant) -> Result<SigningKeyId, ServiceError> {
+        let event = AuditEvent {
+            id: EventId::generate(),
+            tenant_id: Some(tenant.id.clone()),
+            actor_type: ActorType::System,
+            actor_id: None,
+            action: "signing_key.rotate".into(),
+            target_type: None,
+            target_id: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+            data: serde_json::json!({ "via": "cli" }),
+            created_at: self.clock.now(),
+        };
+        self.rotate_with_event(tenant, event).await
+    }
+
+    async fn rotate_with_event(&self, tenant: &Tenant, mut event: AuditEvent) -> Result<SigningKeyId, ServiceError> {
+        let keys = self.published(tenant).await?;
+        if let Some(next) = keys.iter().find(|k| k.status == KeyStatus::Next) {
+            event.target_type = Some("signing_key".into());
+            event.target_id = Some(next.id.to_string());
+        }
+        let now = self.clock.now();
+        let new_next = generate_key(&self.sealer, &tenant.id, tenant.settings.signing_alg, KeyStatus::Next, now)?;
+        let lifetime = time::Duration::seconds(i64::from(tenant.settings.access_token_ttl_seconds));
+        let until = now + lifetime + RETIRE_MARGIN;
+        event.data =
+            serde_json::json!({ "next_key_id": new_next.id, "retired_published_until": until.unix_timestamp() });
+        Ok(self.store.rotate_signing_keys(&tenant.id, &new_next, until, &event).await?)
+    }
+}
