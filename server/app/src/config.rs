@@ -130,6 +130,8 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Argon2id cost for new password hashes.
     pub argon2: gatehouse_core::password::Argon2Cost,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; empty: the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Every variable, its TOML key being the name without the prefix, in lowercase.
@@ -150,6 +152,7 @@ pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_ARGON2_MEMORY_KIB",
     "GATEHOUSE_ARGON2_ITERATIONS",
     "GATEHOUSE_ARGON2_PARALLELISM",
+    "GATEHOUSE_TRUSTED_PROXIES",
 ];
 
 impl Config {
@@ -244,7 +247,24 @@ impl Config {
             iterations: number("GATEHOUSE_ARGON2_ITERATIONS", default_cost.iterations, 1, 16)?,
             parallelism: number("GATEHOUSE_ARGON2_PARALLELISM", default_cost.parallelism, 1, 16)?,
         };
+        let trusted_proxies = get("GATEHOUSE_TRUSTED_PROXIES")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        p.parse::<ipnet::IpNet>()
+                            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                err("GATEHOUSE_TRUSTED_PROXIES", format!("{p:?} is not an IP address or CIDR range"))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
+            trusted_proxies,
             argon2,
             database,
             redis_url,
@@ -372,6 +392,7 @@ mod tests {
             ("GATEHOUSE_LOG_FORMAT", "xml"),
             ("GATEHOUSE_AUDIT_READS", "maybe"),
             ("GATEHOUSE_MAX_BODY_BYTES", "1"),
+            ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(&vars(&[(var, value)])).unwrap_err();

@@ -21,6 +21,7 @@ on_both_backends!(
     rotating_keys_mid_flight_breaks_no_outstanding_token,
     repeated_failures_back_off_the_account_even_for_the_right_password,
     signup_respects_the_tenant_settings_and_refuses_bad_input,
+    changing_the_password_needs_the_current_one_and_signs_out_other_sessions,
 );
 
 struct Tenant {
@@ -337,4 +338,61 @@ async fn signup_respects_the_tenant_settings_and_refuses_bad_input(backend: Back
         .send(s.client.post(s.url("/t/no-such-tenant/auth/login")).json(&json!({"email": "a@b.co", "password": "x"})))
         .await;
     unknown.assert_problem(404, "not_found");
+}
+
+async fn changing_the_password_needs_the_current_one_and_signs_out_other_sessions(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let laptop = signed_up(&s, &t, "change@example.com").await;
+    let phone = auth(&s, &t, "login", json!({"email": "change@example.com", "password": "violet kettle drums"})).await;
+    let access = laptop["access_token"].as_str().unwrap();
+    let change = |current: &str, new: &str| {
+        s.client
+            .post(s.url(&format!("/t/{}/auth/password/change", t.slug)))
+            .bearer_auth(access)
+            .json(&json!({"current_password": current, "new_password": new}))
+    };
+    s.send(change("not my password", "a brand new passphrase")).await.assert_problem(401, "invalid_credentials");
+    let weak = s.send(change("violet kettle drums", "password1")).await;
+    weak.assert_problem(422, "validation_failed");
+    assert_eq!(weak.body["errors"][0]["field"], "new_password");
+    let unauthenticated = s
+        .client
+        .post(s.url(&format!("/t/{}/auth/password/change", t.slug)))
+        .json(&json!({"current_password": "violet kettle drums", "new_password": "a brand new passphrase"}));
+    s.send(unauthenticated).await.assert_problem(401, "invalid_token");
+    assert_eq!(s.send(change("violet kettle drums", "a brand new passphrase")).await.status, 204);
+
+    // This session lives on; the other one is signed out.
+    assert_eq!(me(&s, &t, access).await.status, 200);
+    auth(&s, &t, "refresh", json!({"refresh_token": phone.body["refresh_token"]}))
+        .await
+        .assert_problem(401, "invalid_token");
+    me(&s, &t, phone.body["access_token"].as_str().unwrap()).await.assert_problem(401, "invalid_token");
+    auth(&s, &t, "login", json!({"email": "change@example.com", "password": "violet kettle drums"}))
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let fresh =
+        auth(&s, &t, "login", json!({"email": "change@example.com", "password": "a brand new passphrase"})).await;
+    assert_eq!(fresh.status, 200);
+
+    let renamed = s
+        .send(
+            s.client
+                .patch(s.url(&format!("/t/{}/auth/me", t.slug)))
+                .bearer_auth(access)
+                .json(&json!({"name": "Renate Ümlaut"})),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    assert_eq!(renamed.body["name"], "Renate Ümlaut");
+    let escalate = s
+        .send(
+            s.client
+                .patch(s.url(&format!("/t/{}/auth/me", t.slug)))
+                .bearer_auth(access)
+                .json(&json!({"status": "active", "email_verified": true})),
+        )
+        .await;
+    escalate.assert_problem(422, "validation_failed");
 }

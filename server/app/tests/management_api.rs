@@ -498,3 +498,32 @@ async fn weak_passwords_and_malformed_users_are_refused(backend: Backend) {
     let list = s.get(&users, &s.admin).await;
     assert!(list.body["data"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    let s = TestServer::start_with(Backend::Sqlite, &[("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    let from = |ip: &str, token: &str| {
+        s.client.get(s.url("/v1/tenants")).bearer_auth(token).header("x-forwarded-for", format!("198.51.100.1, {ip}"))
+    };
+    let mut limited = false;
+    for _ in 0..30 {
+        if s.send(from("203.0.113.1", "sk_wrong")).await.status == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the forwarded client was never limited");
+    // Another client behind the same proxy is not affected, and is audited by its own address.
+    let created = s
+        .send(
+            s.client
+                .post(s.url("/v1/tenants"))
+                .bearer_auth(&s.admin)
+                .header("x-forwarded-for", "203.0.113.2")
+                .json(&json!({"slug": "behind-proxy", "name": "x"})),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let events = s.get("/v1/audit-events?action=tenant.create", &s.admin).await;
+    assert_eq!(events.body["data"][0]["ip"], "203.0.113.2");
+}

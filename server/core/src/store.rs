@@ -231,11 +231,12 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<Option<Session>, StoreError>;
-    /// Revokes every live session of a user; returns how many.
+    /// Revokes every live session of a user but `except`; returns how many.
     async fn revoke_user_sessions(
         &self,
         tenant_id: &TenantId,
         user_id: &UserId,
+        except: Option<&SessionId>,
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<u64, StoreError>;

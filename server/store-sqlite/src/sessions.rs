@@ -205,17 +205,19 @@ impl SessionStore for SqliteStore {
         &self,
         tenant_id: &TenantId,
         user_id: &UserId,
+        except: Option<&SessionId>,
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
         let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+            "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND (?5 IS NULL OR id <> ?5)",
         )
         .bind(tenant_id.as_str())
         .bind(user_id.as_str())
         .bind(enc(now))
         .bind(reason)
+        .bind(except.map(SessionId::as_str))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

@@ -2,12 +2,11 @@
 
 use super::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use gatehouse_core::access::Principal;
 use gatehouse_core::error::ServiceError;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Failed attempts one IP may make per window before it is refused outright.
@@ -23,10 +22,8 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string());
+        let ip = super::extract::client_ip(parts, &state.config.trusted_proxies)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let failures = format!("rl:mgmt-auth-fail:{ip}");
         let blocked = format!("{failures}:blocked");
         let unavailable =

@@ -167,6 +167,58 @@ pub async fn get_me(
     Ok(Json(user.into()))
 }
 
+/// Body of `PATCH /t/{t}/auth/me`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// New display name; empty clears it.
+    pub name: Option<String>,
+}
+
+/// Body of `POST /t/{t}/auth/password/change`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    pub current_password: String,
+    /// The new password, checked against the tenant's policy.
+    pub new_password: String,
+}
+
+/// Changes the signed-in user's profile.
+#[utoipa::path(patch, path = "/t/{t}/auth/me", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])), request_body = UpdateMeRequest,
+    responses((status = 200, body = UserResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<UpdateMeRequest>,
+) -> ApiResult<Json<UserResponse>> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    Ok(Json(state.services.auth.update_me(&tenant, &ctx, token, body.name).await?.into()))
+}
+
+/// Changes the signed-in user's password; every other session is signed out.
+#[utoipa::path(post, path = "/t/{t}/auth/password/change", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_password_change(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let (current, new) = (SecretString::new(body.current_password), SecretString::new(body.new_password));
+    state.services.auth.change_password(&tenant, &ctx, token, &current, &new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())

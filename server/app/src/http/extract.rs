@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use gatehouse_core::audit::RequestContext;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// A JSON body.
 #[derive(Debug)]
@@ -82,6 +82,32 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     }
 }
 
+/// The client's IP: the peer address, unless the peer is a configured trusted proxy, in
+/// which case the nearest address in `X-Forwarded-For` that is not itself a trusted
+/// proxy. Without trusted proxies the header is ignored, so it cannot be spoofed to
+/// dodge per-IP limits or forge audit records.
+pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else { return Some(peer) };
+        if !trusted.iter().any(|net| net.contains(&ip)) {
+            return Some(ip);
+        }
+    }
+    Some(peer)
+}
+
 /// The request id assigned by the middleware.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -96,8 +122,8 @@ pub struct Ctx(pub RequestContext);
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, &state.config.trusted_proxies).map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)

@@ -601,7 +601,7 @@ pub async fn sessions_are_isolated_by_tenant(store: &dyn Store) {
     let (r2, _) = refresh(Duration::days(7));
     assert_eq!(store.rotate_refresh_token(&other.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Invalid);
     assert_eq!(store.revoke_session_by_refresh_token(&other.id, &r1, now(), "logout").await.unwrap(), None);
-    assert_eq!(store.revoke_user_sessions(&other.id, &session.user_id, now(), "x").await.unwrap(), 0);
+    assert_eq!(store.revoke_user_sessions(&other.id, &session.user_id, None, now(), "x").await.unwrap(), 0);
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
 }
 
@@ -614,7 +614,19 @@ pub async fn sign_out_and_user_deletion_end_sessions(store: &dyn Store) {
     assert!(revoked.revoked_at.is_some());
     let (r2, _) = refresh(Duration::days(7));
     assert_eq!(store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Invalid);
-    assert_eq!(store.revoke_user_sessions(&t.id, &u.id, now(), "disabled").await.unwrap(), 0);
+    assert_eq!(store.revoke_user_sessions(&t.id, &u.id, None, now(), "disabled").await.unwrap(), 0);
+    // Of two further sessions, `except` keeps one.
+    let mut kept = session.clone();
+    kept.id = crate::ids::SessionId::generate();
+    let (k1, _) = refresh(Duration::days(7));
+    store.create_session(&t.id, &kept, &k1, &event("login.success", Some(&t.id))).await.unwrap();
+    let mut other = session.clone();
+    other.id = crate::ids::SessionId::generate();
+    let (k2, _) = refresh(Duration::days(7));
+    store.create_session(&t.id, &other, &k2, &event("login.success", Some(&t.id))).await.unwrap();
+    assert_eq!(store.revoke_user_sessions(&t.id, &u.id, Some(&kept.id), now(), "password_change").await.unwrap(), 1);
+    assert!(store.get_session(&t.id, &kept.id).await.unwrap().revoked_at.is_none());
+    assert!(store.get_session(&t.id, &other.id).await.unwrap().revoked_at.is_some());
     store.delete_user(&t.id, &u.id, &event("user.delete", Some(&t.id))).await.unwrap();
     assert_eq!(store.get_session(&t.id, &session.id).await, Err(StoreError::NotFound));
 }

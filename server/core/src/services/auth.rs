@@ -269,7 +269,7 @@ impl AuthService {
         };
         let user = self.store.get_user(&tenant.id, &session.user_id).await.map_err(|_| ServiceError::InvalidToken)?;
         if user.status != UserStatus::Active {
-            self.store.revoke_user_sessions(&tenant.id, &user.id, now, "user_disabled").await?;
+            self.store.revoke_user_sessions(&tenant.id, &user.id, None, now, "user_disabled").await?;
             return Err(ServiceError::InvalidToken);
         }
         let access_token = self.access_token(tenant, &user, &session).await?;
@@ -301,6 +301,70 @@ impl AuthService {
             return Err(ServiceError::InvalidToken);
         }
         Ok((user, claims))
+    }
+
+    /// Changes the signed-in user's password after checking the current one, and signs
+    /// out every other session.
+    pub async fn change_password(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), ServiceError> {
+        let (mut user, claims) = self.me(tenant, access_token).await?;
+        let account_key = format!("login:acct:{}:{}", tenant.id, user.email.normalized());
+        if let Some(until) = self.ephemeral.cache_get(&format!("{account_key}:locked")).await.map_err(unavailable)? {
+            return Err(ServiceError::RateLimited {
+                retry_after: String::from_utf8_lossy(&until).parse().unwrap_or(1),
+            });
+        }
+        if !matches!(self.hasher.verify(current, user.password_hash.as_deref()).await?, Verified::Yes { .. }) {
+            return Err(self
+                .failed_login(tenant, ctx, Some(&account_key), Some(&user.id), "wrong_current_password")
+                .await);
+        }
+        check_policy(&tenant.settings.password_policy, new.expose(), &user.email)
+            .map_err(|e| ServiceError::Validation(vec![FieldError::new("new_password", e.message)]))?;
+        let now = self.clock.now();
+        user.password_hash = Some(self.hasher.hash(new).await?);
+        user.updated_at = now;
+        let event = AuditEvent::by_user(
+            now,
+            ctx,
+            "user.password_change",
+            &tenant.id,
+            Some(user.id.as_str()),
+            serde_json::json!({}),
+        );
+        self.store.update_user(&tenant.id, &user, &event).await?;
+        let keep: SessionId = claims.sid.parse().map_err(|_| ServiceError::InvalidToken)?;
+        self.store.revoke_user_sessions(&tenant.id, &user.id, Some(&keep), now, "password_change").await?;
+        Ok(())
+    }
+
+    /// Changes the signed-in user's own profile (display name).
+    pub async fn update_me(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+        name: Option<String>,
+    ) -> Result<User, ServiceError> {
+        let (mut user, _) = self.me(tenant, access_token).await?;
+        user.name = check_user_name(name).map_err(|why| ServiceError::invalid("name", &why))?;
+        user.updated_at = self.clock.now();
+        let event = AuditEvent::by_user(
+            user.updated_at,
+            ctx,
+            "user.profile_update",
+            &tenant.id,
+            Some(user.id.as_str()),
+            serde_json::json!({}),
+        );
+        self.store.update_user(&tenant.id, &user, &event).await?;
+        Ok(user)
     }
 
     async fn start_session(

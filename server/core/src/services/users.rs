@@ -160,6 +160,7 @@ impl UserService {
         if let Some(verified) = patch.email_verified {
             user.email_verified = verified;
         }
+        let disabling = patch.status == Some(UserStatus::Disabled) && user.status == UserStatus::Active;
         if let Some(status) = patch.status {
             user.status = status;
         }
@@ -177,6 +178,9 @@ impl UserService {
             Some(("user", user_id.as_str())),
         );
         self.store.update_user(&tenant.id, &user, &event).await.map_err(user_store_error)?;
+        if disabling {
+            self.store.revoke_user_sessions(&tenant.id, &user.id, None, user.updated_at, "user_disabled").await?;
+        }
         Ok(user)
     }
 
