@@ -25,6 +25,15 @@ enum Scenario {
     TenantRead,
     /// `GET /v1/tenants?limit=20` with an operator token.
     TenantList,
+    /// `POST /t/{t}/auth/login` with a correct password (needs the server to trust
+    /// loopback as a proxy: each request carries its own `X-Forwarded-For`).
+    Login,
+    /// `POST /t/{t}/auth/refresh`, each worker following its own rotating token.
+    Refresh,
+    /// `GET /t/{t}/.well-known/jwks.json`.
+    Jwks,
+    /// `POST /t/{t}/auth/signup` with a new address each time.
+    Signup,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +65,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Bare Argon2id verifies (Gatehouse's default cost) on every core: the ceiling for
+    /// password logins.
+    Argon2Ceiling {
+        /// Seconds to run (at most 60).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Starts the binary on a fresh SQLite file N times: time to ready and idle RSS.
     Startup {
         /// Path of the gatehouse binary.
@@ -79,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { url, token, scenario, concurrency, seconds } => {
             run(&url, &token, scenario, concurrency, seconds.min(300)).await
         }
+        Command::Argon2Ceiling { seconds } => argon2_ceiling(seconds.min(60)).await,
         Command::Startup { binary, runs, database_url, master_key } => {
             startup(&binary, runs.min(50), database_url, master_key).await
         }
@@ -138,9 +155,14 @@ async fn seed(url: &str, token: &str, tenants: usize, concurrency: usize) -> any
 
 async fn run(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
     check_loopback(url)?;
+    if matches!(scenario, Scenario::Login | Scenario::Refresh | Scenario::Jwks | Scenario::Signup) {
+        return run_auth(url, token, scenario, concurrency, seconds).await;
+    }
     let client = client()?;
     let (path, bearer) = match scenario {
-        Scenario::Health => ("/healthz".to_owned(), token.to_owned()),
+        Scenario::Health | Scenario::Login | Scenario::Refresh | Scenario::Jwks | Scenario::Signup => {
+            ("/healthz".to_owned(), token.to_owned())
+        }
         Scenario::TenantList => ("/v1/tenants?limit=20".to_owned(), token.to_owned()),
         Scenario::TenantRead => {
             let tenant = create_tenant(&client, url, token, &format!("load-{}", std::process::id())).await?;
@@ -266,6 +288,151 @@ async fn startup(
             "ready_ms_median": times.get(times.len() / 2),
             "ready_ms_max": times.last(),
             "idle_rss_mib_median": rss.get(rss.len() / 2).map(|k| *k as f64 / 1024.0),
+        })
+    );
+    Ok(())
+}
+
+const PASSWORD: &str = "violet kettle drums";
+
+/// A per-request client address, so per-IP limits (meant for real clients) do not cap
+/// a single load generator.
+fn forwarded(n: u64) -> String {
+    format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
+}
+
+async fn post_json(client: &reqwest::Client, url: &str, n: u64, body: &Value) -> anyhow::Result<reqwest::Response> {
+    Ok(client.post(url).header("x-forwarded-for", forwarded(n)).json(body).send().await?)
+}
+
+async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+    let client = client()?;
+    let slug = format!("auth-{}", std::process::id());
+    create_tenant(&client, url, token, &slug).await?;
+    let base = format!("{url}/t/{slug}");
+    let counter = Arc::new(AtomicU64::new(1));
+    // One account per worker, signed up before the clock starts.
+    let mut refresh_tokens = Vec::new();
+    for w in 0..concurrency {
+        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let reply: Value = post_json(&client, &format!("{base}/auth/signup"), n, &body).await?.json().await?;
+        refresh_tokens.push(reply["refresh_token"].as_str().context("signup failed")?.to_owned());
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for (w, mut refresh) in refresh_tokens.into_iter().enumerate() {
+        let (client, base, errors, counter) = (client.clone(), base.clone(), errors.clone(), counter.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                let result = match scenario {
+                    Scenario::Login => {
+                        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+                        post_json(&client, &format!("{base}/auth/login"), n, &body).await
+                    }
+                    Scenario::Signup => {
+                        let body = json!({"email": format!("s{n}-{w}@load.test"), "password": PASSWORD});
+                        post_json(&client, &format!("{base}/auth/signup"), n, &body).await
+                    }
+                    Scenario::Refresh => {
+                        post_json(&client, &format!("{base}/auth/refresh"), n, &json!({"refresh_token": refresh})).await
+                    }
+                    _ => client.get(format!("{base}/.well-known/jwks.json")).send().await.map_err(Into::into),
+                };
+                match result {
+                    Ok(r) if r.status().is_success() => {
+                        let body = r.bytes().await.unwrap_or_default();
+                        if matches!(scenario, Scenario::Refresh) {
+                            let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            if let Some(next) = parsed["refresh_token"].as_str() {
+                                refresh = next.to_owned();
+                            }
+                        }
+                        latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    report(scenario, concurrency, workers, errors).await
+}
+
+async fn report(
+    scenario: Scenario,
+    concurrency: usize,
+    workers: Vec<tokio::task::JoinHandle<Vec<u32>>>,
+    errors: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
+    all.sort_unstable();
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    println!(
+        "{}",
+        json!({
+            "scenario": format!("{scenario:?}"),
+            "concurrency": concurrency,
+            "requests": all.len(),
+            "errors": errors.load(Ordering::Relaxed),
+            "requests_per_second": (all.len() as f64 / elapsed).round(),
+            "p50_ms": f64::from(pct(0.50)) / 1000.0,
+            "p99_ms": f64::from(pct(0.99)) / 1000.0,
+        })
+    );
+    Ok(())
+}
+
+async fn argon2_ceiling(seconds: u64) -> anyhow::Result<()> {
+    use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"load-test-salt-!").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = argon.hash_password(PASSWORD.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut threads = Vec::new();
+    for _ in 0..cores {
+        let (hash, argon) = (hash.clone(), argon.clone());
+        threads.push(std::thread::spawn(move || {
+            let parsed = PasswordHash::new(&hash).ok();
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let ok = parsed.as_ref().is_some_and(|p| argon.verify_password(PASSWORD.as_bytes(), p).is_ok());
+                if ok {
+                    latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().map_err(|_| anyhow::anyhow!("verify thread panicked"))?);
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
+    all.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({
+            "ceiling": "argon2id verify m=19456 t=2 p=1",
+            "cores": cores,
+            "verifies_per_second": (all.len() as f64 / elapsed * 10.0).round() / 10.0,
+            "one_verify_ms_p50": all.get(all.len() / 2),
         })
     );
     Ok(())

@@ -18,6 +18,13 @@ use std::sync::{Arc, Mutex};
 /// lifetime, for clock skew and caches.
 const RETIRE_MARGIN: time::Duration = time::Duration::minutes(5);
 
+/// How long a replica may serve a tenant's key set from memory. Safe to lag by this
+/// much: a key becomes active only after a whole rotation period published as `next`,
+/// and a retired key stays published for longer than any token it signed lives.
+const KEY_SET_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+type KeySetCache = HashMap<crate::ids::TenantId, (std::time::Instant, Arc<Vec<SigningKeyRecord>>)>;
+
 /// The signing-key use cases.
 #[derive(Debug, Clone)]
 pub struct KeyService {
@@ -26,16 +33,35 @@ pub struct KeyService {
     audit: AuditLog,
     sealer: Arc<Sealer>,
     signers: Arc<Mutex<HashMap<SigningKeyId, Arc<Signer>>>>,
+    key_sets: Arc<Mutex<KeySetCache>>,
 }
 
 impl KeyService {
     /// A service over `store`, sealing private keys with `sealer`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog, sealer: Arc<Sealer>) -> Self {
-        Self { store, clock, audit, sealer, signers: Arc::default() }
+        Self { store, clock, audit, sealer, signers: Arc::default(), key_sets: Arc::default() }
     }
 
-    /// The keys to publish, creating the tenant's first keys if it has none.
-    pub async fn published(&self, tenant: &Tenant) -> Result<Vec<SigningKeyRecord>, ServiceError> {
+    /// The keys to publish (cached for a few seconds), creating the tenant's first keys
+    /// if it has none.
+    pub async fn published(&self, tenant: &Tenant) -> Result<Arc<Vec<SigningKeyRecord>>, ServiceError> {
+        if let Some((at, keys)) = self.key_sets.lock().unwrap_or_else(|p| p.into_inner()).get(&tenant.id)
+            && at.elapsed() < KEY_SET_TTL
+        {
+            return Ok(keys.clone());
+        }
+        let keys = Arc::new(self.load_published(tenant).await?);
+        let mut cache = self.key_sets.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (at, _)| at.elapsed() < KEY_SET_TTL);
+        cache.insert(tenant.id.clone(), (std::time::Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+
+    fn forget(&self, tenant: &Tenant) {
+        self.key_sets.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant.id);
+    }
+
+    async fn load_published(&self, tenant: &Tenant) -> Result<Vec<SigningKeyRecord>, ServiceError> {
         let now = self.clock.now();
         let keys = self.store.published_signing_keys(&tenant.id, now).await?;
         if keys.iter().any(|k| k.status == KeyStatus::Active) {
@@ -80,7 +106,7 @@ impl KeyService {
         ctx: &RequestContext,
     ) -> Result<Vec<SigningKeyRecord>, ServiceError> {
         let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
-        let keys = self.published(&tenant).await?;
+        let keys = self.load_published(&tenant).await?;
         self.audit.read(access.principal(), ctx, "signing_key.list", Some(&tenant.id), None).await?;
         Ok(keys)
     }
@@ -112,7 +138,7 @@ impl KeyService {
     }
 
     async fn rotate_with_event(&self, tenant: &Tenant, mut event: AuditEvent) -> Result<SigningKeyId, ServiceError> {
-        let keys = self.published(tenant).await?;
+        let keys = self.load_published(tenant).await?;
         if let Some(next) = keys.iter().find(|k| k.status == KeyStatus::Next) {
             event.target_type = Some("signing_key".into());
             event.target_id = Some(next.id.to_string());
@@ -123,6 +149,8 @@ impl KeyService {
         let until = now + lifetime + RETIRE_MARGIN;
         event.data =
             serde_json::json!({ "next_key_id": new_next.id, "retired_published_until": until.unix_timestamp() });
-        Ok(self.store.rotate_signing_keys(&tenant.id, &new_next, until, &event).await?)
+        let active = self.store.rotate_signing_keys(&tenant.id, &new_next, until, &event).await?;
+        self.forget(tenant);
+        Ok(active)
     }
 }
