@@ -22,6 +22,7 @@ on_both_backends!(
     repeated_failures_back_off_the_account_even_for_the_right_password,
     signup_respects_the_tenant_settings_and_refuses_bad_input,
     changing_the_password_needs_the_current_one_and_signs_out_other_sessions,
+    users_see_and_end_their_own_sessions_only,
 );
 
 struct Tenant {
@@ -395,4 +396,48 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
         )
         .await;
     escalate.assert_problem(422, "validation_failed");
+}
+
+async fn users_see_and_end_their_own_sessions_only(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let first = signed_up(&s, &t, "devices@example.com").await;
+    let login = || {
+        s.client
+            .post(s.url(&format!("/t/{}/auth/login", t.slug)))
+            .header("user-agent", "PhoneApp/2.0")
+            .json(&json!({"email": "devices@example.com", "password": "violet kettle drums"}))
+    };
+    let second = s.send(login()).await;
+    let third = s.send(login()).await;
+    let access = first["access_token"].as_str().unwrap();
+    let sessions_path = format!("/t/{}/auth/sessions", t.slug);
+    let listed = s.get(&sessions_path, access).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let data = listed.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    assert_eq!(data.iter().filter(|s| s["current"] == true).count(), 1);
+    assert_eq!(data[0]["current"], true);
+    assert_eq!(data[1]["user_agent"], "PhoneApp/2.0");
+
+    // Another user of the same tenant cannot end these sessions.
+    let other = signed_up(&s, &t, "other-user@example.com").await;
+    let victim_sid = data[1]["id"].as_str().unwrap();
+    s.delete(&format!("{sessions_path}/{victim_sid}"), other["access_token"].as_str().unwrap())
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(s.delete(&format!("{sessions_path}/{victim_sid}"), access).await.status, 204);
+    auth(&s, &t, "refresh", json!({"refresh_token": second.body["refresh_token"]}))
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(s.get(&sessions_path, access).await.body["data"].as_array().unwrap().len(), 2);
+    s.delete(&format!("{sessions_path}/not-a-session"), access).await.assert_problem(400, "invalid_path");
+
+    // Sign out everywhere: every session ends, this one included.
+    assert_eq!(s.delete(&sessions_path, access).await.status, 204);
+    me(&s, &t, access).await.assert_problem(401, "invalid_token");
+    auth(&s, &t, "refresh", json!({"refresh_token": third.body["refresh_token"]}))
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(me(&s, &t, other["access_token"].as_str().unwrap()).await.status, 200, "other users are untouched");
 }

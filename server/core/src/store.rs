@@ -231,6 +231,22 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<Option<Session>, StoreError>;
+    /// A user's live sessions at `now`, oldest first.
+    async fn list_user_sessions(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes one live session of this user; `NotFound` if it is not theirs or not live.
+    async fn revoke_user_session(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        session_id: &SessionId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StoreError>;
     /// Revokes every live session of a user but `except`; returns how many.
     async fn revoke_user_sessions(
         &self,

@@ -201,6 +201,53 @@ impl SessionStore for SqliteStore {
         Ok(Some(session))
     }
 
+    async fn list_user_sessions(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions
+             WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > ?3 ORDER BY id"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .bind(enc(now))
+        .fetch_all(self.reader())
+        .await
+        .map_err(map_err)?;
+
+        rows.iter().map(decode).collect()
+    }
+
+    async fn revoke_user_session(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        session_id: &SessionId,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?4, revoke_reason = ?5
+             WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3 AND revoked_at IS NULL",
+        )
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .bind(session_id.as_str())
+        .bind(enc(now))
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn revoke_user_sessions(
         &self,
         tenant_id: &TenantId,

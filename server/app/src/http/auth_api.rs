@@ -9,9 +9,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::error::ServiceError;
+use gatehouse_core::ids::SessionId;
 use gatehouse_core::secret::SecretString;
 use gatehouse_core::services::auth::{SignupOutcome, TokenSet};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// Path of a tenant's auth routes.
@@ -216,6 +218,106 @@ pub async fn create_password_change(
     let tenant = state.services.auth.tenant(&path.t).await?;
     let (current, new) = (SecretString::new(body.current_password), SecretString::new(body.new_password));
     state.services.auth.change_password(&tenant, &ctx, token, &current, &new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One of the user's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// Session id (the `sid` claim).
+    pub id: SessionId,
+    /// Sign-in time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last refresh.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// Absolute end.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// IP at sign-in.
+    pub ip: Option<String>,
+    /// User agent at sign-in.
+    pub user_agent: Option<String>,
+    /// Whether this is the session of the calling token.
+    pub current: bool,
+}
+
+/// The user's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// Sessions, oldest first.
+    pub data: Vec<SessionResponse>,
+    /// Always `null`: all live sessions fit one page.
+    pub next_cursor: Option<String>,
+}
+
+/// Path of one session.
+#[derive(Debug, Deserialize)]
+pub struct SessionPath {
+    /// Tenant slug.
+    pub t: String,
+    /// Session id.
+    pub session_id: SessionId,
+}
+
+/// Lists the signed-in user's live sessions (devices).
+#[utoipa::path(get, path = "/t/{t}/auth/sessions", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = SessionList), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    headers: HeaderMap,
+) -> ApiResult<Json<SessionList>> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let (sessions, current) = state.services.auth.sessions(&tenant, token).await?;
+    let data = sessions
+        .into_iter()
+        .map(|s| SessionResponse {
+            current: s.id.as_str() == current,
+            id: s.id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    Ok(Json(SessionList { data, next_cursor: None }))
+}
+
+/// Signs out one of the user's sessions.
+#[utoipa::path(delete, path = "/t/{t}/auth/sessions/{session_id}", tag = "auth",
+    params(("t" = String, Path, description = "Tenant slug"), ("session_id" = SessionId, Path)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<SessionPath>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    state.services.auth.revoke_session(&tenant, &ctx, token, &path.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Signs out everywhere, this session included.
+#[utoipa::path(delete, path = "/t/{t}/auth/sessions", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_sessions(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    state.services.auth.revoke_all_sessions(&tenant, &ctx, token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -79,6 +79,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth_api::create_logout))
         .routes(routes!(auth_api::get_me, auth_api::update_me))
         .routes(routes!(auth_api::create_password_change))
+        .routes(routes!(auth_api::list_sessions, auth_api::delete_sessions))
+        .routes(routes!(auth_api::delete_session))
         .routes(routes!(well_known::get_jwks))
         .routes(routes!(well_known::get_openid_configuration))
         .routes(routes!(ops::get_health))

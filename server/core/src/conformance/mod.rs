@@ -41,6 +41,7 @@ macro_rules! store_conformance_tests {
             sessions_are_isolated_by_tenant,
             sign_out_and_user_deletion_end_sessions,
             signing_keys_rotate_through_next_active_retired,
+            users_list_and_revoke_only_their_own_sessions,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

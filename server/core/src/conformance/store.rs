@@ -674,3 +674,31 @@ pub async fn signing_keys_rotate_through_next_active_retired(store: &dyn Store) 
         Err(StoreError::NotFound)
     );
 }
+
+/// A user lists only their live sessions and can revoke only their own.
+pub async fn users_list_and_revoke_only_their_own_sessions(store: &dyn Store) {
+    let (t, u, session, _) = signed_in(store, "own-sessions").await;
+    let mut second = session.clone();
+    second.id = crate::ids::SessionId::generate();
+    let (r, _) = refresh(Duration::days(7));
+    store.create_session(&t.id, &second, &r, &event("login.success", Some(&t.id))).await.unwrap();
+    let stranger = user(&t.id, "stranger@example.com");
+    store.create_user(&t.id, &stranger, &event("user.create", Some(&t.id))).await.unwrap();
+
+    let live = store.list_user_sessions(&t.id, &u.id, now()).await.unwrap();
+    assert_eq!(live.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![session.id.clone(), second.id.clone()]);
+    assert!(store.list_user_sessions(&t.id, &stranger.id, now()).await.unwrap().is_empty());
+    assert_eq!(
+        store.revoke_user_session(&t.id, &stranger.id, &session.id, now(), "x").await,
+        Err(StoreError::NotFound),
+        "a session belongs to its user"
+    );
+    store.revoke_user_session(&t.id, &u.id, &session.id, now(), "revoked_by_user").await.unwrap();
+    assert_eq!(store.revoke_user_session(&t.id, &u.id, &session.id, now(), "again").await, Err(StoreError::NotFound));
+    let live = store.list_user_sessions(&t.id, &u.id, now()).await.unwrap();
+    assert_eq!(live.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![second.id.clone()]);
+    assert!(
+        store.list_user_sessions(&t.id, &u.id, second.expires_at).await.unwrap().is_empty(),
+        "expired ones are not listed"
+    );
+}

@@ -344,6 +344,49 @@ impl AuthService {
         Ok(())
     }
 
+    /// The signed-in user's live sessions, and which of them is the caller's.
+    pub async fn sessions(&self, tenant: &Tenant, access_token: &str) -> Result<(Vec<Session>, String), ServiceError> {
+        let (user, claims) = self.me(tenant, access_token).await?;
+        let sessions = self.store.list_user_sessions(&tenant.id, &user.id, self.clock.now()).await?;
+        Ok((sessions, claims.sid))
+    }
+
+    /// Signs out one of the user's own sessions (`NotFound` for anyone else's).
+    pub async fn revoke_session(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+        session_id: &SessionId,
+    ) -> Result<(), ServiceError> {
+        let (user, _) = self.me(tenant, access_token).await?;
+        let now = self.clock.now();
+        self.store
+            .revoke_user_session(&tenant.id, &user.id, session_id, now, "revoked_by_user")
+            .await
+            .map_err(ServiceError::from_store("session"))?;
+        let data = serde_json::json!({ "session_id": session_id });
+        self.audit
+            .record(AuditEvent::by_user(now, ctx, "session.revoke", &tenant.id, Some(user.id.as_str()), data))
+            .await
+    }
+
+    /// Signs out everywhere, this session included.
+    pub async fn revoke_all_sessions(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+    ) -> Result<(), ServiceError> {
+        let (user, _) = self.me(tenant, access_token).await?;
+        let now = self.clock.now();
+        let count = self.store.revoke_user_sessions(&tenant.id, &user.id, None, now, "signed_out_everywhere").await?;
+        let data = serde_json::json!({ "revoked": count });
+        self.audit
+            .record(AuditEvent::by_user(now, ctx, "session.revoke_all", &tenant.id, Some(user.id.as_str()), data))
+            .await
+    }
+
     /// Changes the signed-in user's own profile (display name).
     pub async fn update_me(
         &self,
