@@ -53,6 +53,9 @@ async fn a_spent_refresh_token_stays_rejected_after_a_restart() {
     let mut s = TestServer::start(Backend::Sqlite).await;
     let t = s.tenant("restart").await;
     let slug = t["slug"].as_str().unwrap().to_owned();
+    let tid = t["id"].as_str().unwrap();
+    let no_grace = json!({"settings": {"refresh_token_reuse_grace_seconds": 0}});
+    assert_eq!(s.patch(&format!("/v1/tenants/{tid}"), &s.admin, no_grace).await.status, 200);
     let body = json!({"email": "r@example.com", "password": "violet kettle drums"});
     let set = s.send(s.client.post(s.url(&format!("/t/{slug}/auth/signup"))).json(&body)).await;
     let first = set.body["refresh_token"].clone();

@@ -54,6 +54,14 @@ pub struct RefreshToken {
 pub enum RefreshOutcome {
     /// It was live: it is now spent and its successor stored.
     Rotated(Session),
+    /// It was spent moments ago, within the grace window, by a concurrent request of the
+    /// same client: here is the successor that request received (sealed).
+    Raced {
+        /// The session.
+        session: Session,
+        /// The successor token, sealed under the master key.
+        successor_sealed: Vec<u8>,
+    },
     /// It had been spent before: a sign of theft, so the whole session was revoked.
     Reused(Session),
     /// Unknown, expired, or its session is over.

@@ -213,15 +213,18 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// One session.
     async fn get_session(&self, tenant_id: &TenantId, session_id: &SessionId) -> Result<Session, StoreError>;
-    /// Spends `presented` and stores `successor` in the same session, atomically; a token
-    /// presented twice revokes its session. Of concurrent presentations of one token, at
-    /// most one rotates.
+    /// Spends `presented` and stores `successor` in the same session, atomically, keeping
+    /// `successor_sealed` with the spent token. Presented again within `grace` of being
+    /// spent, it answers `Raced` with that sealed successor; later, `Reused`, and the
+    /// session is revoked. Of concurrent presentations of one token, at most one rotates.
     async fn rotate_refresh_token(
         &self,
         tenant_id: &TenantId,
         presented: &crate::secret::SecretHash,
         successor: &RefreshToken,
+        successor_sealed: &[u8],
         now: OffsetDateTime,
+        grace: time::Duration,
     ) -> Result<RefreshOutcome, StoreError>;
     /// Revokes the session a refresh token belongs to (sign-out); `None` if unknown.
     async fn revoke_session_by_refresh_token(

@@ -170,6 +170,9 @@ pub struct TenantSettings {
     pub refresh_token_ttl_seconds: u32,
     /// Absolute session lifetime in seconds, at least the sliding one.
     pub session_absolute_ttl_seconds: u32,
+    /// A spent refresh token presented again within this many seconds (a racing browser
+    /// tab) gets the same successor instead of ending the session (0 to 60).
+    pub refresh_token_reuse_grace_seconds: u32,
     /// Password rules.
     pub password_policy: PasswordPolicy,
     /// Look of pages and messages.
@@ -188,6 +191,7 @@ impl Default for TenantSettings {
             access_token_ttl_seconds: 900,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             session_absolute_ttl_seconds: 90 * 24 * 3600,
+            refresh_token_reuse_grace_seconds: 2,
             password_policy: PasswordPolicy::default(),
             branding: Branding::default(),
         }
@@ -240,6 +244,9 @@ impl TenantSettings {
                 "settings.session_absolute_ttl_seconds",
                 "must be at least refresh_token_ttl_seconds",
             ));
+        }
+        if self.refresh_token_reuse_grace_seconds > 60 {
+            errors.push(FieldError::new("settings.refresh_token_reuse_grace_seconds", "must be 0 to 60"));
         }
         if !(8..=64).contains(&self.password_policy.min_length) {
             errors.push(FieldError::new("settings.password_policy.min_length", "must be 8 to 64"));

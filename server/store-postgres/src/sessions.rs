@@ -135,11 +135,13 @@ impl SessionStore for PgStore {
         tenant_id: &TenantId,
         presented: &SecretHash,
         successor: &RefreshToken,
+        successor_sealed: &[u8],
         now: OffsetDateTime,
+        grace: time::Duration,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let row: Option<(String, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
-            "SELECT session_id, expires_at, used_at FROM refresh_tokens
+        let row: Option<(String, OffsetDateTime, Option<OffsetDateTime>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT session_id, expires_at, used_at, successor_sealed FROM refresh_tokens
              WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE",
         )
         .bind(tenant_id.as_str())
@@ -147,10 +149,15 @@ impl SessionStore for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        let Some((session_id, expires_at, used_at)) = row else { return Ok(RefreshOutcome::Invalid) };
+        let Some((session_id, expires_at, used_at, sealed)) = row else { return Ok(RefreshOutcome::Invalid) };
         let mut session = load_session(&mut tx, tenant_id, &session_id).await?;
         if !session.is_live(now) {
             return Ok(RefreshOutcome::Invalid);
+        }
+        if let (Some(used), Some(sealed)) = (used_at, &sealed)
+            && now - used <= grace
+        {
+            return Ok(RefreshOutcome::Raced { session, successor_sealed: sealed.clone() });
         }
         if used_at.is_some() {
             revoke(&mut tx, tenant_id, &mut session, now, "refresh_token_reuse").await?;
@@ -160,13 +167,25 @@ impl SessionStore for PgStore {
         if expires_at <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        sqlx::query("UPDATE refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND token_hash = $2")
-            .bind(tenant_id.as_str())
-            .bind(presented.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET successor_sealed = NULL
+             WHERE tenant_id = $1 AND session_id = $2 AND successor_sealed IS NOT NULL",
+        )
+        .bind(tenant_id.as_str())
+        .bind(session.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $3, successor_sealed = $4 WHERE tenant_id = $1 AND token_hash = $2",
+        )
+        .bind(tenant_id.as_str())
+        .bind(presented.as_str())
+        .bind(now)
+        .bind(successor_sealed)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         insert_refresh(&mut tx, tenant_id, &session.id, successor).await?;
         sqlx::query("UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id.as_str())

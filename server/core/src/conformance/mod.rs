@@ -42,6 +42,7 @@ macro_rules! store_conformance_tests {
             sign_out_and_user_deletion_end_sessions,
             signing_keys_rotate_through_next_active_retired,
             users_list_and_revoke_only_their_own_sessions,
+            a_spent_refresh_token_within_the_grace_window_returns_the_same_successor,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

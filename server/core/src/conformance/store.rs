@@ -547,34 +547,45 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     let (t, _, session, r1) = signed_in(store, "rotate").await;
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), session);
     let (r2, r2_hash) = refresh(Duration::days(7));
-    let RefreshOutcome::Rotated(s) = store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap() else {
+    let RefreshOutcome::Rotated(s) =
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap()
+    else {
         panic!("first use must rotate")
     };
     assert_eq!(s.id, session.id);
     let (r3, r3_hash) = refresh(Duration::days(7));
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r2_hash, &r3, now()).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO).await.unwrap(),
         RefreshOutcome::Rotated(_)
     ));
     let (r4, _) = refresh(Duration::days(7));
-    let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, now()).await.unwrap();
+    let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, b"sealed", now(), Duration::ZERO).await.unwrap();
     assert!(matches!(reuse, RefreshOutcome::Reused(ref s) if s.revoked_at.is_some()), "{reuse:?}");
     let (r5, _) = refresh(Duration::days(7));
-    assert_eq!(store.rotate_refresh_token(&t.id, &r3_hash, &r5, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        store.rotate_refresh_token(&t.id, &r3_hash, &r5, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_some());
     let (r6, _) = refresh(Duration::days(7));
     let unknown = generate_secret("rt_").hash;
-    assert_eq!(store.rotate_refresh_token(&t.id, &unknown, &r6, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        store.rotate_refresh_token(&t.id, &unknown, &r6, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
 }
 
 /// Of twelve concurrent presentations of one refresh token, at most one rotates.
 pub async fn parallel_refreshes_of_one_token_rotate_at_most_once(store: &dyn Store) {
     let (t, _, _, r1) = signed_in(store, "race-refresh").await;
-    let attempts = (0..12).map(|_| {
-        let (successor, _) = refresh(Duration::days(7));
-        let (tenant_id, presented) = (t.id.clone(), r1.clone());
-        async move { store.rotate_refresh_token(&tenant_id, &presented, &successor, now()).await }
-    });
+    let attempts =
+        (0..12).map(|_| {
+            let (successor, _) = refresh(Duration::days(7));
+            let (tenant_id, presented) = (t.id.clone(), r1.clone());
+            async move {
+                store.rotate_refresh_token(&tenant_id, &presented, &successor, b"sealed", now(), Duration::ZERO).await
+            }
+        });
     let results = futures::future::join_all(attempts).await;
     let rotated = results.iter().filter(|r| matches!(r, Ok(RefreshOutcome::Rotated(_)))).count();
     assert_eq!(rotated, 1, "{results:?}");
@@ -586,11 +597,20 @@ pub async fn refresh_tokens_and_sessions_expire_by_the_given_time(store: &dyn St
     let (t, _, session, r1) = signed_in(store, "expire-refresh").await;
     let (r2, r2_hash) = refresh(Duration::days(7));
     let later = now() + Duration::days(8);
-    assert_eq!(store.rotate_refresh_token(&t.id, &r1, &r2, later).await.unwrap(), RefreshOutcome::Invalid);
-    assert!(matches!(store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Rotated(_)));
+    assert_eq!(
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", later, Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert!(matches!(
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
     let (r3, _) = refresh(Duration::days(60));
     let past_session = session.expires_at + Duration::seconds(1);
-    assert_eq!(store.rotate_refresh_token(&t.id, &r2_hash, &r3, past_session).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", past_session, Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
 }
 
 /// A tenant cannot read, refresh or revoke another tenant's sessions.
@@ -599,7 +619,10 @@ pub async fn sessions_are_isolated_by_tenant(store: &dyn Store) {
     let other = created(store, "iso-b").await;
     assert_eq!(store.get_session(&other.id, &session.id).await, Err(StoreError::NotFound));
     let (r2, _) = refresh(Duration::days(7));
-    assert_eq!(store.rotate_refresh_token(&other.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        store.rotate_refresh_token(&other.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     assert_eq!(store.revoke_session_by_refresh_token(&other.id, &r1, now(), "logout").await.unwrap(), None);
     assert_eq!(store.revoke_user_sessions(&other.id, &session.user_id, None, now(), "x").await.unwrap(), 0);
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
@@ -613,7 +636,10 @@ pub async fn sign_out_and_user_deletion_end_sessions(store: &dyn Store) {
     assert_eq!(revoked.id, session.id);
     assert!(revoked.revoked_at.is_some());
     let (r2, _) = refresh(Duration::days(7));
-    assert_eq!(store.rotate_refresh_token(&t.id, &r1, &r2, now()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     assert_eq!(store.revoke_user_sessions(&t.id, &u.id, None, now(), "disabled").await.unwrap(), 0);
     // Of two further sessions, `except` keeps one.
     let mut kept = session.clone();
@@ -701,4 +727,25 @@ pub async fn users_list_and_revoke_only_their_own_sessions(store: &dyn Store) {
         store.list_user_sessions(&t.id, &u.id, second.expires_at).await.unwrap().is_empty(),
         "expired ones are not listed"
     );
+}
+
+/// Within the grace window a spent token answers with the sealed successor and the
+/// session lives; after it, the same presentation is reuse and ends the session.
+pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_successor(store: &dyn Store) {
+    let (t, _, session, r1) = signed_in(store, "grace").await;
+    let t0 = now();
+    let grace = Duration::seconds(2);
+    let (r2, _) = refresh(Duration::days(7));
+    let first = store.rotate_refresh_token(&t.id, &r1, &r2, b"successor-one", t0, grace).await.unwrap();
+    assert!(matches!(first, RefreshOutcome::Rotated(_)));
+    let (r3, _) = refresh(Duration::days(7));
+    let raced =
+        store.rotate_refresh_token(&t.id, &r1, &r3, b"successor-two", t0 + Duration::seconds(1), grace).await.unwrap();
+    let RefreshOutcome::Raced { session: s, successor_sealed } = raced else { panic!("expected Raced, got {raced:?}") };
+    assert_eq!(successor_sealed, b"successor-one");
+    assert_eq!(s.id, session.id);
+    assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
+    let (r4, _) = refresh(Duration::days(7));
+    let late = store.rotate_refresh_token(&t.id, &r1, &r4, b"x", t0 + Duration::seconds(3), grace).await.unwrap();
+    assert!(matches!(late, RefreshOutcome::Reused(_)), "{late:?}");
 }

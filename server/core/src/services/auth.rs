@@ -16,7 +16,7 @@ use crate::ids::{SessionId, UserId};
 use crate::password::{PasswordHasher, Verified, check_policy};
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::session::{RefreshOutcome, RefreshToken, Session};
-use crate::signing::{AccessClaims, verify_access_token};
+use crate::signing::{AccessClaims, Sealer, verify_access_token};
 use crate::store::{Store, StoreError};
 use crate::tenant::{SignupMode, Tenant, TenantSlug};
 use crate::user::{Email, User, UserStatus, check_user_name};
@@ -67,6 +67,7 @@ pub struct AuthService {
     audit: AuditLog,
     hasher: PasswordHasher,
     keys: KeyService,
+    sealer: Arc<Sealer>,
     public_url: String,
 }
 
@@ -83,10 +84,11 @@ impl AuthService {
         audit: AuditLog,
         hasher: PasswordHasher,
         keys: KeyService,
+        sealer: Arc<Sealer>,
         public_url: &str,
     ) -> Self {
         let public_url = public_url.trim_end_matches('/').to_owned();
-        Self { store, ephemeral, clock, audit, hasher, keys, public_url }
+        Self { store, ephemeral, clock, audit, hasher, keys, sealer, public_url }
     }
 
     /// The tenant behind a URL slug.
@@ -255,9 +257,19 @@ impl AuthService {
         }
         let now = self.clock.now();
         let (successor, secret) = self.new_refresh_token(tenant, now);
-        let outcome = self.store.rotate_refresh_token(&tenant.id, &SecretHash::of(presented), &successor, now).await?;
-        let session = match outcome {
-            RefreshOutcome::Rotated(session) => session,
+        let presented_hash = SecretHash::of(presented);
+        // Kept with the spent token, bound to it, for a concurrent request of the same client.
+        let sealed = self.sealer.seal(presented_hash.as_str(), secret.expose().as_bytes())?;
+        let grace = time::Duration::seconds(i64::from(tenant.settings.refresh_token_reuse_grace_seconds));
+        let outcome =
+            self.store.rotate_refresh_token(&tenant.id, &presented_hash, &successor, &sealed, now, grace).await?;
+        let (session, secret) = match outcome {
+            RefreshOutcome::Rotated(session) => (session, secret),
+            RefreshOutcome::Raced { session, successor_sealed } => {
+                let plain = self.sealer.open(presented_hash.as_str(), &successor_sealed)?;
+                let token = String::from_utf8(plain).map_err(ServiceError::internal)?;
+                (session, SecretString::new(token))
+            }
             RefreshOutcome::Reused(session) => {
                 let data = serde_json::json!({ "session_id": session.id });
                 let uid = session.user_id.to_string();

@@ -69,7 +69,7 @@ impl Services {
         config: ServiceConfig,
     ) -> Self {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
-        let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer);
+        let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
         let auth = AuthService::new(
             store.clone(),
             ephemeral,
@@ -77,6 +77,7 @@ impl Services {
             audit.clone(),
             config.password_hasher.clone(),
             keys.clone(),
+            config.sealer,
             &config.public_url,
         );
         Self {
