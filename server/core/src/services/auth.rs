@@ -58,6 +58,27 @@ pub enum SignupOutcome {
     VerificationRequired,
 }
 
+/// What the authentication service is built from.
+#[derive(Debug, Clone)]
+pub struct AuthDeps {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Rate limits and back-off.
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Password hashing.
+    pub hasher: PasswordHasher,
+    /// Signing keys.
+    pub keys: KeyService,
+    /// Seals grace-window successors under the master key.
+    pub sealer: Arc<Sealer>,
+    /// `GATEHOUSE_PUBLIC_URL`; issuers derive from it.
+    pub public_url: String,
+}
+
 /// The authentication use cases.
 #[derive(Debug, Clone)]
 pub struct AuthService {
@@ -76,19 +97,19 @@ fn unavailable(e: EphemeralError) -> ServiceError {
 }
 
 impl AuthService {
-    /// Wires the service; `public_url` is `GATEHOUSE_PUBLIC_URL` (issuers derive from it).
-    pub fn new(
-        store: Arc<dyn Store>,
-        ephemeral: Arc<dyn EphemeralStore>,
-        clock: Arc<dyn Clock>,
-        audit: AuditLog,
-        hasher: PasswordHasher,
-        keys: KeyService,
-        sealer: Arc<Sealer>,
-        public_url: &str,
-    ) -> Self {
-        let public_url = public_url.trim_end_matches('/').to_owned();
-        Self { store, ephemeral, clock, audit, hasher, keys, sealer, public_url }
+    /// Wires the service.
+    pub fn new(deps: AuthDeps) -> Self {
+        let public_url = deps.public_url.trim_end_matches('/').to_owned();
+        Self {
+            store: deps.store,
+            ephemeral: deps.ephemeral,
+            clock: deps.clock,
+            audit: deps.audit,
+            hasher: deps.hasher,
+            keys: deps.keys,
+            sealer: deps.sealer,
+            public_url,
+        }
     }
 
     /// The tenant behind a URL slug.

@@ -70,16 +70,16 @@ impl Services {
     ) -> Self {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
         let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
-        let auth = AuthService::new(
-            store.clone(),
+        let auth = AuthService::new(auth::AuthDeps {
+            store: store.clone(),
             ephemeral,
-            clock.clone(),
-            audit.clone(),
-            config.password_hasher.clone(),
-            keys.clone(),
-            config.sealer,
-            &config.public_url,
-        );
+            clock: clock.clone(),
+            audit: audit.clone(),
+            hasher: config.password_hasher.clone(),
+            keys: keys.clone(),
+            sealer: config.sealer,
+            public_url: config.public_url,
+        });
         Self {
             auth,
             keys,
