@@ -23,6 +23,7 @@ on_both_backends!(
     signup_respects_the_tenant_settings_and_refuses_bad_input,
     changing_the_password_needs_the_current_one_and_signs_out_other_sessions,
     users_see_and_end_their_own_sessions_only,
+    browsers_can_keep_the_refresh_token_in_a_csrf_protected_cookie,
 );
 
 struct Tenant {
@@ -449,4 +450,82 @@ async fn users_see_and_end_their_own_sessions_only(backend: Backend) {
         .await
         .assert_problem(401, "invalid_token");
     assert_eq!(me(&s, &t, other["access_token"].as_str().unwrap()).await.status, 200, "other users are untouched");
+}
+
+fn set_cookies(reply: &Reply) -> Vec<String> {
+    reply.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+fn cookie_value(cookies: &[String], name: &str) -> String {
+    let line =
+        cookies.iter().find(|c| c.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("no {name} cookie"));
+    line.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+}
+
+async fn browsers_can_keep_the_refresh_token_in_a_csrf_protected_cookie(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, json!({"allowed_origins": ["https://app.example.com"]})).await;
+    signed_up(&s, &t, "browser@example.com").await;
+    let login = auth(
+        &s,
+        &t,
+        "login",
+        json!({"email": "browser@example.com", "password": "violet kettle drums", "transport": "cookie"}),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    assert!(login.body.get("refresh_token").is_none(), "the refresh token is not in the body");
+    assert!(login.body["access_token"].is_string());
+    let cookies = set_cookies(&login);
+    let refresh_cookie = cookies.iter().find(|c| c.starts_with("gh_refresh=")).unwrap();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", &format!("Path=/t/{}/auth", t.slug)] {
+        assert!(refresh_cookie.contains(attribute), "{refresh_cookie} lacks {attribute}");
+    }
+    let csrf_cookie = cookies.iter().find(|c| c.starts_with("gh_csrf=")).unwrap();
+    assert!(!csrf_cookie.contains("HttpOnly"), "the page must be able to read the CSRF token");
+    let (rt, csrf) = (cookie_value(&cookies, "gh_refresh"), cookie_value(&cookies, "gh_csrf"));
+
+    let refresh = |cookie_header: String, csrf_header: Option<&str>, origin: Option<&str>| {
+        let mut request = s
+            .client
+            .post(s.url(&format!("/t/{}/auth/refresh", t.slug)))
+            .header("cookie", cookie_header)
+            .json(&json!({}));
+        if let Some(value) = csrf_header {
+            request = request.header("x-csrf-token", value);
+        }
+        if let Some(value) = origin {
+            request = request.header("origin", value);
+        }
+        request
+    };
+    let both = format!("gh_refresh={rt}; gh_csrf={csrf}");
+    // A cross-site form post carries the cookies but cannot read or echo the CSRF token.
+    s.send(refresh(both.clone(), None, None)).await.assert_problem(403, "csrf_failed");
+    s.send(refresh(both.clone(), Some("guess"), None)).await.assert_problem(403, "csrf_failed");
+    s.send(refresh(both.clone(), Some(&csrf), Some("https://evil.example.com")))
+        .await
+        .assert_problem(403, "csrf_failed");
+    let ok = s.send(refresh(both.clone(), Some(&csrf), Some("https://app.example.com"))).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert!(ok.body.get("refresh_token").is_none());
+    let rotated = set_cookies(&ok);
+    let (rt2, csrf2) = (cookie_value(&rotated, "gh_refresh"), cookie_value(&rotated, "gh_csrf"));
+    assert_ne!(rt2, rt, "the cookie carries the successor");
+
+    let out = s
+        .send(
+            s.client
+                .post(s.url(&format!("/t/{}/auth/logout", t.slug)))
+                .header("cookie", format!("gh_refresh={rt2}; gh_csrf={csrf2}"))
+                .header("x-csrf-token", &csrf2)
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    assert!(set_cookies(&out).iter().all(|c| c.contains("Max-Age=0")), "both cookies are cleared");
+    let after = s.send(refresh(format!("gh_refresh={rt2}; gh_csrf={csrf2}"), Some(&csrf2), None)).await;
+    after.assert_problem(401, "invalid_token");
+    // No cookie and no body token: a plain invalid token.
+    auth(&s, &t, "refresh", json!({})).await.assert_problem(401, "invalid_token");
 }

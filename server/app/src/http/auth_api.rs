@@ -1,5 +1,6 @@
 //! The end-user auth API under `/t/{t}/auth/…`: sign-up, sign-in, refresh, sign-out, me.
 
+use super::cookies;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, Ctx};
 use super::users::UserResponse;
@@ -12,6 +13,7 @@ use gatehouse_core::error::ServiceError;
 use gatehouse_core::ids::SessionId;
 use gatehouse_core::secret::SecretString;
 use gatehouse_core::services::auth::{SignupOutcome, TokenSet};
+use gatehouse_core::tenant::Tenant;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -21,6 +23,17 @@ use utoipa::ToSchema;
 pub struct TenantSlugPath {
     /// Tenant slug.
     pub t: String,
+}
+
+/// How the refresh token travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// In the JSON body (mobile, CLI, server apps).
+    #[default]
+    Json,
+    /// In an `HttpOnly; Secure; SameSite=Strict` cookie (browsers); absent from the body.
+    Cookie,
 }
 
 /// Body of `POST /t/{t}/auth/signup`.
@@ -33,6 +46,9 @@ pub struct SignupRequest {
     pub password: String,
     /// Display name.
     pub name: Option<String>,
+    /// Refresh-token transport (default `json`).
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 /// Body of `POST /t/{t}/auth/login`.
@@ -43,14 +59,18 @@ pub struct LoginRequest {
     pub email: String,
     /// Password.
     pub password: String,
+    /// Refresh-token transport (default `json`).
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 /// Body of `POST /t/{t}/auth/refresh` and `POST /t/{t}/auth/logout`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    /// The refresh token from the last token set.
-    pub refresh_token: String,
+    /// The refresh token from the last token set; omit to use the `gh_refresh` cookie
+    /// (then `X-CSRF-Token` must echo the `gh_csrf` cookie).
+    pub refresh_token: Option<String>,
 }
 
 /// Tokens for a signed-in client.
@@ -62,8 +82,10 @@ pub struct TokenSetResponse {
     pub token_type: &'static str,
     /// Access-token lifetime in seconds.
     pub expires_in: u32,
-    /// Opaque, single-use refresh token; each refresh returns a new one.
-    pub refresh_token: String,
+    /// Opaque, single-use refresh token; each refresh returns a new one. Absent with the
+    /// cookie transport.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// The user.
     pub user: UserResponse,
 }
@@ -74,10 +96,42 @@ impl From<TokenSet> for TokenSetResponse {
             access_token: t.access_token,
             token_type: "Bearer",
             expires_in: t.expires_in,
-            refresh_token: t.refresh_token.expose().to_owned(),
+            refresh_token: Some(t.refresh_token.expose().to_owned()),
             user: t.user.into(),
         }
     }
+}
+
+/// A token set as a response, in the requested transport.
+fn token_response(status: StatusCode, tenant: &Tenant, tokens: TokenSet, transport: Transport) -> Response {
+    match transport {
+        Transport::Json => (status, Json(TokenSetResponse::from(tokens))).into_response(),
+        Transport::Cookie => {
+            let set_cookies = cookies::issue(tenant, &tokens.refresh_token);
+            let body = TokenSetResponse { refresh_token: None, ..TokenSetResponse::from(tokens) };
+            let mut response = (status, Json(body)).into_response();
+            for value in set_cookies {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+    }
+}
+
+/// The refresh token of a refresh or logout: from the body, or from the cookie after the
+/// CSRF check.
+fn presented_refresh_token(
+    body: RefreshRequest,
+    headers: &HeaderMap,
+    tenant: &Tenant,
+) -> ApiResult<(String, Transport)> {
+    if let Some(token) = body.refresh_token {
+        return Ok((token, Transport::Json));
+    }
+    let token =
+        cookies::read(headers, cookies::REFRESH_COOKIE).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
+    cookies::check_csrf(headers, tenant)?;
+    Ok((token, Transport::Cookie))
 }
 
 /// Sign-up accepted, pending email verification.
@@ -101,9 +155,7 @@ pub async fn create_signup(
     let tenant = state.services.auth.tenant(&path.t).await?;
     let password = SecretString::new(body.password);
     match state.services.auth.signup(&tenant, &ctx, &body.email, &password, body.name).await? {
-        SignupOutcome::SignedIn(tokens) => {
-            Ok((StatusCode::CREATED, Json(TokenSetResponse::from(*tokens))).into_response())
-        }
+        SignupOutcome::SignedIn(tokens) => Ok(token_response(StatusCode::CREATED, &tenant, *tokens, body.transport)),
         SignupOutcome::VerificationRequired => {
             Ok((StatusCode::ACCEPTED, Json(VerificationRequired { verification_required: true })).into_response())
         }
@@ -119,10 +171,10 @@ pub async fn create_login(
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> ApiResult<Json<TokenSetResponse>> {
+) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
     let tokens = state.services.auth.login(&tenant, &ctx, &body.email, &SecretString::new(body.password)).await?;
-    Ok(Json(tokens.into()))
+    Ok(token_response(StatusCode::OK, &tenant, tokens, body.transport))
 }
 
 /// Trades a refresh token for a new token set (the old refresh token is spent).
@@ -133,10 +185,13 @@ pub async fn create_refresh(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> ApiResult<Json<TokenSetResponse>> {
+) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    Ok(Json(state.services.auth.refresh(&tenant, &ctx, &body.refresh_token).await?.into()))
+    let (token, transport) = presented_refresh_token(body, &headers, &tenant)?;
+    let tokens = state.services.auth.refresh(&tenant, &ctx, &token).await?;
+    Ok(token_response(StatusCode::OK, &tenant, tokens, transport))
 }
 
 /// Signs out: ends the session the refresh token belongs to.
@@ -147,11 +202,19 @@ pub async fn create_logout(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    state.services.auth.logout(&tenant, &ctx, &body.refresh_token).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (token, transport) = presented_refresh_token(body, &headers, &tenant)?;
+    state.services.auth.logout(&tenant, &ctx, &token).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if transport == Transport::Cookie {
+        for value in cookies::clear(&tenant) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
 }
 
 /// The signed-in user.

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidToken,
     /// The credential may not do this.
     Forbidden,
+    /// A cookie-authenticated write without a matching CSRF token or from a foreign origin.
+    CsrfFailed,
     /// No such resource (or not visible to the caller).
     NotFound,
     /// The route exists but not with this method.
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
             Self::Forbidden => "forbidden",
+            Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
@@ -81,7 +84,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -104,6 +107,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "Invalid email or password",
             Self::InvalidToken => "Invalid token",
             Self::Forbidden => "Not allowed",
+            Self::CsrfFailed => "Cross-site request refused",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "Conflict",

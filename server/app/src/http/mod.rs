@@ -5,6 +5,7 @@ pub mod admin_tokens;
 pub mod audit;
 pub mod auth;
 pub mod auth_api;
+pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod extract;
