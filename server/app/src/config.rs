@@ -132,6 +132,8 @@ pub struct Config {
     pub argon2: gatehouse_core::password::Argon2Cost,
     /// Reverse proxies whose `X-Forwarded-For` is believed; empty: the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often the scheduled key-rotation job looks for due tenants.
+    pub key_rotation_check: std::time::Duration,
 }
 
 /// Every variable, its TOML key being the name without the prefix, in lowercase.
@@ -153,6 +155,7 @@ pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_ARGON2_ITERATIONS",
     "GATEHOUSE_ARGON2_PARALLELISM",
     "GATEHOUSE_TRUSTED_PROXIES",
+    "GATEHOUSE_KEY_ROTATION_CHECK_SECONDS",
 ];
 
 impl Config {
@@ -263,7 +266,15 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let key_rotation_check = std::time::Duration::from_secs(parse_number(
+            get("GATEHOUSE_KEY_ROTATION_CHECK_SECONDS"),
+            3600,
+            1,
+            86_400,
+            "GATEHOUSE_KEY_ROTATION_CHECK_SECONDS",
+        )? as u64);
         Ok(Self {
+            key_rotation_check,
             trusted_proxies,
             argon2,
             database,

@@ -156,11 +156,15 @@ pub struct Server {
     pub bootstrap_token: Option<SecretString>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    jobs: Vec<JoinHandle<()>>,
 }
 
 impl Server {
     /// Stops accepting connections, lets in-flight requests finish, and returns.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        for job in &self.jobs {
+            job.abort();
+        }
         let _ = self.stop.send(());
         self.task.await??;
         Ok(())
@@ -176,6 +180,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let jobs =
+        vec![tokio::spawn(rotate_keys_on_schedule(state.services.keys.clone(), state.config.key_rotation_check))];
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -184,7 +190,23 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             })
             .await
     });
-    Ok(Server { local_addr, bootstrap_token, stop, task })
+    Ok(Server { local_addr, bootstrap_token, stop, task, jobs })
+}
+
+/// Every `every`, rotates the keys of tenants whose active key is past its period. Every
+/// replica runs this; the store rotates a due tenant once (ADR 7).
+async fn rotate_keys_on_schedule(keys: gatehouse_core::services::KeyService, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; start-up need not wait for a sweep
+    loop {
+        ticker.tick().await;
+        match keys.rotate_due_tenants().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rotated = n, "scheduled signing-key rotation"),
+            Err(e) => tracing::warn!(error = %e, "scheduled signing-key rotation failed"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -116,6 +116,8 @@ pub struct SigningKeyRecord {
     pub status: KeyStatus,
     /// Creation time.
     pub created_at: OffsetDateTime,
+    /// When it started signing; `None` while next.
+    pub activated_at: Option<OffsetDateTime>,
     /// Published until then (set when retired); `None` while next or active.
     pub publish_until: Option<OffsetDateTime>,
 }
@@ -189,6 +191,7 @@ pub fn generate_key(
         public_jwk: jwk,
         status,
         created_at: now,
+        activated_at: (status == KeyStatus::Active).then_some(now),
         publish_until: None,
     })
 }

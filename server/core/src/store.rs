@@ -189,15 +189,19 @@ pub trait SigningKeyStore: Send + Sync {
         next: &SigningKeyRecord,
     ) -> Result<(), StoreError>;
     /// Atomically: the active key retires (published until `retire_publish_until`), the
-    /// next key becomes active, `new_next` becomes next. `NotFound` if the tenant has no
-    /// keys yet. Returns the newly active key's id.
+    /// next key becomes active (from `new_next.created_at`), `new_next` becomes next.
+    /// With `only_if_activated_before`, does nothing (`Ok(None)`) unless the active key
+    /// started signing before then, checked under the rotation lock, so replicas racing
+    /// to rotate a due tenant rotate it once. `NotFound` if the tenant has no keys yet.
+    /// Returns the newly active key's id.
     async fn rotate_signing_keys(
         &self,
         tenant_id: &TenantId,
         new_next: &SigningKeyRecord,
         retire_publish_until: OffsetDateTime,
+        only_if_activated_before: Option<OffsetDateTime>,
         event: &AuditEvent,
-    ) -> Result<crate::ids::SigningKeyId, StoreError>;
+    ) -> Result<Option<crate::ids::SigningKeyId>, StoreError>;
 }
 
 /// Sessions and their refresh tokens.

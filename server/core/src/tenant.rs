@@ -173,6 +173,9 @@ pub struct TenantSettings {
     /// A spent refresh token presented again within this many seconds (a racing browser
     /// tab) gets the same successor instead of ending the session (0 to 60).
     pub refresh_token_reuse_grace_seconds: u32,
+    /// Rotate signing keys automatically when the active key is this many days old
+    /// (0: only on request).
+    pub signing_key_rotation_days: u32,
     /// Password rules.
     pub password_policy: PasswordPolicy,
     /// Look of pages and messages.
@@ -192,6 +195,7 @@ impl Default for TenantSettings {
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             session_absolute_ttl_seconds: 90 * 24 * 3600,
             refresh_token_reuse_grace_seconds: 2,
+            signing_key_rotation_days: 90,
             password_policy: PasswordPolicy::default(),
             branding: Branding::default(),
         }
@@ -244,6 +248,9 @@ impl TenantSettings {
                 "settings.session_absolute_ttl_seconds",
                 "must be at least refresh_token_ttl_seconds",
             ));
+        }
+        if self.signing_key_rotation_days > 3650 {
+            errors.push(FieldError::new("settings.signing_key_rotation_days", "must be 0 to 3650"));
         }
         if self.refresh_token_reuse_grace_seconds > 60 {
             errors.push(FieldError::new("settings.refresh_token_reuse_grace_seconds", "must be 0 to 60"));

@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
-const COLUMNS: &str = "id, tenant_id, alg, public_jwk, private_sealed, status, created_at, publish_until";
+const COLUMNS: &str = "id, tenant_id, alg, public_jwk, private_sealed, status, created_at, activated_at, publish_until";
 
 fn decode(row: &PgRow) -> Result<SigningKeyRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Backend(format!("corrupt signing key row: {what}"));
@@ -24,14 +24,16 @@ fn decode(row: &PgRow) -> Result<SigningKeyRecord, StoreError> {
         status: KeyStatus::parse(&row.try_get::<String, _>("status").map_err(map_err)?)
             .ok_or_else(|| corrupt("status"))?,
         created_at: row.try_get("created_at").map_err(map_err)?,
+        activated_at: row.try_get("activated_at").map_err(map_err)?,
         publish_until: row.try_get("publish_until").map_err(map_err)?,
     })
 }
 
 async fn insert(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, key: &SigningKeyRecord) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO signing_keys (id, tenant_id, alg, public_jwk, private_sealed, status, created_at, publish_until)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO signing_keys (id, tenant_id, alg, public_jwk, private_sealed, status, created_at, publish_until,
+                                   activated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(key.id.as_str())
     .bind(key.tenant_id.as_str())
@@ -41,6 +43,7 @@ async fn insert(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, key: &Signi
     .bind(key.status.as_str())
     .bind(key.created_at)
     .bind(key.publish_until)
+    .bind(key.activated_at)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -88,20 +91,38 @@ impl SigningKeyStore for PgStore {
         tenant_id: &TenantId,
         new_next: &SigningKeyRecord,
         retire_publish_until: OffsetDateTime,
+        only_if_activated_before: Option<OffsetDateTime>,
         event: &AuditEvent,
-    ) -> Result<SigningKeyId, StoreError> {
+    ) -> Result<Option<SigningKeyId>, StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        // Lock the tenant's keys so concurrent rotations run one after the other.
-        let next: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM signing_keys WHERE tenant_id = $1 AND status IN ('active', 'next')
-             ORDER BY status = 'next' DESC FOR UPDATE",
+        // Lock the tenant's current keys: concurrent rotations run one after the other,
+        // and the due-check below sees the winner's result.
+        let rows: Vec<(String, String, Option<OffsetDateTime>)> = sqlx::query_as(
+            "SELECT id, status, activated_at FROM signing_keys
+             WHERE tenant_id = $1 AND status IN ('active', 'next') FOR UPDATE",
         )
         .bind(tenant_id.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        let next = next.ok_or(StoreError::NotFound)?;
-        let next_id: SigningKeyId = next.parse().map_err(|_| StoreError::Backend("corrupt key id".into()))?;
+        let corrupt = || StoreError::Backend("corrupt signing key row".into());
+        if let Some(cutoff) = only_if_activated_before {
+            let activated = rows.iter().find(|(_, status, _)| status == "active").and_then(|(_, _, at)| *at);
+            let due = match activated {
+                Some(activated) => activated < cutoff,
+                None => true,
+            };
+            if !due {
+                return Ok(None);
+            }
+        }
+        let next_id: SigningKeyId = rows
+            .iter()
+            .find(|(_, status, _)| status == "next")
+            .ok_or(StoreError::NotFound)?
+            .0
+            .parse()
+            .map_err(|_| corrupt())?;
         sqlx::query(
             "UPDATE signing_keys SET status = 'retired', publish_until = $2 WHERE tenant_id = $1 AND status = 'active'",
         )
@@ -110,15 +131,16 @@ impl SigningKeyStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        sqlx::query("UPDATE signing_keys SET status = 'active' WHERE tenant_id = $1 AND id = $2")
+        sqlx::query("UPDATE signing_keys SET status = 'active', activated_at = $3 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id.as_str())
             .bind(next_id.as_str())
+            .bind(new_next.created_at)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         insert(&mut tx, new_next).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(next_id)
+        Ok(Some(next_id))
     }
 }

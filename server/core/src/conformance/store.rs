@@ -677,9 +677,11 @@ pub async fn signing_keys_rotate_through_next_active_retired(store: &dyn Store) 
 
     let newer = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, at).unwrap();
     let window_end = at + Duration::minutes(15);
-    let promoted =
-        store.rotate_signing_keys(&t.id, &newer, window_end, &event("signing_key.rotate", Some(&t.id))).await.unwrap();
-    assert_eq!(promoted, next.id);
+    let promoted = store
+        .rotate_signing_keys(&t.id, &newer, window_end, None, &event("signing_key.rotate", Some(&t.id)))
+        .await
+        .unwrap();
+    assert_eq!(promoted, Some(next.id.clone()));
     let during = store.published_signing_keys(&t.id, at + Duration::minutes(1)).await.unwrap();
     let states: Vec<_> = during.iter().map(|k| (k.id.clone(), k.status)).collect();
     assert_eq!(
@@ -696,7 +698,9 @@ pub async fn signing_keys_rotate_through_next_active_retired(store: &dyn Store) 
     assert!(store.published_signing_keys(&other.id, at).await.unwrap().is_empty());
     let stray = generate_key(&sealer, &other.id, other.settings.signing_alg, KeyStatus::Next, at).unwrap();
     assert_eq!(
-        store.rotate_signing_keys(&other.id, &stray, window_end, &event("signing_key.rotate", Some(&other.id))).await,
+        store
+            .rotate_signing_keys(&other.id, &stray, window_end, None, &event("signing_key.rotate", Some(&other.id)))
+            .await,
         Err(StoreError::NotFound)
     );
 }
@@ -748,4 +752,46 @@ pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_succ
     let (r4, _) = refresh(Duration::days(7));
     let late = store.rotate_refresh_token(&t.id, &r1, &r4, b"x", t0 + Duration::seconds(3), grace).await.unwrap();
     assert!(matches!(late, RefreshOutcome::Reused(_)), "{late:?}");
+}
+
+/// A conditional rotation happens only when the active key started signing before the
+/// cutoff; of replicas racing to rotate a due tenant, exactly one does.
+pub async fn due_rotation_happens_once_however_many_replicas_try(store: &dyn Store) {
+    let t = created(store, "due").await;
+    let sealer = Sealer::new(&[9u8; 32]).unwrap();
+    let at = now();
+    let active = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Active, at).unwrap();
+    let next = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, at).unwrap();
+    store.create_initial_signing_keys(&t.id, &active, &next).await.unwrap();
+    let until = at + Duration::minutes(15);
+    let fresh = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, at).unwrap();
+    let not_due =
+        store.rotate_signing_keys(&t.id, &fresh, until, Some(at - Duration::days(1)), &event("x", Some(&t.id))).await;
+    assert_eq!(not_due, Ok(None));
+
+    let later = at + Duration::days(100);
+    let cutoff = later - Duration::days(90);
+    let attempts = (0..6).map(|_| {
+        let mut candidate = generate_key(&sealer, &t.id, t.settings.signing_alg, KeyStatus::Next, later).unwrap();
+        candidate.created_at = later;
+        let tenant_id = t.id.clone();
+        async move {
+            store
+                .rotate_signing_keys(
+                    &tenant_id,
+                    &candidate,
+                    later + Duration::minutes(15),
+                    Some(cutoff),
+                    &event("signing_key.rotate", Some(&tenant_id)),
+                )
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let rotated: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok().cloned().flatten()).collect();
+    assert_eq!(rotated, vec![next.id.clone()], "{results:?}");
+    let keys = store.published_signing_keys(&t.id, later).await.unwrap();
+    let active_now = keys.iter().find(|k| k.status == KeyStatus::Active).unwrap();
+    assert_eq!(active_now.id, next.id);
+    assert_eq!(active_now.activated_at, Some(later));
 }

@@ -118,9 +118,55 @@ impl KeyService {
         self.rotate_with_event(&tenant, event).await
     }
 
-    /// Rotates as Gatehouse itself (`gatehouse keys rotate`).
-    pub async fn rotate_as_system(&self, tenant: &Tenant) -> Result<SigningKeyId, ServiceError> {
-        let event = AuditEvent {
+    /// Rotates the tenant's keys if its active key is older than the tenant's rotation
+    /// period. Safe to run on every replica at once: the store re-checks under its lock,
+    /// so a due tenant is rotated once.
+    pub async fn rotate_if_due(&self, tenant: &Tenant) -> Result<Option<SigningKeyId>, ServiceError> {
+        let days = tenant.settings.signing_key_rotation_days;
+        if days == 0 {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let cutoff = now - time::Duration::days(i64::from(days));
+        let keys = self.load_published(tenant).await?;
+        let active = keys.iter().find(|k| k.status == KeyStatus::Active);
+        if active.and_then(|k| k.activated_at).is_some_and(|at| at >= cutoff) {
+            return Ok(None);
+        }
+        let new_next = generate_key(&self.sealer, &tenant.id, tenant.settings.signing_alg, KeyStatus::Next, now)?;
+        let until = now + time::Duration::seconds(i64::from(tenant.settings.access_token_ttl_seconds)) + RETIRE_MARGIN;
+        let mut event = self.system_event(tenant, "scheduled");
+        event.data = serde_json::json!({ "via": "schedule", "rotation_days": days });
+        let rotated = self.store.rotate_signing_keys(&tenant.id, &new_next, until, Some(cutoff), &event).await?;
+        if rotated.is_some() {
+            self.forget(tenant);
+        }
+        Ok(rotated)
+    }
+
+    /// Runs [`KeyService::rotate_if_due`] over every tenant, a page at a time; returns how
+    /// many were rotated. A failing tenant is logged and skipped.
+    pub async fn rotate_due_tenants(&self) -> Result<usize, ServiceError> {
+        let mut rotated = 0;
+        let mut page = crate::page::PageRequest::first(crate::page::MAX_LIMIT);
+        loop {
+            let tenants = self.store.list_tenants(None, &page).await?;
+            for tenant in &tenants.data {
+                match self.rotate_if_due(tenant).await {
+                    Ok(Some(_)) => rotated += 1,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(tenant.id = %tenant.id, error = %e, "scheduled key rotation failed"),
+                }
+            }
+            match tenants.next_cursor {
+                Some(cursor) => page = crate::page::PageRequest::parse(Some(crate::page::MAX_LIMIT), Some(&cursor))?,
+                None => return Ok(rotated),
+            }
+        }
+    }
+
+    fn system_event(&self, tenant: &Tenant, via: &str) -> AuditEvent {
+        AuditEvent {
             id: EventId::generate(),
             tenant_id: Some(tenant.id.clone()),
             actor_type: ActorType::System,
@@ -131,9 +177,14 @@ impl KeyService {
             ip: None,
             user_agent: None,
             request_id: None,
-            data: serde_json::json!({ "via": "cli" }),
+            data: serde_json::json!({ "via": via }),
             created_at: self.clock.now(),
-        };
+        }
+    }
+
+    /// Rotates as Gatehouse itself (`gatehouse keys rotate`).
+    pub async fn rotate_as_system(&self, tenant: &Tenant) -> Result<SigningKeyId, ServiceError> {
+        let event = self.system_event(tenant, "cli");
         self.rotate_with_event(tenant, event).await
     }
 
@@ -149,8 +200,8 @@ impl KeyService {
         let until = now + lifetime + RETIRE_MARGIN;
         event.data =
             serde_json::json!({ "next_key_id": new_next.id, "retired_published_until": until.unix_timestamp() });
-        let active = self.store.rotate_signing_keys(&tenant.id, &new_next, until, &event).await?;
+        let active = self.store.rotate_signing_keys(&tenant.id, &new_next, until, None, &event).await?;
         self.forget(tenant);
-        Ok(active)
+        active.ok_or_else(|| ServiceError::internal("unconditional rotation did not rotate"))
     }
 }
