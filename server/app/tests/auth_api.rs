@@ -24,6 +24,7 @@ on_both_backends!(
     changing_the_password_needs_the_current_one_and_signs_out_other_sessions,
     users_see_and_end_their_own_sessions_only,
     browsers_can_keep_the_refresh_token_in_a_csrf_protected_cookie,
+    signups_per_ip_are_capped_and_the_excess_is_audited_once,
 );
 
 struct Tenant {
@@ -528,4 +529,24 @@ async fn browsers_can_keep_the_refresh_token_in_a_csrf_protected_cookie(backend:
     after.assert_problem(401, "invalid_token");
     // No cookie and no body token: a plain invalid token.
     auth(&s, &t, "refresh", json!({})).await.assert_problem(401, "invalid_token");
+}
+
+async fn signups_per_ip_are_capped_and_the_excess_is_audited_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let mut statuses = Vec::new();
+    for i in 0..13 {
+        let r =
+            auth(&s, &t, "signup", json!({"email": format!("bulk{i}@example.com"), "password": "violet kettle drums"}))
+                .await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            r.assert_problem(429, "rate_limited");
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3);
+    let events = s.get(&format!("/v1/audit-events?tenant_id={}&action=rate_limit.exceeded", t.id), &s.admin).await;
+    assert_eq!(events.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(events.body["data"][0]["data"]["flow"], "signup");
 }

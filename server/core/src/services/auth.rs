@@ -137,7 +137,7 @@ impl AuthService {
         password: &SecretString,
         name: Option<String>,
     ) -> Result<SignupOutcome, ServiceError> {
-        self.limit(&format!("rl:signup:{}:{}", tenant.id, ip_of(ctx)), SIGNUPS_PER_IP, Duration::from_secs(60)).await?;
+        self.limit(tenant, ctx, "signup", SIGNUPS_PER_IP).await?;
         if tenant.settings.signup == SignupMode::InviteOnly {
             return Err(ServiceError::Forbidden("sign-up is by invitation only"));
         }
@@ -188,12 +188,7 @@ impl AuthService {
         email: &str,
         password: &SecretString,
     ) -> Result<TokenSet, ServiceError> {
-        self.limit(
-            &format!("rl:login:ip:{}:{}", tenant.id, ip_of(ctx)),
-            LOGIN_ATTEMPTS_PER_IP,
-            Duration::from_secs(60),
-        )
-        .await?;
+        self.limit(tenant, ctx, "login", LOGIN_ATTEMPTS_PER_IP).await?;
         // An unparseable address is simply an unknown account: same work, same answer.
         let email = Email::parse(email).ok();
         let account_key = email.as_ref().map(|e| format!("login:acct:{}:{}", tenant.id, e.normalized()));
@@ -257,6 +252,13 @@ impl AuthService {
                     let value = backoff.as_secs().to_string();
                     if let Err(e) = self.ephemeral.cache_set(&locked, value.as_bytes(), backoff).await {
                         return unavailable(e);
+                    }
+                    let data =
+                        serde_json::json!({ "consecutive_failures": count.hits, "backoff_seconds": backoff.as_secs() });
+                    let uid = user_id.map(UserId::as_str);
+                    let event = AuditEvent::by_user(self.clock.now(), ctx, "login.throttled", &tenant.id, uid, data);
+                    if let Err(e) = self.audit.record(event).await {
+                        return e;
                     }
                 }
                 Ok(_) => {}
@@ -498,9 +500,19 @@ impl AuthService {
         self.keys.signer(tenant).await?.sign(&claims)
     }
 
-    async fn limit(&self, key: &str, max: u64, window: Duration) -> Result<(), ServiceError> {
-        let count = self.ephemeral.increment(key, window).await.map_err(unavailable)?;
+    /// Counts an attempt of `what` from the caller's IP in a one-minute window; past `max`
+    /// refuses, recording one audit event per window (not one per refused attempt, so an
+    /// attacker cannot flood the log).
+    async fn limit(&self, tenant: &Tenant, ctx: &RequestContext, what: &str, max: u64) -> Result<(), ServiceError> {
+        let key = format!("rl:{what}:ip:{}:{}", tenant.id, ip_of(ctx));
+        let count = self.ephemeral.increment(&key, Duration::from_secs(60)).await.map_err(unavailable)?;
         if count.hits > max {
+            if count.hits == max + 1 {
+                let data = serde_json::json!({ "limit": max, "window_seconds": 60, "flow": what });
+                self.audit
+                    .record(AuditEvent::by_user(self.clock.now(), ctx, "rate_limit.exceeded", &tenant.id, None, data))
+                    .await?;
+            }
             return Err(ServiceError::RateLimited { retry_after: count.resets_in.as_secs().max(1) });
         }
         Ok(())
