@@ -215,6 +215,17 @@ pub trait SessionStore: Send + Sync {
         refresh: &RefreshToken,
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+    /// Records a successful sign-in in one transaction: the user's sign-in time and
+    /// password hash (possibly upgraded), the new session with its first refresh token,
+    /// and the event. `NotFound` if the user is gone.
+    async fn record_login(
+        &self,
+        tenant_id: &TenantId,
+        user: &User,
+        session: &Session,
+        refresh: &RefreshToken,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
     /// One session.
     async fn get_session(&self, tenant_id: &TenantId, session_id: &SessionId) -> Result<Session, StoreError>;
     /// Spends `presented` and stores `successor` in the same session, atomically, keeping

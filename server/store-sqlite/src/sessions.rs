@@ -9,6 +9,7 @@ use gatehouse_core::ids::{SessionId, TenantId, UserId};
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::session::{RefreshOutcome, RefreshToken, Session};
 use gatehouse_core::store::{SessionStore, StoreError};
+use gatehouse_core::user::User;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
@@ -55,6 +56,27 @@ async fn insert_refresh(
     Ok(())
 }
 
+async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &Session) -> Result<(), StoreError> {
+    sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(session.id.as_str())
+        .bind(tenant_id.as_str())
+        .bind(session.user_id.as_str())
+        .bind(enc(session.created_at))
+        .bind(enc(session.last_seen_at))
+        .bind(enc(session.expires_at))
+        .bind(enc(session.auth_time))
+        .bind(serde_json::json!(session.amr).to_string())
+        .bind(&session.ip)
+        .bind(&session.user_agent)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 async fn load_session(tx: &mut Tx, tenant_id: &TenantId, session_id: &str) -> Result<Session, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE tenant_id = ?1 AND id = ?2"))
         .bind(tenant_id.as_str())
@@ -97,23 +119,39 @@ impl SessionStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        insert_session(&mut tx, tenant_id, session).await?;
+        insert_refresh(&mut tx, tenant_id, &session.id, refresh).await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn record_login(
+        &self,
+        tenant_id: &TenantId,
+        user: &User,
+        session: &Session,
+        refresh: &RefreshToken,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        if &session.tenant_id != tenant_id || &user.tenant_id != tenant_id || session.user_id != user.id {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE users SET last_login_at = ?3, password_hash = ?4, updated_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
         )
-        .bind(session.id.as_str())
         .bind(tenant_id.as_str())
-        .bind(session.user_id.as_str())
-        .bind(enc(session.created_at))
-        .bind(enc(session.last_seen_at))
-        .bind(enc(session.expires_at))
-        .bind(enc(session.auth_time))
-        .bind(serde_json::json!(session.amr).to_string())
-        .bind(&session.ip)
-        .bind(&session.user_agent)
+        .bind(user.id.as_str())
+        .bind(user.last_login_at.map(enc))
+        .bind(&user.password_hash)
+        .bind(enc(user.updated_at))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_session(&mut tx, tenant_id, session).await?;
         insert_refresh(&mut tx, tenant_id, &session.id, refresh).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)

@@ -795,3 +795,39 @@ pub async fn due_rotation_happens_once_however_many_replicas_try(store: &dyn Sto
     assert_eq!(active_now.id, next.id);
     assert_eq!(active_now.activated_at, Some(later));
 }
+
+/// A sign-in is recorded whole: the user's sign-in time and hash with the session, or,
+/// for a user who is gone, nothing at all.
+pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
+    let (t, mut u, session, _) = signed_in(store, "record-login").await;
+    let mut second = session.clone();
+    second.id = crate::ids::SessionId::generate();
+    let (r, r_hash) = refresh(Duration::days(7));
+    let at = now();
+    u.last_login_at = Some(at);
+    u.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaG5ld2hhc2g".into());
+    store.record_login(&t.id, &u, &second, &r, &event("login.success", Some(&t.id))).await.unwrap();
+    let stored = store.get_user(&t.id, &u.id).await.unwrap();
+    assert_eq!((stored.last_login_at, stored.password_hash.clone()), (Some(at), u.password_hash.clone()));
+    assert!(store.get_session(&t.id, &second.id).await.is_ok());
+
+    let ghost = user(&t.id, "ghost@example.com");
+    let mut third = session.clone();
+    third.id = crate::ids::SessionId::generate();
+    third.user_id = ghost.id.clone();
+    let (r3, r3_hash) = refresh(Duration::days(7));
+    assert_eq!(
+        store.record_login(&t.id, &ghost, &third, &r3, &event("login.success", Some(&t.id))).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.get_session(&t.id, &third.id).await, Err(StoreError::NotFound), "no half-written sign-in");
+    let (r4, _) = refresh(Duration::days(7));
+    assert_eq!(
+        store.rotate_refresh_token(&t.id, &r3_hash, &r4, b"s", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert!(matches!(
+        store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO).await.unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
+}

@@ -49,6 +49,18 @@ pub struct TokenSet {
     pub user: User,
 }
 
+/// How a session starts.
+#[derive(Debug, Clone, Copy)]
+enum SignIn {
+    /// Right after sign-up (the user row was just written).
+    Signup,
+    /// Password sign-in; the user's sign-in time (and maybe hash) must be saved.
+    Login {
+        /// Whether the stored hash was upgraded.
+        rehashed: bool,
+    },
+}
+
 /// What sign-up produced.
 #[derive(Debug, Clone)]
 pub enum SignupOutcome {
@@ -176,7 +188,7 @@ impl AuthService {
         if tenant.settings.require_verified_email {
             return Ok(SignupOutcome::VerificationRequired);
         }
-        let tokens = self.start_session(tenant, ctx, user, "signup").await?;
+        let tokens = self.start_session(tenant, ctx, user, SignIn::Signup).await?;
         Ok(SignupOutcome::SignedIn(Box::new(tokens)))
     }
 
@@ -214,19 +226,12 @@ impl AuthService {
             self.ephemeral.cache_delete(key).await.map_err(unavailable)?;
         }
         user.last_login_at = Some(now);
+        let rehashed = rehash.is_some();
         if let Some(new_hash) = rehash {
             user.password_hash = Some(new_hash);
+            user.updated_at = now;
         }
-        let event = AuditEvent::by_user(
-            now,
-            ctx,
-            "user.password_rehash",
-            &tenant.id,
-            Some(user.id.as_str()),
-            serde_json::json!({}),
-        );
-        self.store.update_user(&tenant.id, &user, &event).await?;
-        self.start_session(tenant, ctx, user, "login").await
+        self.start_session(tenant, ctx, user, SignIn::Login { rehashed }).await
     }
 
     async fn failed_login(
@@ -450,7 +455,7 @@ impl AuthService {
         tenant: &Tenant,
         ctx: &RequestContext,
         user: User,
-        how: &str,
+        how: SignIn,
     ) -> Result<TokenSet, ServiceError> {
         let now = self.clock.now();
         let settings = &tenant.settings;
@@ -468,9 +473,18 @@ impl AuthService {
             revoked_at: None,
         };
         let (first, secret) = self.new_refresh_token(tenant, now);
-        let data = serde_json::json!({ "session_id": session.id, "via": how });
+        let data = match how {
+            SignIn::Signup => serde_json::json!({ "session_id": session.id, "via": "signup" }),
+            SignIn::Login { rehashed } => {
+                serde_json::json!({ "session_id": session.id, "via": "password", "password_rehashed": rehashed })
+            }
+        };
         let event = AuditEvent::by_user(now, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
-        self.store.create_session(&tenant.id, &session, &first, &event).await?;
+        match how {
+            // One transaction: sign-in time, upgraded hash, session, refresh token, event.
+            SignIn::Login { .. } => self.store.record_login(&tenant.id, &user, &session, &first, &event).await?,
+            SignIn::Signup => self.store.create_session(&tenant.id, &session, &first, &event).await?,
+        }
         let access_token = self.access_token(tenant, &user, &session).await?;
         Ok(TokenSet { access_token, expires_in: settings.access_token_ttl_seconds, refresh_token: secret, user })
     }
