@@ -224,11 +224,10 @@ pub async fn create_logout(
 pub async fn get_me(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
-    headers: HeaderMap,
+    AccessToken(token): AccessToken,
 ) -> ApiResult<Json<UserResponse>> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let (user, _claims) = state.services.auth.me(&tenant, token).await?;
+    let (user, _claims) = state.services.auth.me(&tenant, &token).await?;
     Ok(Json(user.into()))
 }
 
@@ -258,12 +257,11 @@ pub async fn update_me(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
-    headers: HeaderMap,
+    AccessToken(token): AccessToken,
     ApiJson(body): ApiJson<UpdateMeRequest>,
 ) -> ApiResult<Json<UserResponse>> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
     let tenant = state.services.auth.tenant(&path.t).await?;
-    Ok(Json(state.services.auth.update_me(&tenant, &ctx, token, body.name).await?.into()))
+    Ok(Json(state.services.auth.update_me(&tenant, &ctx, &token, body.name).await?.into()))
 }
 
 /// Changes the signed-in user's password; every other session is signed out.
@@ -274,13 +272,12 @@ pub async fn create_password_change(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
-    headers: HeaderMap,
+    AccessToken(token): AccessToken,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
     let tenant = state.services.auth.tenant(&path.t).await?;
     let (current, new) = (SecretString::new(body.current_password), SecretString::new(body.new_password));
-    state.services.auth.change_password(&tenant, &ctx, token, &current, &new).await?;
+    state.services.auth.change_password(&tenant, &ctx, &token, &current, &new).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -331,11 +328,10 @@ pub struct SessionPath {
 pub async fn list_sessions(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
-    headers: HeaderMap,
+    AccessToken(token): AccessToken,
 ) -> ApiResult<Json<SessionList>> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let (sessions, current) = state.services.auth.sessions(&tenant, token).await?;
+    let (sessions, current) = state.services.auth.sessions(&tenant, &token).await?;
     let data = sessions
         .into_iter()
         .map(|s| SessionResponse {
@@ -360,11 +356,10 @@ pub async fn delete_session(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<SessionPath>,
     Ctx(ctx): Ctx,
-    headers: HeaderMap,
+    AccessToken(token): AccessToken,
 ) -> ApiResult<StatusCode> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
     let tenant = state.services.auth.tenant(&path.t).await?;
-    state.services.auth.revoke_session(&tenant, &ctx, token, &path.session_id).await?;
+    state.services.auth.revoke_session(&tenant, &ctx, &token, &path.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -376,15 +371,26 @@ pub async fn delete_sessions(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
-    headers: HeaderMap,
+    AccessToken(token): AccessToken,
 ) -> ApiResult<StatusCode> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(ServiceError::InvalidToken))?;
     let tenant = state.services.auth.tenant(&path.t).await?;
-    state.services.auth.revoke_all_sessions(&tenant, &ctx, token).await?;
+    state.services.auth.revoke_all_sessions(&tenant, &ctx, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())
+/// An end user's access token from `Authorization: Bearer`; missing → `invalid_token`.
+#[derive(Debug)]
+pub struct AccessToken(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AccessToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim);
+        match token {
+            Some(token) if !token.is_empty() => Ok(Self(token.to_owned())),
+            _ => Err(ServiceError::InvalidToken.into()),
+        }
+    }
 }
