@@ -22,6 +22,7 @@ on_both_backends!(
     readiness_and_metrics_answer,
     users_are_managed_with_emails_unique_per_tenant_ignoring_case,
     weak_passwords_and_malformed_users_are_refused,
+    profiles_and_metadata_round_trip_and_private_metadata_stays_private,
 );
 
 async fn tenants_can_be_created_read_updated_listed_and_deleted(backend: Backend) {
@@ -543,4 +544,62 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     assert_eq!(created.status, 201);
     let events = s.get("/v1/audit-events?action=tenant.create", &s.admin).await;
     assert_eq!(events.body["data"][0]["ip"], "203.0.113.2");
+}
+
+async fn profiles_and_metadata_round_trip_and_private_metadata_stays_private(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("profiles").await;
+    let tid = t["id"].as_str().unwrap();
+    let users = format!("/v1/tenants/{tid}/users");
+    let body = json!({
+        "email": "meta@example.com", "password": "violet kettle drums", "username": "meta.user",
+        "phone": "+4930123456", "picture": "https://cdn.example.com/m.png", "locale": "de-CH",
+        "public_metadata": {"plan": "pro"}, "private_metadata": {"stripe_customer": "cus_123"}
+    });
+    let created = s.post(&users, &s.admin, body).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    for (field, value) in
+        [("username", json!("meta.user")), ("phone", json!("+4930123456")), ("locale", json!("de-CH"))]
+    {
+        assert_eq!(created.body[field], value);
+    }
+    assert_eq!(created.body["private_metadata"], json!({"stripe_customer": "cus_123"}));
+    s.post(&users, &s.admin, json!({"email": "other@example.com", "username": "meta.user"}))
+        .await
+        .assert_problem(409, "conflict");
+    for (field, value) in [
+        ("phone", json!("12345")),
+        ("username", json!("No Spaces")),
+        ("picture", json!("http://x.example.com/p.png")),
+        ("locale", json!("not a locale")),
+        ("public_metadata", json!([1, 2])),
+        ("private_metadata", json!({"x": "y".repeat(9000)})),
+    ] {
+        let mut bad = json!({"email": "bad@example.com"});
+        bad[field] = value;
+        let r = s.post(&users, &s.admin, bad).await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], field);
+    }
+    let slug = t["slug"].as_str().unwrap();
+    let login = s
+        .send(
+            s.client
+                .post(s.url(&format!("/t/{slug}/auth/login")))
+                .json(&json!({"email": "meta@example.com", "password": "violet kettle drums"})),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    assert_eq!(login.body["user"]["public_metadata"], json!({"plan": "pro"}));
+    assert!(login.body["user"].get("private_metadata").is_none(), "the user never sees private metadata");
+    let me = s.get(&format!("/t/{slug}/auth/me"), login.body["access_token"].as_str().unwrap()).await;
+    assert!(me.body.get("private_metadata").is_none());
+    assert!(!me.body.to_string().contains("cus_123"));
+    let recent = s
+        .get(&format!("{users}?created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z"), &s.admin)
+        .await;
+    assert_eq!(recent.body["data"].as_array().unwrap().len(), 1);
+    let none = s.get(&format!("{users}?created_before=2000-01-01T00:00:00Z"), &s.admin).await;
+    assert!(none.body["data"].as_array().unwrap().is_empty());
+    s.get(&format!("{users}?created_after=yesterday"), &s.admin).await.assert_problem(400, "invalid_query");
 }

@@ -121,6 +121,76 @@ pub struct User {
     pub updated_at: OffsetDateTime,
     /// Last successful sign-in.
     pub last_login_at: Option<OffsetDateTime>,
+    /// Optional profile fields.
+    pub profile: UserProfile,
+    /// Data the user's own apps may read (shown to the user).
+    pub public_metadata: serde_json::Value,
+    /// Data only the tenant's servers see (never shown to the user).
+    pub private_metadata: serde_json::Value,
+}
+
+/// Optional profile fields of a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    /// Unique per tenant: 3-32 lowercase letters, digits, `.`, `_`, `-`.
+    pub username: Option<String>,
+    /// E.164 phone number, e.g. `+4930123456`.
+    pub phone: Option<String>,
+    /// `https` URL of a picture.
+    pub picture: Option<String>,
+    /// BCP 47 language tag, e.g. `de-CH`.
+    pub locale: Option<String>,
+}
+
+/// Largest metadata document, serialised.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// Checks optional profile fields, naming each bad one.
+pub fn check_profile(p: &UserProfile) -> Result<(), Vec<crate::error::FieldError>> {
+    use crate::error::FieldError;
+    let mut errors = Vec::new();
+    if let Some(u) = &p.username
+        && !((3..=32).contains(&u.len())
+            && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')))
+    {
+        errors.push(FieldError::new("username", "3-32 lowercase letters, digits, '.', '_' or '-'"));
+    }
+    if let Some(phone) = &p.phone {
+        let digits = phone.strip_prefix('+').unwrap_or_default();
+        let ok =
+            (7..=15).contains(&digits.len()) && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+        if !ok {
+            errors.push(FieldError::new("phone", "must be an E.164 number such as +4930123456"));
+        }
+    }
+    if let Some(picture) = &p.picture
+        && !(picture.len() <= 2048 && url::Url::parse(picture).is_ok_and(|u| u.scheme() == "https"))
+    {
+        errors.push(FieldError::new("picture", "must be an https URL"));
+    }
+    if let Some(locale) = &p.locale {
+        let mut parts = locale.split('-');
+        let language = parts.next().unwrap_or_default();
+        let ok = locale.len() <= 35
+            && (2..=3).contains(&language.len())
+            && language.bytes().all(|b| b.is_ascii_alphabetic())
+            && parts.all(|part| (2..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !ok {
+            errors.push(FieldError::new("locale", "must be a language tag such as de or de-CH"));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Checks a metadata document: a JSON object of at most [`MAX_METADATA_BYTES`].
+pub fn check_metadata(field: &str, value: &serde_json::Value) -> Result<(), crate::error::FieldError> {
+    if !value.is_object() {
+        return Err(crate::error::FieldError::new(field, "must be a JSON object"));
+    }
+    if value.to_string().len() > MAX_METADATA_BYTES {
+        return Err(crate::error::FieldError::new(field, "must be at most 8 KiB"));
+    }
+    Ok(())
 }
 
 /// Filters for listing users.
@@ -130,6 +200,10 @@ pub struct UserFilter {
     pub email_prefix: Option<String>,
     /// Only this status.
     pub status: Option<UserStatus>,
+    /// Created at or after.
+    pub created_after: Option<OffsetDateTime>,
+    /// Created before.
+    pub created_before: Option<OffsetDateTime>,
 }
 
 /// Checks a display name: at most 200 characters, no control characters.

@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
-                       created_at, updated_at, last_login_at";
+                       created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata";
 
 fn decode(row: &PgRow) -> Result<User, StoreError> {
     let corrupt = |what: &str| StoreError::Backend(format!("corrupt user row: {what}"));
@@ -32,6 +32,14 @@ fn decode(row: &PgRow) -> Result<User, StoreError> {
         created_at: row.try_get("created_at").map_err(map_err)?,
         updated_at: row.try_get("updated_at").map_err(map_err)?,
         last_login_at: row.try_get("last_login_at").map_err(map_err)?,
+        profile: gatehouse_core::user::UserProfile {
+            username: row.try_get("username").map_err(map_err)?,
+            phone: row.try_get("phone").map_err(map_err)?,
+            picture: row.try_get("picture").map_err(map_err)?,
+            locale: row.try_get("locale").map_err(map_err)?,
+        },
+        public_metadata: row.try_get("public_metadata").map_err(map_err)?,
+        private_metadata: row.try_get("private_metadata").map_err(map_err)?,
     })
 }
 
@@ -44,8 +52,9 @@ impl UserStore for PgStore {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let done = sqlx::query(
             "INSERT INTO users (id, tenant_id, email, email_normalized, email_verified, name, status, password_hash,
-                                created_at, updated_at, last_login_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+                                created_at, updated_at, last_login_at, username, phone, picture, locale,
+                                public_metadata, private_metadata)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
              WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2 AND deleted_at IS NULL)",
         )
         .bind(user.id.as_str())
@@ -59,6 +68,12 @@ impl UserStore for PgStore {
         .bind(user.created_at)
         .bind(user.updated_at)
         .bind(user.last_login_at)
+        .bind(&user.profile.username)
+        .bind(&user.profile.phone)
+        .bind(&user.profile.picture)
+        .bind(&user.profile.locale)
+        .bind(&user.public_metadata)
+        .bind(&user.private_metadata)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -109,6 +124,8 @@ impl UserStore for PgStore {
              WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2)
                AND ($3::text IS NULL OR starts_with(email_normalized, $3))
                AND ($4::text IS NULL OR status = $4)
+               AND ($6::timestamptz IS NULL OR created_at >= $6)
+               AND ($7::timestamptz IS NULL OR created_at < $7)
              ORDER BY id LIMIT $5"
         ))
         .bind(tenant_id.as_str())
@@ -116,6 +133,8 @@ impl UserStore for PgStore {
         .bind(filter.email_prefix.as_deref())
         .bind(filter.status.map(UserStatus::as_str))
         .bind(page.fetch_limit())
+        .bind(filter.created_after)
+        .bind(filter.created_before)
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -128,7 +147,9 @@ impl UserStore for PgStore {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let done = sqlx::query(
             "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, status = $7,
-                              password_hash = $8, updated_at = $9, last_login_at = $10
+                              password_hash = $8, updated_at = $9, last_login_at = $10, username = $11,
+                              phone = $12, picture = $13, locale = $14, public_metadata = $15,
+                              private_metadata = $16
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant_id.as_str())
@@ -141,6 +162,12 @@ impl UserStore for PgStore {
         .bind(&user.password_hash)
         .bind(user.updated_at)
         .bind(user.last_login_at)
+        .bind(&user.profile.username)
+        .bind(&user.profile.phone)
+        .bind(&user.profile.picture)
+        .bind(&user.profile.locale)
+        .bind(&user.public_metadata)
+        .bind(&user.private_metadata)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
-                       created_at, updated_at, last_login_at";
+                       created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata";
 
 fn decode(row: &SqliteRow) -> Result<User, StoreError> {
     let corrupt = |what: &str| StoreError::Backend(format!("corrupt user row: {what}"));
@@ -32,6 +32,16 @@ fn decode(row: &SqliteRow) -> Result<User, StoreError> {
         created_at: dec(row.try_get("created_at").map_err(map_err)?)?,
         updated_at: dec(row.try_get("updated_at").map_err(map_err)?)?,
         last_login_at: dec_opt(row.try_get("last_login_at").map_err(map_err)?)?,
+        profile: gatehouse_core::user::UserProfile {
+            username: row.try_get("username").map_err(map_err)?,
+            phone: row.try_get("phone").map_err(map_err)?,
+            picture: row.try_get("picture").map_err(map_err)?,
+            locale: row.try_get("locale").map_err(map_err)?,
+        },
+        public_metadata: serde_json::from_str(&row.try_get::<String, _>("public_metadata").map_err(map_err)?)
+            .map_err(|_| corrupt("public_metadata"))?,
+        private_metadata: serde_json::from_str(&row.try_get::<String, _>("private_metadata").map_err(map_err)?)
+            .map_err(|_| corrupt("private_metadata"))?,
     })
 }
 
@@ -44,8 +54,9 @@ impl UserStore for SqliteStore {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
         let done = sqlx::query(
             "INSERT INTO users (id, tenant_id, email, email_normalized, email_verified, name, status, password_hash,
-                                created_at, updated_at, last_login_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                                created_at, updated_at, last_login_at, username, phone, picture, locale,
+                                public_metadata, private_metadata)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
              WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2 AND deleted_at IS NULL)",
         )
         .bind(user.id.as_str())
@@ -59,6 +70,12 @@ impl UserStore for SqliteStore {
         .bind(enc(user.created_at))
         .bind(enc(user.updated_at))
         .bind(user.last_login_at.map(enc))
+        .bind(&user.profile.username)
+        .bind(&user.profile.phone)
+        .bind(&user.profile.picture)
+        .bind(&user.profile.locale)
+        .bind(user.public_metadata.to_string())
+        .bind(user.private_metadata.to_string())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -104,6 +121,8 @@ impl UserStore for SqliteStore {
              WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
                AND (?3 IS NULL OR substr(email_normalized, 1, length(?3)) = ?3)
                AND (?4 IS NULL OR status = ?4)
+               AND (?6 IS NULL OR created_at >= ?6)
+               AND (?7 IS NULL OR created_at < ?7)
              ORDER BY id LIMIT ?5"
         ))
         .bind(tenant_id.as_str())
@@ -111,6 +130,8 @@ impl UserStore for SqliteStore {
         .bind(filter.email_prefix.as_deref())
         .bind(filter.status.map(UserStatus::as_str))
         .bind(page.fetch_limit())
+        .bind(filter.created_after.map(enc))
+        .bind(filter.created_before.map(enc))
         .fetch_all(self.reader())
         .await
         .map_err(map_err)?;
@@ -122,7 +143,9 @@ impl UserStore for SqliteStore {
         let mut tx = self.writer().begin().await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE users SET email = ?3, email_normalized = ?4, email_verified = ?5, name = ?6, status = ?7,
-                              password_hash = ?8, updated_at = ?9, last_login_at = ?10
+                              password_hash = ?8, updated_at = ?9, last_login_at = ?10, username = ?11,
+                              phone = ?12, picture = ?13, locale = ?14, public_metadata = ?15,
+                              private_metadata = ?16
              WHERE tenant_id = ?1 AND id = ?2",
         )
         .bind(tenant_id.as_str())
@@ -135,6 +158,12 @@ impl UserStore for SqliteStore {
         .bind(&user.password_hash)
         .bind(enc(user.updated_at))
         .bind(user.last_login_at.map(enc))
+        .bind(&user.profile.username)
+        .bind(&user.profile.phone)
+        .bind(&user.profile.picture)
+        .bind(&user.profile.locale)
+        .bind(user.public_metadata.to_string())
+        .bind(user.private_metadata.to_string())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

@@ -97,7 +97,7 @@ impl From<TokenSet> for TokenSetResponse {
             token_type: "Bearer",
             expires_in: t.expires_in,
             refresh_token: Some(t.refresh_token.expose().to_owned()),
-            user: t.user.into(),
+            user: UserResponse::for_end_user(t.user),
         }
     }
 }
@@ -228,7 +228,7 @@ pub async fn get_me(
 ) -> ApiResult<Json<UserResponse>> {
     let tenant = state.services.auth.tenant(&path.t).await?;
     let (user, _claims) = state.services.auth.me(&tenant, &token).await?;
-    Ok(Json(user.into()))
+    Ok(Json(UserResponse::for_end_user(user)))
 }
 
 /// Body of `PATCH /t/{t}/auth/me`.
@@ -237,6 +237,10 @@ pub async fn get_me(
 pub struct UpdateMeRequest {
     /// New display name; empty clears it.
     pub name: Option<String>,
+    /// `https` picture URL.
+    pub picture: Option<String>,
+    /// BCP 47 language tag.
+    pub locale: Option<String>,
 }
 
 /// Body of `POST /t/{t}/auth/password/change`.
@@ -261,7 +265,10 @@ pub async fn update_me(
     ApiJson(body): ApiJson<UpdateMeRequest>,
 ) -> ApiResult<Json<UserResponse>> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    Ok(Json(state.services.auth.update_me(&tenant, &ctx, &token, body.name).await?.into()))
+    let profile =
+        gatehouse_core::user::UserProfile { picture: body.picture, locale: body.locale, ..Default::default() };
+    let user = state.services.auth.update_me(&tenant, &ctx, &token, body.name, profile).await?;
+    Ok(Json(UserResponse::for_end_user(user)))
 }
 
 /// Changes the signed-in user's password; every other session is signed out.

@@ -12,7 +12,7 @@ use gatehouse_core::ids::{TenantId, UserId};
 use gatehouse_core::page::PageRequest;
 use gatehouse_core::secret::SecretString;
 use gatehouse_core::services::users::{NewUser, UserPatch};
-use gatehouse_core::user::{User, UserFilter, UserStatus};
+use gatehouse_core::user::{User, UserFilter, UserProfile, UserStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -43,11 +43,40 @@ pub struct UserResponse {
     /// Last sign-in.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login_at: Option<OffsetDateTime>,
+    /// Unique per tenant, when set.
+    pub username: Option<String>,
+    /// E.164 phone number.
+    pub phone: Option<String>,
+    /// Picture URL.
+    pub picture: Option<String>,
+    /// BCP 47 language tag.
+    pub locale: Option<String>,
+    /// Metadata the user's apps may read.
+    #[schema(value_type = Object)]
+    pub public_metadata: serde_json::Value,
+    /// Metadata for the tenant's servers only: present in the management API, never in
+    /// responses to the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub private_metadata: Option<serde_json::Value>,
+}
+
+impl UserResponse {
+    /// The user as the user themself may see it (no private metadata).
+    pub fn for_end_user(user: User) -> Self {
+        Self { private_metadata: None, ..Self::from(user) }
+    }
 }
 
 impl From<User> for UserResponse {
     fn from(u: User) -> Self {
         Self {
+            username: u.profile.username,
+            phone: u.profile.phone,
+            picture: u.profile.picture,
+            locale: u.profile.locale,
+            public_metadata: u.public_metadata,
+            private_metadata: Some(u.private_metadata),
             id: u.id,
             tenant_id: u.tenant_id,
             email: u.email.as_str().to_owned(),
@@ -77,6 +106,20 @@ pub struct CreateUserRequest {
     /// Mark the address as verified.
     #[serde(default)]
     pub email_verified: bool,
+    /// Unique per tenant: 3-32 lowercase letters, digits, `.`, `_`, `-`.
+    pub username: Option<String>,
+    /// E.164 phone number.
+    pub phone: Option<String>,
+    /// `https` picture URL.
+    pub picture: Option<String>,
+    /// BCP 47 language tag.
+    pub locale: Option<String>,
+    /// JSON object, at most 8 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub public_metadata: Option<serde_json::Value>,
+    /// JSON object, at most 8 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub private_metadata: Option<serde_json::Value>,
 }
 
 /// Body of `PATCH …/users/{user_id}`.
@@ -93,6 +136,20 @@ pub struct UpdateUserRequest {
     pub status: Option<UserStatus>,
     /// New password.
     pub password: Option<String>,
+    /// Username.
+    pub username: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Picture URL.
+    pub picture: Option<String>,
+    /// Language tag.
+    pub locale: Option<String>,
+    /// Replaces the public metadata.
+    #[schema(value_type = Option<Object>)]
+    pub public_metadata: Option<serde_json::Value>,
+    /// Replaces the private metadata.
+    #[schema(value_type = Option<Object>)]
+    pub private_metadata: Option<serde_json::Value>,
 }
 
 /// Filters and pagination for listing users.
@@ -104,6 +161,14 @@ pub struct UserQuery {
     pub email_prefix: Option<String>,
     /// Only this status.
     pub status: Option<UserStatus>,
+    /// Created at or after (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_after: Option<OffsetDateTime>,
+    /// Created before (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_before: Option<OffsetDateTime>,
     /// Page size, 1 to 100 (default 20).
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
@@ -143,6 +208,9 @@ pub async fn create_user(
         password: body.password.map(SecretString::new),
         name: body.name,
         email_verified: body.email_verified,
+        profile: UserProfile { username: body.username, phone: body.phone, picture: body.picture, locale: body.locale },
+        public_metadata: body.public_metadata,
+        private_metadata: body.private_metadata,
     };
     let user = state.services.users.create(&access, &ctx, input).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
@@ -161,7 +229,12 @@ pub async fn list_users(
 ) -> ApiResult<Json<UserList>> {
     let access = principal.tenant(&path.tenant_id)?;
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let filter = UserFilter { email_prefix: query.email_prefix, status: query.status };
+    let filter = UserFilter {
+        email_prefix: query.email_prefix,
+        status: query.status,
+        created_after: query.created_after,
+        created_before: query.created_before,
+    };
     let users = state.services.users.list(&access, &ctx, filter, &page).await?;
     Ok(Json(users.map(UserResponse::from).into()))
 }
@@ -198,6 +271,9 @@ pub async fn update_user(
         email_verified: body.email_verified,
         status: body.status,
         password: body.password.map(SecretString::new),
+        profile: UserProfile { username: body.username, phone: body.phone, picture: body.picture, locale: body.locale },
+        public_metadata: body.public_metadata,
+        private_metadata: body.private_metadata,
     };
     Ok(Json(state.services.users.update(&access, &ctx, &path.user_id, patch).await?.into()))
 }

@@ -422,6 +422,9 @@ fn user(tenant_id: &TenantId, email: &str) -> User {
         created_at: at,
         updated_at: at,
         last_login_at: None,
+        profile: Default::default(),
+        public_metadata: serde_json::json!({}),
+        private_metadata: serde_json::json!({}),
     }
 }
 
@@ -458,6 +461,14 @@ pub async fn users_round_trip_unicode_and_are_isolated_by_tenant(store: &dyn Sto
     let b = created(store, "uni-b").await;
     let mut u = user(&a.id, "Jürgen@Bücher.de");
     u.name = Some("Jürgen Groß 🎉".into());
+    u.profile = crate::user::UserProfile {
+        username: Some("juergen".into()),
+        phone: Some("+4930123456".into()),
+        picture: Some("https://cdn.example.com/j.png".into()),
+        locale: Some("de-CH".into()),
+    };
+    u.public_metadata = serde_json::json!({ "plan": "pro", "flags": ["ä", 1] });
+    u.private_metadata = serde_json::json!({ "crm_id": 42 });
     store.create_user(&a.id, &u, &event("user.create", Some(&a.id))).await.unwrap();
     assert_eq!(store.get_user(&a.id, &u.id).await.unwrap(), u);
     let upper = Email::parse("JÜRGEN@BÜCHER.DE").unwrap();
@@ -486,9 +497,28 @@ pub async fn users_round_trip_unicode_and_are_isolated_by_tenant(store: &dyn Sto
     assert_eq!(store.delete_user(&a.id, &u.id, &event("x", Some(&a.id))).await, Err(StoreError::NotFound));
 }
 
-/// Listing filters by normalised email prefix (wildcards are literal) and by status.
+/// Listing filters by normalised email prefix (wildcards are literal), status and
+/// creation time; usernames are unique per tenant when set.
 pub async fn users_list_filters_by_email_prefix_and_status(store: &dyn Store) {
     let t = created(store, "filters").await;
+    let mut named = user(&t.id, "named@example.com");
+    named.profile.username = Some("taken".into());
+    named.created_at -= Duration::days(10);
+    store.create_user(&t.id, &named, &event("user.create", Some(&t.id))).await.unwrap();
+    let mut clash = user(&t.id, "clash@example.com");
+    clash.profile.username = Some("taken".into());
+    assert_eq!(
+        store.create_user(&t.id, &clash, &event("user.create", Some(&t.id))).await,
+        Err(StoreError::Conflict { constraint: "users_tenant_id_username_key".into() })
+    );
+    let old = UserFilter { created_before: Some(now() - Duration::days(1)), ..Default::default() };
+    let listed = store.list_users(&t.id, &old, &PageRequest::first(10)).await.unwrap();
+    assert_eq!(listed.data.iter().map(|u| u.id.clone()).collect::<Vec<_>>(), vec![named.id.clone()]);
+    let recent = UserFilter { created_after: Some(now() - Duration::days(1)), ..Default::default() };
+    assert!(
+        store.list_users(&t.id, &recent, &PageRequest::first(10)).await.unwrap().data.iter().all(|u| u.id != named.id)
+    );
+    store.delete_user(&t.id, &named.id, &event("user.delete", Some(&t.id))).await.unwrap();
     for email in ["ann@example.com", "anna@example.com", "bob@example.com", "a%b@example.com"] {
         store.create_user(&t.id, &user(&t.id, email), &event("user.create", Some(&t.id))).await.unwrap();
     }
@@ -498,17 +528,18 @@ pub async fn users_list_filters_by_email_prefix_and_status(store: &dyn Store) {
     let emails = |page: crate::page::Page<User>| {
         page.data.into_iter().map(|u| u.email.normalized().to_owned()).collect::<Vec<_>>()
     };
-    let by_prefix = UserFilter { email_prefix: Some("ann".into()), status: None };
+    let by_prefix = UserFilter { email_prefix: Some("ann".into()), ..Default::default() };
     assert_eq!(
         emails(store.list_users(&t.id, &by_prefix, &PageRequest::first(10)).await.unwrap()),
         ["ann@example.com", "anna@example.com", "annika@example.com"]
     );
-    let active = UserFilter { email_prefix: Some("ann".into()), status: Some(UserStatus::Active) };
+    let active =
+        UserFilter { email_prefix: Some("ann".into()), status: Some(UserStatus::Active), ..Default::default() };
     assert_eq!(
         emails(store.list_users(&t.id, &active, &PageRequest::first(10)).await.unwrap()),
         ["ann@example.com", "anna@example.com"]
     );
-    let wildcard = UserFilter { email_prefix: Some("a%".into()), status: None };
+    let wildcard = UserFilter { email_prefix: Some("a%".into()), ..Default::default() };
     assert_eq!(emails(store.list_users(&t.id, &wildcard, &PageRequest::first(10)).await.unwrap()), ["a%b@example.com"]);
 }
 

@@ -171,6 +171,9 @@ impl AuthService {
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            profile: Default::default(),
+            public_metadata: serde_json::json!({}),
+            private_metadata: serde_json::json!({}),
         };
         let event =
             AuditEvent::by_user(now, ctx, "user.signup", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
@@ -427,16 +430,22 @@ impl AuthService {
             .await
     }
 
-    /// Changes the signed-in user's own profile (display name).
+    /// Changes the signed-in user's own profile (name, picture, locale).
     pub async fn update_me(
         &self,
         tenant: &Tenant,
         ctx: &RequestContext,
         access_token: &str,
         name: Option<String>,
+        profile: crate::user::UserProfile,
     ) -> Result<User, ServiceError> {
         let (mut user, _) = self.me(tenant, access_token).await?;
-        user.name = check_user_name(name).map_err(|why| ServiceError::invalid("name", &why))?;
+        if name.is_some() {
+            user.name = check_user_name(name).map_err(|why| ServiceError::invalid("name", &why))?;
+        }
+        user.profile.picture = profile.picture.or(user.profile.picture);
+        user.profile.locale = profile.locale.or(user.profile.locale);
+        crate::user::check_profile(&user.profile).map_err(ServiceError::Validation)?;
         user.updated_at = self.clock.now();
         let event = AuditEvent::by_user(
             user.updated_at,

@@ -10,7 +10,7 @@ use crate::page::{Page, PageRequest};
 use crate::password::{PasswordHasher, check_policy};
 use crate::secret::SecretString;
 use crate::store::{Store, StoreError};
-use crate::user::{Email, User, UserFilter, UserStatus, check_user_name};
+use crate::user::{Email, User, UserFilter, UserProfile, UserStatus, check_metadata, check_profile, check_user_name};
 use std::sync::Arc;
 
 /// Input for a new user.
@@ -24,6 +24,12 @@ pub struct NewUser {
     pub name: Option<String>,
     /// Whether the operator vouches for the address.
     pub email_verified: bool,
+    /// Optional profile fields.
+    pub profile: UserProfile,
+    /// Public metadata (a JSON object, at most 8 KiB).
+    pub public_metadata: Option<serde_json::Value>,
+    /// Private metadata (a JSON object, at most 8 KiB).
+    pub private_metadata: Option<serde_json::Value>,
 }
 
 /// A partial update; absent fields stay.
@@ -39,6 +45,12 @@ pub struct UserPatch {
     pub status: Option<UserStatus>,
     /// New password.
     pub password: Option<SecretString>,
+    /// Profile fields to set (absent fields stay).
+    pub profile: UserProfile,
+    /// Replaces the public metadata.
+    pub public_metadata: Option<serde_json::Value>,
+    /// Replaces the private metadata.
+    pub private_metadata: Option<serde_json::Value>,
 }
 
 /// The user-management use cases.
@@ -52,7 +64,9 @@ pub struct UserService {
 
 fn user_store_error(e: StoreError) -> ServiceError {
     match e {
-        StoreError::Conflict { constraint } if constraint == "users_tenant_id_email_normalized_key" => {
+        StoreError::Conflict { constraint }
+            if constraint == "users_tenant_id_email_normalized_key" || constraint == "users_tenant_id_username_key" =>
+        {
             ServiceError::Conflict { constraint }
         }
         other => ServiceError::from_store("user")(other),
@@ -76,7 +90,19 @@ impl UserService {
         let mut errors = Vec::new();
         let email = Email::parse(&input.email).map_err(|why| errors.push(FieldError::new("email", why)));
         let name = check_user_name(input.name).map_err(|why| errors.push(FieldError::new("name", why)));
-        let (Ok(email), Ok(name)) = (email, name) else { return Err(ServiceError::Validation(errors)) };
+        if let Err(profile_errors) = check_profile(&input.profile) {
+            errors.extend(profile_errors);
+        }
+        let public_metadata = input.public_metadata.unwrap_or_else(|| serde_json::json!({}));
+        let private_metadata = input.private_metadata.unwrap_or_else(|| serde_json::json!({}));
+        for (field, value) in [("public_metadata", &public_metadata), ("private_metadata", &private_metadata)] {
+            if let Err(e) = check_metadata(field, value) {
+                errors.push(e);
+            }
+        }
+        let (Ok(email), Ok(name), true) = (email, name, errors.is_empty()) else {
+            return Err(ServiceError::Validation(errors));
+        };
         let password_hash = match &input.password {
             Some(password) => {
                 check_policy(&tenant.settings.password_policy, password.expose(), &email)
@@ -97,6 +123,9 @@ impl UserService {
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            profile: input.profile,
+            public_metadata,
+            private_metadata,
         };
         let event = self.audit.change(
             access.principal(),
@@ -156,6 +185,22 @@ impl UserService {
         }
         if let Some(name) = patch.name {
             user.name = check_user_name(Some(name)).map_err(|why| ServiceError::invalid("name", &why))?;
+        }
+        let profile = UserProfile {
+            username: patch.profile.username.or(user.profile.username.clone()),
+            phone: patch.profile.phone.or(user.profile.phone.clone()),
+            picture: patch.profile.picture.or(user.profile.picture.clone()),
+            locale: patch.profile.locale.or(user.profile.locale.clone()),
+        };
+        check_profile(&profile).map_err(ServiceError::Validation)?;
+        user.profile = profile;
+        if let Some(value) = patch.public_metadata {
+            check_metadata("public_metadata", &value).map_err(|e| ServiceError::Validation(vec![e]))?;
+            user.public_metadata = value;
+        }
+        if let Some(value) = patch.private_metadata {
+            check_metadata("private_metadata", &value).map_err(|e| ServiceError::Validation(vec![e]))?;
+            user.private_metadata = value;
         }
         if let Some(verified) = patch.email_verified {
             user.email_verified = verified;
