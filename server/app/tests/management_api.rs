@@ -23,6 +23,7 @@ on_both_backends!(
     users_are_managed_with_emails_unique_per_tenant_ignoring_case,
     weak_passwords_and_malformed_users_are_refused,
     profiles_and_metadata_round_trip_and_private_metadata_stays_private,
+    imported_users_sign_in_with_their_old_password_hashes,
 );
 
 async fn tenants_can_be_created_read_updated_listed_and_deleted(backend: Backend) {
@@ -602,4 +603,51 @@ async fn profiles_and_metadata_round_trip_and_private_metadata_stays_private(bac
     let none = s.get(&format!("{users}?created_before=2000-01-01T00:00:00Z"), &s.admin).await;
     assert!(none.body["data"].as_array().unwrap().is_empty());
     s.get(&format!("{users}?created_after=yesterday"), &s.admin).await.assert_problem(400, "invalid_query");
+}
+
+async fn imported_users_sign_in_with_their_old_password_hashes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.tenant("import").await;
+    let tid = t["id"].as_str().unwrap();
+    let slug = t["slug"].as_str().unwrap().to_owned();
+    let import = format!("/v1/tenants/{tid}/users/import");
+    let old = bcrypt::hash("old system password", 4).unwrap();
+    let bad = s
+        .post(&import, &s.admin, json!({"users": [{"email": "a@example.com", "password_hash": old}, {"email": "b@example.com", "password_hash": "md5:abc"}]}))
+        .await;
+    bad.assert_problem(422, "validation_failed");
+    assert_eq!(bad.body["errors"][0]["field"], "users[1].password_hash");
+    let dup =
+        s.post(&import, &s.admin, json!({"users": [{"email": "a@example.com"}, {"email": "A@example.com"}]})).await;
+    dup.assert_problem(422, "validation_failed");
+    assert!(
+        s.get(&format!("/v1/tenants/{tid}/users"), &s.admin).await.body["data"].as_array().unwrap().is_empty(),
+        "nothing imported"
+    );
+
+    let ok = s
+        .post(
+            &import,
+            &s.admin,
+            json!({"users": [
+                {"email": "a@example.com", "password_hash": old, "email_verified": true, "username": "alpha"},
+                {"email": "b@example.com"}
+            ]}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    assert_eq!(ok.body["imported"], 2);
+    let login = |password: &str| {
+        s.client
+            .post(s.url(&format!("/t/{slug}/auth/login")))
+            .json(&json!({"email": "a@example.com", "password": password}))
+    };
+    s.send(login("wrong password")).await.assert_problem(401, "invalid_credentials");
+    let first = s.send(login("old system password")).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let events = s.get(&format!("/v1/audit-events?tenant_id={tid}&action=login.success"), &s.admin).await;
+    assert_eq!(events.body["data"][0]["data"]["password_rehashed"], true, "upgraded to Argon2id at first sign-in");
+    assert_eq!(s.send(login("old system password")).await.status, 200, "and still works after the upgrade");
+    let again = s.post(&import, &s.admin, json!({"users": [{"email": "A@EXAMPLE.com"}]})).await;
+    again.assert_problem(409, "conflict");
 }

@@ -83,8 +83,18 @@ impl PasswordHasher {
         let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
         let (params, password) = (self.params.clone(), password.clone());
         tokio::task::spawn_blocking(move || {
+            // Imported bcrypt hashes: check, then upgrade to Argon2id.
+            if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
+                if known && bcrypt::verify(password.expose(), &stored).unwrap_or(false) {
+                    return Ok(Verified::Yes { rehash: Some(hash_blocking(&params, password.expose())?) });
+                }
+                return Ok(Verified::No);
+            }
             let Ok(parsed) = PasswordHash::new(&stored) else { return Ok(Verified::No) };
-            let ok = Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok();
+            let ok = match parsed.algorithm.as_str() {
+                "pbkdf2-sha256" => pbkdf2::Pbkdf2.verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+                _ => Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+            };
             if !(ok && known) {
                 return Ok(Verified::No);
             }
@@ -98,6 +108,51 @@ impl PasswordHasher {
         })
         .await
         .map_err(ServiceError::internal)?
+    }
+}
+
+/// Normalises an imported password hash to a form [`PasswordHasher::verify`] reads, or
+/// explains why it cannot: bcrypt (`$2a$`/`$2b$`/`$2y$`, Auth0 exports), Argon2 PHC
+/// strings, PBKDF2-SHA256 as a PHC string (`$pbkdf2-sha256$i=…$salt$hash`), or Keycloak's
+/// credential JSON `{"algorithm": "pbkdf2-sha256", "hashIterations", "salt", "value"}`.
+pub fn import_hash(hash: &serde_json::Value) -> Result<String, String> {
+    use base64::Engine;
+    match hash {
+        serde_json::Value::String(text) => {
+            if text.len() > 512 {
+                return Err("is too long".into());
+            }
+            if ["$2a$", "$2b$", "$2y$"].iter().any(|p| text.starts_with(p)) {
+                return text
+                    .parse::<bcrypt::HashParts>()
+                    .map(|_| text.clone())
+                    .map_err(|_| "is not a valid bcrypt hash".into());
+            }
+            let parsed = PasswordHash::new(text).map_err(|_| "is not a PHC string or bcrypt hash")?;
+            match parsed.algorithm.as_str() {
+                "argon2id" | "argon2i" | "argon2d" | "pbkdf2-sha256" if parsed.hash.is_some() => Ok(text.clone()),
+                other => Err(format!("uses an unsupported algorithm ({other})")),
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            let field = |name: &str| fields.get(name);
+            if field("algorithm").and_then(|v| v.as_str()) != Some("pbkdf2-sha256") {
+                return Err("a credential object must have algorithm pbkdf2-sha256".into());
+            }
+            let iterations = field("hashIterations").or(field("iterations")).and_then(serde_json::Value::as_u64);
+            let iterations = iterations.filter(|i| (1..=10_000_000).contains(i)).ok_or("needs hashIterations")?;
+            let decode = |name: &str| {
+                field(name)
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                    .ok_or(format!("needs base64 {name}"))
+            };
+            let (salt, value) = (decode("salt")?, decode("value")?);
+            let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+            let phc = format!("$pbkdf2-sha256$i={iterations},l={}${}${}", value.len(), b64(&salt), b64(&value));
+            PasswordHash::new(&phc).map(|_| phc.clone()).map_err(|_| "could not be converted".into())
+        }
+        _ => Err("must be a string or a credential object".into()),
     }
 }
 
@@ -161,6 +216,40 @@ mod tests {
             panic!("expected a rehash")
         };
         assert!(rehash.contains("m=2048"));
+    }
+
+    #[tokio::test]
+    async fn imported_bcrypt_and_pbkdf2_hashes_verify_and_are_upgraded() {
+        use base64::Engine;
+        let hasher = cheap();
+        let pw = SecretString::new("correct horse battery staple");
+        let bcrypt_hash = bcrypt::hash(pw.expose(), 4).unwrap();
+        let stored = import_hash(&serde_json::json!(bcrypt_hash)).unwrap();
+        let Verified::Yes { rehash: Some(upgraded) } = hasher.verify(&pw, Some(&stored)).await.unwrap() else {
+            panic!("bcrypt must verify and be upgraded")
+        };
+        assert!(upgraded.starts_with("$argon2id$"));
+        assert_eq!(hasher.verify(&SecretString::new("nope"), Some(&stored)).await.unwrap(), Verified::No);
+
+        // Keycloak's credential JSON for PBKDF2-SHA256.
+        let salt = b"0123456789abcdef";
+        let mut value = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pw.expose().as_bytes(), salt, 1000, &mut value);
+        let std = base64::engine::general_purpose::STANDARD;
+        let keycloak = serde_json::json!({"algorithm": "pbkdf2-sha256", "hashIterations": 1000, "salt": std.encode(salt), "value": std.encode(value)});
+        let stored = import_hash(&keycloak).unwrap();
+        assert!(stored.starts_with("$pbkdf2-sha256$i=1000,l=32$"));
+        assert!(matches!(hasher.verify(&pw, Some(&stored)).await.unwrap(), Verified::Yes { rehash: Some(_) }));
+        assert_eq!(hasher.verify(&SecretString::new("nope"), Some(&stored)).await.unwrap(), Verified::No);
+
+        for bad in [
+            serde_json::json!("plaintext"),
+            serde_json::json!("$2b$04$short"),
+            serde_json::json!({"algorithm": "md5"}),
+            serde_json::json!(7),
+        ] {
+            assert!(import_hash(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

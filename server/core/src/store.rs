@@ -149,6 +149,8 @@ pub trait AdminTokenStore: Send + Sync {
 pub trait UserStore: Send + Sync {
     /// Stores a new user of a live tenant (`NotFound` if the tenant is gone).
     async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Stores many new users in one transaction: all or none (bulk import).
+    async fn create_users(&self, tenant_id: &TenantId, users: &[User], event: &AuditEvent) -> Result<(), StoreError>;
     /// One user.
     async fn get_user(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<User, StoreError>;
     /// The user with this normalised email, if any.

@@ -45,6 +45,47 @@ fn decode(row: &SqliteRow) -> Result<User, StoreError> {
     })
 }
 
+async fn insert_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tenant_id: &TenantId,
+    user: &User,
+) -> Result<(), StoreError> {
+    if &user.tenant_id != tenant_id {
+        return Err(StoreError::NotFound);
+    }
+    let done = sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, email_normalized, email_verified, name, status, password_hash,
+                                created_at, updated_at, last_login_at, username, phone, picture, locale,
+                                public_metadata, private_metadata)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
+             WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2 AND deleted_at IS NULL)",
+    )
+    .bind(user.id.as_str())
+    .bind(tenant_id.as_str())
+    .bind(user.email.as_str())
+    .bind(user.email.normalized())
+    .bind(user.email_verified)
+    .bind(&user.name)
+    .bind(user.status.as_str())
+    .bind(&user.password_hash)
+    .bind(enc(user.created_at))
+    .bind(enc(user.updated_at))
+    .bind(user.last_login_at.map(enc))
+    .bind(&user.profile.username)
+    .bind(&user.profile.phone)
+    .bind(&user.profile.picture)
+    .bind(&user.profile.locale)
+    .bind(user.public_metadata.to_string())
+    .bind(user.private_metadata.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
@@ -52,35 +93,15 @@ impl UserStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let done = sqlx::query(
-            "INSERT INTO users (id, tenant_id, email, email_normalized, email_verified, name, status, password_hash,
-                                created_at, updated_at, last_login_at, username, phone, picture, locale,
-                                public_metadata, private_metadata)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
-             WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2 AND deleted_at IS NULL)",
-        )
-        .bind(user.id.as_str())
-        .bind(tenant_id.as_str())
-        .bind(user.email.as_str())
-        .bind(user.email.normalized())
-        .bind(user.email_verified)
-        .bind(&user.name)
-        .bind(user.status.as_str())
-        .bind(&user.password_hash)
-        .bind(enc(user.created_at))
-        .bind(enc(user.updated_at))
-        .bind(user.last_login_at.map(enc))
-        .bind(&user.profile.username)
-        .bind(&user.profile.phone)
-        .bind(&user.profile.picture)
-        .bind(&user.profile.locale)
-        .bind(user.public_metadata.to_string())
-        .bind(user.private_metadata.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        insert_user(&mut tx, tenant_id, user).await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn create_users(&self, tenant_id: &TenantId, users: &[User], event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        for user in users {
+            insert_user(&mut tx, tenant_id, user).await?;
         }
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)

@@ -71,6 +71,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_tokens::revoke_admin_token))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(users::create_user_import))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_keys))
         .routes(routes!(audit::list_audit_events))

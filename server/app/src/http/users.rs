@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use gatehouse_core::ids::{TenantId, UserId};
 use gatehouse_core::page::PageRequest;
 use gatehouse_core::secret::SecretString;
-use gatehouse_core::services::users::{NewUser, UserPatch};
+use gatehouse_core::services::users::{ImportUser, NewUser, UserPatch};
 use gatehouse_core::user::{User, UserFilter, UserProfile, UserStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -291,4 +291,81 @@ pub async fn delete_user(
     let access = principal.tenant(&path.tenant_id)?;
     state.services.users.delete(&access, &ctx, &path.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One user of an import.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportUserRequest {
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether the address was verified in the old system.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// The old password hash: a bcrypt string (`$2a$`/`$2b$`/`$2y$`, as Auth0 exports), an
+    /// Argon2 or PBKDF2-SHA256 PHC string, or Keycloak's credential object
+    /// `{"algorithm": "pbkdf2-sha256", "hashIterations", "salt", "value"}`.
+    #[schema(value_type = Option<Object>)]
+    pub password_hash: Option<serde_json::Value>,
+    /// Username.
+    pub username: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Picture URL.
+    pub picture: Option<String>,
+    /// Language tag.
+    pub locale: Option<String>,
+    /// Public metadata.
+    #[schema(value_type = Option<Object>)]
+    pub public_metadata: Option<serde_json::Value>,
+    /// Private metadata.
+    #[schema(value_type = Option<Object>)]
+    pub private_metadata: Option<serde_json::Value>,
+}
+
+/// Body of `POST …/users/import`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportUsersRequest {
+    /// 1 to 1000 users (within the request size limit); all are imported or none.
+    pub users: Vec<ImportUserRequest>,
+}
+
+/// Result of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportUsersResponse {
+    /// How many users were created.
+    pub imported: usize,
+}
+
+/// Imports users with their existing password hashes (verified at first sign-in, then
+/// replaced by Argon2id). All or none.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/users/import", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path)), request_body = ImportUsersRequest,
+    responses((status = 201, body = ImportUsersResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_user_import(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<ImportUsersRequest>,
+) -> ApiResult<(StatusCode, Json<ImportUsersResponse>)> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let rows = body
+        .users
+        .into_iter()
+        .map(|u| ImportUser {
+            email: u.email,
+            name: u.name,
+            email_verified: u.email_verified,
+            password_hash: u.password_hash,
+            profile: UserProfile { username: u.username, phone: u.phone, picture: u.picture, locale: u.locale },
+            public_metadata: u.public_metadata,
+            private_metadata: u.private_metadata,
+        })
+        .collect();
+    let imported = state.services.users.import(&access, &ctx, rows).await?;
+    Ok((StatusCode::CREATED, Json(ImportUsersResponse { imported })))
 }

@@ -45,6 +45,7 @@ macro_rules! store_conformance_tests {
             a_spent_refresh_token_within_the_grace_window_returns_the_same_successor,
             due_rotation_happens_once_however_many_replicas_try,
             sign_ins_are_recorded_in_one_transaction,
+            bulk_user_imports_are_all_or_nothing,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

@@ -862,3 +862,19 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
         RefreshOutcome::Rotated(_)
     ));
 }
+
+/// A bulk import is stored whole or not at all.
+pub async fn bulk_user_imports_are_all_or_nothing(store: &dyn Store) {
+    let t = created(store, "import").await;
+    store.create_user(&t.id, &user(&t.id, "existing@example.com"), &event("user.create", Some(&t.id))).await.unwrap();
+    let batch =
+        vec![user(&t.id, "one@example.com"), user(&t.id, "EXISTING@example.com"), user(&t.id, "two@example.com")];
+    assert_eq!(
+        store.create_users(&t.id, &batch, &event("user.import", Some(&t.id))).await,
+        Err(StoreError::Conflict { constraint: "users_tenant_id_email_normalized_key".into() })
+    );
+    assert_eq!(store.find_user_by_email(&t.id, "one@example.com").await.unwrap(), None, "nothing of a failed batch");
+    let good = vec![user(&t.id, "one@example.com"), user(&t.id, "two@example.com")];
+    store.create_users(&t.id, &good, &event("user.import", Some(&t.id))).await.unwrap();
+    assert_eq!(store.list_users(&t.id, &UserFilter::default(), &PageRequest::first(10)).await.unwrap().data.len(), 3);
+}

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::{FieldError, ServiceError};
 use crate::ids::UserId;
 use crate::page::{Page, PageRequest};
-use crate::password::{PasswordHasher, check_policy};
+use crate::password::{PasswordHasher, check_policy, import_hash};
 use crate::secret::SecretString;
 use crate::store::{Store, StoreError};
 use crate::user::{Email, User, UserFilter, UserProfile, UserStatus, check_metadata, check_profile, check_user_name};
@@ -52,6 +52,28 @@ pub struct UserPatch {
     /// Replaces the private metadata.
     pub private_metadata: Option<serde_json::Value>,
 }
+
+/// One user of a bulk import.
+#[derive(Debug, Clone)]
+pub struct ImportUser {
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether the address was verified in the old system.
+    pub email_verified: bool,
+    /// The old system's password hash (see [`crate::password::import_hash`]).
+    pub password_hash: Option<serde_json::Value>,
+    /// Profile fields.
+    pub profile: UserProfile,
+    /// Public metadata.
+    pub public_metadata: Option<serde_json::Value>,
+    /// Private metadata.
+    pub private_metadata: Option<serde_json::Value>,
+}
+
+/// Most users in one import request.
+pub const MAX_IMPORT_BATCH: usize = 1000;
 
 /// The user-management use cases.
 #[derive(Debug, Clone)]
@@ -136,6 +158,74 @@ impl UserService {
         );
         self.store.create_user(&tenant.id, &user, &event).await.map_err(user_store_error)?;
         Ok(user)
+    }
+
+    /// Imports users with their existing password hashes, all or none. Hashes are checked
+    /// at each user's first sign-in and then replaced by Argon2id.
+    pub async fn import(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        rows: Vec<ImportUser>,
+    ) -> Result<usize, ServiceError> {
+        let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
+        if rows.is_empty() || rows.len() > MAX_IMPORT_BATCH {
+            return Err(ServiceError::invalid("users", "must hold 1 to 1000 users"));
+        }
+        let now = self.clock.now();
+        let mut errors = Vec::new();
+        let mut users = Vec::with_capacity(rows.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let at = |field: &str| format!("users[{i}].{field}");
+            let email = Email::parse(&row.email).map_err(|why| errors.push(FieldError::new(at("email"), why)));
+            if let Ok(e) = &email
+                && !seen.insert(e.normalized().to_owned())
+            {
+                errors.push(FieldError::new(at("email"), "appears twice in this import"));
+            }
+            let name = check_user_name(row.name).map_err(|why| errors.push(FieldError::new(at("name"), why)));
+            if let Err(profile_errors) = check_profile(&row.profile) {
+                errors.extend(profile_errors.into_iter().map(|e| FieldError::new(at(&e.field), e.message)));
+            }
+            let public_metadata = row.public_metadata.unwrap_or_else(|| serde_json::json!({}));
+            let private_metadata = row.private_metadata.unwrap_or_else(|| serde_json::json!({}));
+            for (field, value) in [("public_metadata", &public_metadata), ("private_metadata", &private_metadata)] {
+                if let Err(e) = check_metadata(field, value) {
+                    errors.push(FieldError::new(at(field), e.message));
+                }
+            }
+            let password_hash = row
+                .password_hash
+                .as_ref()
+                .map(import_hash)
+                .transpose()
+                .map_err(|why| errors.push(FieldError::new(at("password_hash"), why)));
+            if let (Ok(email), Ok(name), Ok(password_hash)) = (email, name, password_hash) {
+                users.push(User {
+                    id: UserId::generate(),
+                    tenant_id: tenant.id.clone(),
+                    email,
+                    email_verified: row.email_verified,
+                    name,
+                    status: UserStatus::Active,
+                    password_hash,
+                    created_at: now,
+                    updated_at: now,
+                    last_login_at: None,
+                    profile: row.profile,
+                    public_metadata,
+                    private_metadata,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let mut event = self.audit.change(access.principal(), ctx, "user.import", Some(&tenant.id), None);
+        event.data = serde_json::json!({ "count": users.len() });
+        self.store.create_users(&tenant.id, &users, &event).await.map_err(user_store_error)?;
+        Ok(users.len())
     }
 
     /// One user.
