@@ -25,6 +25,7 @@ on_both_backends!(
     users_see_and_end_their_own_sessions_only,
     browsers_can_keep_the_refresh_token_in_a_csrf_protected_cookie,
     signups_per_ip_are_capped_and_the_excess_is_audited_once,
+    each_signing_algorithm_issues_tokens_that_work,
 );
 
 struct Tenant {
@@ -549,4 +550,27 @@ async fn signups_per_ip_are_capped_and_the_excess_is_audited_once(backend: Backe
     let events = s.get(&format!("/v1/audit-events?tenant_id={}&action=rate_limit.exceeded", t.id), &s.admin).await;
     assert_eq!(events.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(events.body["data"][0]["data"]["flow"], "signup");
+}
+
+async fn each_signing_algorithm_issues_tokens_that_work(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for (alg, kty) in [("EdDSA", "OKP"), ("RS256", "RSA")] {
+        let t = tenant(&s, json!({"signing_alg": alg})).await;
+        let set = signed_up(&s, &t, &format!("{}@example.com", alg.to_lowercase())).await;
+        let token = set["access_token"].as_str().unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(header["alg"], alg);
+        assert_eq!(me(&s, &t, token).await.status, 200, "{alg}");
+        let jwks = s.send(s.client.get(s.url(&format!("/t/{}/.well-known/jwks.json", t.slug)))).await;
+        assert!(jwks.body["keys"].as_array().unwrap().iter().all(|k| k["kty"] == kty && k["alg"] == alg));
+        let discovery = s.send(s.client.get(s.url(&format!("/t/{}/.well-known/openid-configuration", t.slug)))).await;
+        assert_eq!(discovery.body["id_token_signing_alg_values_supported"], json!([alg]));
+        // A token of this tenant, re-signed by nobody, with its alg header switched, is refused.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged_header = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&json!({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]})).unwrap());
+        parts[0] = &forged_header;
+        me(&s, &t, &parts.join(".")).await.assert_problem(401, "invalid_token");
+    }
 }

@@ -233,8 +233,9 @@ async fn bad_input_gets_problem_json_and_changes_nothing(backend: Backend) {
     let huge = format!("{{\"slug\": \"big-one\", \"name\": \"{}\"}}", "x".repeat(200_000));
     let mut answered = false;
     for _ in 0..10 {
-        let oversized = s
-            .client
+        // Its own client: the server closes this connection, which must not go back to
+        // the pool shared by the requests below.
+        let oversized = reqwest::Client::new()
             .post(s.url("/v1/tenants"))
             .bearer_auth(&s.admin)
             .header("content-type", "application/json")

@@ -177,10 +177,15 @@ pub fn generate_key(
             (doc.as_ref().to_vec(), jwk)
         }
         SigningAlg::RS256 => {
-            return Err(ServiceError::invalid(
-                "settings.signing_alg",
-                "RS256 signing is not available yet; use ES256 or EdDSA",
-            ));
+            use aws_lc_rs::encoding::AsDer;
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| fail("rsa"))?;
+            let der = pair.as_der().map_err(|_| fail("rsa"))?;
+            let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+            let jwk = serde_json::json!({
+                "kty": "RSA", "alg": "RS256", "use": "sig", "kid": id.as_str(),
+                "n": URL_SAFE_NO_PAD.encode(&public.n), "e": URL_SAFE_NO_PAD.encode(&public.e),
+            });
+            (der.as_ref().to_vec(), jwk)
         }
     };
     Ok(SigningKeyRecord {
@@ -238,6 +243,13 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// A PKCS#8 DER key in its PEM envelope (`PRIVATE KEY`, 64-column base64).
+fn pkcs8_pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
+    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+}
+
 fn jwt_alg(alg: SigningAlg) -> Algorithm {
     match alg {
         SigningAlg::ES256 => Algorithm::ES256,
@@ -253,7 +265,10 @@ impl Signer {
         let key = match record.alg {
             SigningAlg::ES256 => EncodingKey::from_ec_der(&pkcs8),
             SigningAlg::EdDSA => EncodingKey::from_ed_der(&pkcs8),
-            SigningAlg::RS256 => EncodingKey::from_rsa_der(&pkcs8),
+            // The aws-lc RSA signer takes PKCS#1; jsonwebtoken's PEM loader unwraps PKCS#8.
+            SigningAlg::RS256 => {
+                EncodingKey::from_rsa_pem(pkcs8_pem(&pkcs8).as_bytes()).map_err(ServiceError::internal)?
+            }
         };
         Ok(Self { kid: record.id.to_string(), alg: jwt_alg(record.alg), key })
     }
@@ -351,7 +366,7 @@ mod tests {
     #[test]
     fn tokens_of_each_algorithm_verify_and_tampering_fails() {
         let tenant = TenantId::generate();
-        for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
+        for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
             let record = generate_key(&sealer(), &tenant, alg, KeyStatus::Active, OffsetDateTime::now_utc()).unwrap();
             assert!(!String::from_utf8_lossy(&record.private_sealed).contains("PRIVATE"));
             let token = Signer::from_record(&sealer(), &record).unwrap().sign(&claims(&tenant)).unwrap();

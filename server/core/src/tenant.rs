@@ -234,9 +234,6 @@ impl TenantSettings {
         if self.allowed_origins.len() > 100 || self.redirect_uris.len() > 100 {
             errors.push(FieldError::new("settings", "at most 100 origins and 100 redirect URIs"));
         }
-        if self.signing_alg == SigningAlg::RS256 {
-            errors.push(FieldError::new("settings.signing_alg", "RS256 is not available yet; use ES256 or EdDSA"));
-        }
         if !(60..=86_400).contains(&self.access_token_ttl_seconds) {
             errors.push(FieldError::new("settings.access_token_ttl_seconds", "must be 60 to 86400"));
         }
