@@ -64,6 +64,11 @@ enum Command {
         /// Seconds to run (at most 300).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Open loop: send this many requests per second on a fixed schedule (latency
+        /// counted from the scheduled time, so a slow server cannot hide its queue);
+        /// only for the login scenario. Omit for a closed loop.
+        #[arg(long)]
+        rate: Option<u32>,
     },
     /// Bare Argon2id verifies (Gatehouse's default cost) on every core: the ceiling for
     /// password logins.
@@ -92,7 +97,13 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Seed { url, token, tenants, concurrency } => seed(&url, &token, tenants, concurrency).await,
-        Command::Run { url, token, scenario, concurrency, seconds } => {
+        Command::Run { url, token, scenario, concurrency, seconds, rate: Some(rate) } => {
+            if !matches!(scenario, Scenario::Login) {
+                bail!("--rate is supported for the login scenario");
+            }
+            open_loop_login(&url, &token, concurrency, seconds.min(300), rate.clamp(1, 10_000)).await
+        }
+        Command::Run { url, token, scenario, concurrency, seconds, rate: None } => {
             run(&url, &token, scenario, concurrency, seconds.min(300)).await
         }
         Command::Argon2Ceiling { seconds } => argon2_ceiling(seconds.min(60)).await,
@@ -433,6 +444,69 @@ async fn argon2_ceiling(seconds: u64) -> anyhow::Result<()> {
             "cores": cores,
             "verifies_per_second": (all.len() as f64 / elapsed * 10.0).round() / 10.0,
             "one_verify_ms_p50": all.get(all.len() / 2),
+        })
+    );
+    Ok(())
+}
+
+/// Logins at a fixed rate, each on its own schedule slot; latency is measured from the
+/// slot, not from when a worker got round to it (no coordinated omission).
+async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, rate: u32) -> anyhow::Result<()> {
+    check_loopback(url)?;
+    let client = client()?;
+    let slug = format!("open-{}", std::process::id());
+    create_tenant(&client, url, token, &slug).await?;
+    let base = format!("{url}/t/{slug}");
+    let accounts = accounts.clamp(1, 256);
+    for w in 0..accounts {
+        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+        let reply = post_json(&client, &format!("{base}/auth/signup"), w as u64 + 1, &body).await?;
+        if !reply.status().is_success() {
+            bail!("signup failed: {}", reply.status());
+        }
+    }
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = Instant::now() + Duration::from_millis(100);
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for n in 0..total {
+        let due = start + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, base, errors) = (client.clone(), base.clone(), errors.clone());
+        let account = n as usize % accounts;
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"email": format!("w{account}@load.test"), "password": PASSWORD});
+            match post_json(&client, &format!("{base}/auth/login"), 100_000 + n, &body).await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    Some(u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX))
+                }
+                _ => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        if let Some(latency) = t.await? {
+            all.push(latency);
+        }
+    }
+    all.sort_unstable();
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    println!(
+        "{}",
+        json!({
+            "scenario": "Login (open loop)",
+            "target_rate": rate,
+            "requests": all.len(),
+            "errors": errors.load(Ordering::Relaxed),
+            "p50_ms": f64::from(pct(0.50)) / 1000.0,
+            "p99_ms": f64::from(pct(0.99)) / 1000.0,
         })
     );
     Ok(())
