@@ -108,6 +108,13 @@ pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
     Some(peer)
 }
 
+/// The path of every `/v1/tenants/{tenant_id}/…` route.
+#[derive(Debug, serde::Deserialize)]
+pub struct TenantPath {
+    /// Tenant id.
+    pub tenant_id: gatehouse_core::ids::TenantId,
+}
+
 /// The request id assigned by the middleware.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

@@ -2,7 +2,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx, TenantPath};
 use super::pagination::{ListQuery, list_response};
 use crate::state::AppState;
 use axum::Json;
@@ -88,13 +88,6 @@ pub struct CreateSecretKeyRequest {
 pub struct RotateSecretKeyRequest {
     /// How long the old key keeps working, 0 to 604800 seconds (default 86400).
     pub overlap_seconds: Option<i64>,
-}
-
-/// Path of the tenant.
-#[derive(Debug, Deserialize)]
-pub struct TenantPath {
-    /// Tenant id.
-    pub tenant_id: TenantId,
 }
 
 /// Path of one key.

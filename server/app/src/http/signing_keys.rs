@@ -2,22 +2,15 @@
 
 use super::auth::Auth;
 use super::error::{ApiResult, Problem};
-use super::extract::{ApiPath, Ctx};
+use super::extract::{ApiPath, Ctx, TenantPath};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use gatehouse_core::ids::{SigningKeyId, TenantId};
 use gatehouse_core::signing::{KeyStatus, alg_name};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-
-/// Path of the tenant.
-#[derive(Debug, Deserialize)]
-pub struct TenantPath {
-    /// Tenant id.
-    pub tenant_id: TenantId,
-}
 
 /// A published signing key (public part only).
 #[derive(Debug, Serialize, ToSchema)]

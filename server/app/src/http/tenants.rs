@@ -2,7 +2,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx, TenantPath};
 use super::pagination::{ListQuery, list_response};
 use crate::state::AppState;
 use axum::Json;
@@ -39,13 +39,6 @@ pub struct UpdateTenantRequest {
 }
 
 list_response!(TenantList, Tenant);
-
-/// Path of a tenant.
-#[derive(Debug, Deserialize)]
-pub struct TenantPath {
-    /// Tenant id.
-    pub tenant_id: TenantId,
-}
 
 /// Creates a tenant (operators without a tenant restriction only).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),

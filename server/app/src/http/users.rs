@@ -2,7 +2,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx, TenantPath};
 use super::pagination::list_response;
 use crate::state::AppState;
 use axum::Json;
@@ -173,13 +173,6 @@ pub struct UserQuery {
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
-}
-
-/// Path of the tenant.
-#[derive(Debug, Deserialize)]
-pub struct TenantPath {
-    /// Tenant id.
-    pub tenant_id: TenantId,
 }
 
 /// Path of one user.

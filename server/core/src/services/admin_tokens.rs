@@ -2,7 +2,7 @@
 
 use super::AuditLog;
 use super::secret_keys::check_key_name;
-use crate::access::{OperatorAccess, Principal};
+use crate::access::OperatorAccess;
 use crate::audit::{ActorType, AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::credentials::AdminTokenRecord;
@@ -127,12 +127,5 @@ impl AdminTokenService {
             revoked_at: None,
         };
         IssuedAdminToken { record, secret: generated.value }
-    }
-}
-
-impl Principal {
-    /// Whether this principal came from the break-glass token.
-    pub fn is_break_glass(&self) -> bool {
-        matches!(self, Principal::BreakGlass)
     }
 }

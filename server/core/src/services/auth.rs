@@ -135,11 +135,6 @@ impl AuthService {
         format!("{}/t/{}", self.public_url, tenant.slug.as_str())
     }
 
-    /// The signing-key service.
-    pub fn keys(&self) -> &KeyService {
-        &self.keys
-    }
-
     /// Creates an account with a password.
     pub async fn signup(
         &self,
