@@ -42,7 +42,8 @@ impl Default for Argon2Cost {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
-    dummy_hash: Arc<str>,
+    /// Verified in place of a missing account's hash; computed off the start-up path.
+    dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// The result of checking a password against a stored hash.
@@ -62,8 +63,31 @@ impl PasswordHasher {
     pub fn new(cost: Argon2Cost, concurrency: usize) -> Result<Self, ServiceError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
-        let dummy = hash_blocking(&params, "gatehouse-dummy-password-for-unknown-accounts")?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() })
+        let hasher = Self { params, permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: Arc::default() };
+        // Start computing the dummy hash now, without holding up start-up; the first
+        // verify of an unknown account waits for it if it is not ready yet.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let warm = hasher.clone();
+            runtime.spawn(async move {
+                let _ = warm.dummy().await;
+            });
+        }
+        Ok(hasher)
+    }
+
+    async fn dummy(&self) -> Result<&str, ServiceError> {
+        let params = self.params.clone();
+        let hash = self
+            .dummy_hash
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    hash_blocking(&params, "gatehouse-dummy-password-for-unknown-accounts")
+                })
+                .await
+                .map_err(ServiceError::internal)?
+            })
+            .await?;
+        Ok(hash)
     }
 
     /// Hashes a password with a fresh salt.
@@ -80,7 +104,10 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<Verified, ServiceError> {
         let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
         let known = stored.is_some();
-        let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let stored = match stored {
+            Some(hash) => hash.to_owned(),
+            None => self.dummy().await?.to_owned(),
+        };
         let (params, password) = (self.params.clone(), password.clone());
         tokio::task::spawn_blocking(move || {
             // Imported bcrypt hashes: check, then upgrade to Argon2id.
