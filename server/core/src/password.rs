@@ -4,12 +4,13 @@
 //! at most one hash per core at a time, and never on the async workers. Unknown accounts
 //! are verified against a dummy hash so they cost the same time as known ones.
 
+use crate::argon_memory::MemoryPool;
 use crate::error::{FieldError, ServiceError};
 use crate::secret::SecretString;
 use crate::tenant::PasswordPolicy;
 use crate::user::Email;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::Params;
+use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -42,6 +43,8 @@ impl Default for Argon2Cost {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Working memory reused across hashes (one buffer per permit).
+    memory: Arc<MemoryPool>,
     /// Verified in place of a missing account's hash; computed off the start-up path.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
@@ -63,7 +66,13 @@ impl PasswordHasher {
     pub fn new(cost: Argon2Cost, concurrency: usize) -> Result<Self, ServiceError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
-        let hasher = Self { params, permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: Arc::default() };
+        let concurrency = concurrency.max(1);
+        let hasher = Self {
+            memory: Arc::new(MemoryPool::new(&params, concurrency)),
+            params,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            dummy_hash: Arc::default(),
+        };
         // Start computing the dummy hash now, without holding up start-up; the first
         // verify of an unknown account waits for it if it is not ready yet.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -76,12 +85,12 @@ impl PasswordHasher {
     }
 
     async fn dummy(&self) -> Result<&str, ServiceError> {
-        let params = self.params.clone();
+        let (params, memory) = (self.params.clone(), self.memory.clone());
         let hash = self
             .dummy_hash
             .get_or_try_init(|| async move {
                 tokio::task::spawn_blocking(move || {
-                    hash_blocking(&params, "gatehouse-dummy-password-for-unknown-accounts")
+                    hash_blocking(&memory, &params, "gatehouse-dummy-password-for-unknown-accounts")
                 })
                 .await
                 .map_err(ServiceError::internal)?
@@ -93,8 +102,8 @@ impl PasswordHasher {
     /// Hashes a password with a fresh salt.
     pub async fn hash(&self, password: &SecretString) -> Result<String, ServiceError> {
         let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
-        let (params, password) = (self.params.clone(), password.clone());
-        tokio::task::spawn_blocking(move || hash_blocking(&params, password.expose()))
+        let (params, password, memory) = (self.params.clone(), password.clone(), self.memory.clone());
+        tokio::task::spawn_blocking(move || hash_blocking(&memory, &params, password.expose()))
             .await
             .map_err(ServiceError::internal)?
     }
@@ -108,19 +117,19 @@ impl PasswordHasher {
             Some(hash) => hash.to_owned(),
             None => self.dummy().await?.to_owned(),
         };
-        let (params, password) = (self.params.clone(), password.clone());
+        let (params, password, memory) = (self.params.clone(), password.clone(), self.memory.clone());
         tokio::task::spawn_blocking(move || {
             // Imported bcrypt hashes: check, then upgrade to Argon2id.
             if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
                 if known && bcrypt::verify(password.expose(), &stored).unwrap_or(false) {
-                    return Ok(Verified::Yes { rehash: Some(hash_blocking(&params, password.expose())?) });
+                    return Ok(Verified::Yes { rehash: Some(hash_blocking(&memory, &params, password.expose())?) });
                 }
                 return Ok(Verified::No);
             }
             let Ok(parsed) = PasswordHash::new(&stored) else { return Ok(Verified::No) };
             let ok = match parsed.algorithm.as_str() {
                 "pbkdf2-sha256" => pbkdf2::Pbkdf2.verify_password(password.expose().as_bytes(), &parsed).is_ok(),
-                _ => Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+                _ => memory.verify(&parsed, password.expose().as_bytes()),
             };
             if !(ok && known) {
                 return Ok(Verified::No);
@@ -130,7 +139,7 @@ impl PasswordHasher {
                     == (params.m_cost(), params.t_cost(), params.p_cost())
             });
             let outdated = parsed.algorithm.as_str() != "argon2id" || !same_cost;
-            let rehash = if outdated { Some(hash_blocking(&params, password.expose())?) } else { None };
+            let rehash = if outdated { Some(hash_blocking(&memory, &params, password.expose())?) } else { None };
             Ok(Verified::Yes { rehash })
         })
         .await
@@ -183,10 +192,8 @@ pub fn import_hash(hash: &serde_json::Value) -> Result<String, String> {
     }
 }
 
-fn hash_blocking(params: &Params, password: &str) -> Result<String, ServiceError> {
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ServiceError::internal)
+fn hash_blocking(memory: &MemoryPool, params: &Params, password: &str) -> Result<String, ServiceError> {
+    memory.hash(params, password.as_bytes()).map_err(ServiceError::internal)
 }
 
 /// Checks a new password against the tenant's policy (NIST 800-63B style: length and
