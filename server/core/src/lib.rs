@@ -6,6 +6,7 @@
 //! to HTTP, the store crates adapt it to databases.
 
 pub mod access;
+pub mod argon_memory;
 pub mod audit;
 pub mod clock;
 pub mod credentials;

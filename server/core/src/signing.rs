@@ -12,7 +12,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -201,34 +201,9 @@ pub fn generate_key(
     })
 }
 
-/// The claims of an access token (RFC 9068 plus Gatehouse's `tid` and `sid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// Issuer: `{PUBLIC_URL}/t/{slug}`.
-    pub iss: String,
-    /// Subject: the user id.
-    pub sub: String,
-    /// Audience: the tenant id (the tenant's APIs).
-    pub aud: String,
-    /// Expiry (seconds since the epoch).
-    pub exp: i64,
-    /// Issued at.
-    pub iat: i64,
-    /// Not before.
-    pub nbf: i64,
-    /// Unique token id.
-    pub jti: String,
-    /// Tenant id.
-    pub tid: String,
-    /// Session id.
-    pub sid: String,
-    /// Space-separated scopes.
-    pub scope: String,
-    /// Authentication methods (RFC 8176), e.g. `["pwd"]`.
-    pub amr: Vec<String>,
-    /// When the user authenticated (seconds since the epoch).
-    pub auth_time: i64,
-}
+/// The claims of an access token: defined once, in `gatehouse-verify`, and shared with
+/// every service that checks Gatehouse tokens.
+pub use gatehouse_verify::Claims as AccessClaims;
 
 /// A key ready to sign: decrypted and parsed once, reused for many tokens.
 pub struct Signer {
@@ -282,46 +257,21 @@ impl Signer {
     }
 }
 
-/// Verifies an access token against a tenant's published keys: the algorithm is pinned
-/// by the key named in `kid`, never taken from the token; `typ`, `iss`, `aud`, `exp`
-/// and `nbf` are checked.
+/// Verifies an access token against a tenant's published keys with the same checks
+/// downstream services run (`gatehouse_verify::validate`): the algorithm is pinned by
+/// the key named in `kid`, never taken from the token; `typ`, `iss`, `aud`, `exp` and
+/// `nbf` are checked.
 pub fn verify_access_token(
     token: &str,
     keys: &[SigningKeyRecord],
     issuer: &str,
     audience: &str,
 ) -> Result<AccessClaims, ServiceError> {
-    let invalid = || ServiceError::InvalidToken;
-    if token.len() > 8 * 1024 {
-        return Err(invalid());
-    }
-    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-    if header.typ.as_deref() != Some("at+jwt") {
-        return Err(invalid());
-    }
-    let kid = header.kid.ok_or_else(invalid)?;
-    let key = keys.iter().find(|k| k.id.as_str() == kid).ok_or_else(invalid)?;
-    let alg = jwt_alg(key.alg);
-    if header.alg != alg {
-        return Err(invalid());
-    }
-    let decoding = decoding_key(&key.public_jwk, key.alg).ok_or_else(invalid)?;
-    let mut validation = Validation::new(alg);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-    validation.validate_nbf = true;
-    validation.leeway = 5;
-    jsonwebtoken::decode::<AccessClaims>(token, &decoding, &validation).map(|data| data.claims).map_err(|_| invalid())
-}
-
-fn decoding_key(jwk: &serde_json::Value, alg: SigningAlg) -> Option<DecodingKey> {
-    let field = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
-    match alg {
-        SigningAlg::ES256 => DecodingKey::from_ec_components(field("x")?, field("y")?).ok(),
-        SigningAlg::EdDSA => DecodingKey::from_ed_components(field("x")?).ok(),
-        SigningAlg::RS256 => DecodingKey::from_rsa_components(field("n")?, field("e")?).ok(),
-    }
+    let jwks = serde_json::json!({ "keys": keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() });
+    let keys = gatehouse_verify::KeySet::from_jwks(&jwks);
+    let audiences = [audience.to_owned()];
+    let expect = gatehouse_verify::Expectations { issuer, audiences: &audiences, leeway_seconds: 5 };
+    gatehouse_verify::validate(token, &keys, &expect).map_err(|_| ServiceError::InvalidToken)
 }
 
 #[cfg(test)]
@@ -347,6 +297,10 @@ mod tests {
             scope: "openid".into(),
             amr: vec!["pwd".into()],
             auth_time: now,
+            org_id: None,
+            org_slug: None,
+            org_role: None,
+            permissions: Vec::new(),
         }
     }
 
@@ -372,7 +326,7 @@ mod tests {
             let token = Signer::from_record(&sealer(), &record).unwrap().sign(&claims(&tenant)).unwrap();
             let keys = [record.clone()];
             let ok = verify_access_token(&token, &keys, "http://gh.test/t/acme", tenant.as_str()).unwrap();
-            assert_eq!(ok, claims(&tenant).clone_with(ok.exp, ok.iat, ok.nbf, ok.auth_time));
+            assert_eq!(ok, clone_with(&claims(&tenant), ok.exp, ok.iat, ok.nbf, ok.auth_time));
             assert!(verify_access_token(&token, &keys, "http://gh.test/t/other", tenant.as_str()).is_err());
             assert!(verify_access_token(&token, &keys, "http://gh.test/t/acme", "tnt_other").is_err());
             let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -404,9 +358,7 @@ mod tests {
         assert!(verify_access_token(&forged, &[record], "http://gh.test/t/acme", tenant.as_str()).is_err());
     }
 
-    impl AccessClaims {
-        fn clone_with(&self, exp: i64, iat: i64, nbf: i64, auth_time: i64) -> Self {
-            Self { exp, iat, nbf, auth_time, ..self.clone() }
-        }
+    fn clone_with(claims: &AccessClaims, exp: i64, iat: i64, nbf: i64, auth_time: i64) -> AccessClaims {
+        AccessClaims { exp, iat, nbf, auth_time, ..claims.clone() }
     }
 }

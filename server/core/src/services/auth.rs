@@ -514,6 +514,10 @@ impl AuthService {
             scope: "openid profile email".into(),
             amr: session.amr.clone(),
             auth_time: session.auth_time.unix_timestamp(),
+            org_id: None,
+            org_slug: None,
+            org_role: None,
+            permissions: Vec::new(),
         };
         self.keys.signer(tenant).await?.sign(&claims)
     }

@@ -1,0 +1,121 @@
+//! Test keys and tokens, made with aws-lc-rs and jsonwebtoken (not with gatehouse-verify).
+
+#![allow(dead_code, reason = "each test file uses part of the support module")]
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_verify::{Algorithm, KeySet};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{Value, json};
+
+pub const ISSUER: &str = "https://id.example/t/acme";
+pub const AUDIENCE: &str = "tnt_acme";
+
+/// A signing key with its public JWK.
+pub struct TestKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+    pub jwk: Value,
+    /// The raw public key bytes (for raw-verify benches and HMAC confusion attacks).
+    pub public: Vec<u8>,
+}
+
+impl TestKey {
+    pub fn es256(kid: &str) -> Self {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let pkcs8 = pair.to_pkcs8v1().unwrap();
+        let public = pair.public_key().as_ref().to_vec(); // 0x04 || x || y
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&public[1..33]), "y": URL_SAFE_NO_PAD.encode(&public[33..]),
+        });
+        Self { kid: kid.into(), alg: Algorithm::ES256, encoding: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk, public }
+    }
+
+    pub fn eddsa(kid: &str) -> Self {
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let pkcs8 = pair.to_pkcs8().unwrap();
+        let public = pair.public_key().as_ref().to_vec();
+        let jwk = json!({
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&public),
+        });
+        Self { kid: kid.into(), alg: Algorithm::EdDSA, encoding: EncodingKey::from_ed_der(pkcs8.as_ref()), jwk, public }
+    }
+
+    pub fn rs256(kid: &str) -> Self {
+        use aws_lc_rs::encoding::AsDer;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = pair.as_der().unwrap();
+        let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let jwk = json!({
+            "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(&components.n), "e": URL_SAFE_NO_PAD.encode(&components.e),
+        });
+        // jsonwebtoken's RSA signer takes PKCS#1; its PEM loader unwraps PKCS#8.
+        let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+        let public = pair.public_key().as_ref().to_vec();
+        Self {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            jwk,
+            public,
+        }
+    }
+
+    /// Adds this key to a key set through its JWK.
+    pub fn add_to(&self, set: &mut KeySet) {
+        let parsed = KeySet::from_jwks(&json!({"keys": [self.jwk.clone()]}));
+        let key = parsed.get(&self.kid).unwrap().clone();
+        set.insert(self.kid.clone(), key);
+    }
+
+    pub fn set(&self) -> KeySet {
+        let mut set = KeySet::new();
+        self.add_to(&mut set);
+        set
+    }
+
+    /// Signs `claims` with `typ: at+jwt` and this key's `kid`.
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with(claims, |_| {})
+    }
+
+    /// Signs after letting the test tamper with the header.
+    pub fn sign_with(&self, claims: &Value, edit: impl FnOnce(&mut Header)) -> String {
+        let mut header = Header::new(self.alg);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(self.kid.clone());
+        edit(&mut header);
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
+
+pub fn now() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+/// Valid claims for [`ISSUER`] and [`AUDIENCE`], fifteen minutes long.
+pub fn claims() -> Value {
+    let now = now();
+    json!({
+        "iss": ISSUER, "sub": "usr_1", "aud": AUDIENCE, "exp": now + 900, "iat": now, "nbf": now,
+        "jti": "tok_1", "tid": AUDIENCE, "sid": "ses_1", "scope": "openid docs:read", "amr": ["pwd"],
+        "auth_time": now,
+    })
+}
+
+/// `header.payload.signature` from raw JSON parts, for tokens no library would sign.
+pub fn raw_token(header: &Value, payload: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
