@@ -26,6 +26,7 @@ on_both_backends!(
     browsers_can_keep_the_refresh_token_in_a_csrf_protected_cookie,
     signups_per_ip_are_capped_and_the_excess_is_audited_once,
     each_signing_algorithm_issues_tokens_that_work,
+    introspection_sees_revocation_at_once_and_only_for_the_tenants_own_keys,
 );
 
 struct Tenant {
@@ -573,4 +574,52 @@ async fn each_signing_algorithm_issues_tokens_that_work(backend: Backend) {
         parts[0] = &forged_header;
         me(&s, &t, &parts.join(".")).await.assert_problem(401, "invalid_token");
     }
+}
+
+async fn introspect(s: &TestServer, t: &Tenant, bearer: Option<&str>, form: &str) -> Reply {
+    let mut request = s
+        .client
+        .post(s.url(&format!("/t/{}/oauth2/introspect", t.slug)))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_owned());
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    s.send(request).await
+}
+
+async fn introspection_sees_revocation_at_once_and_only_for_the_tenants_own_keys(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (tenant(&s, Value::Null).await, tenant(&s, Value::Null).await);
+    let (_, key_a) = s.secret_key(&a.id).await;
+    let (_, key_b) = s.secret_key(&b.id).await;
+    let set = signed_up(&s, &a, "introspected@example.com").await;
+    let access = set["access_token"].as_str().unwrap();
+    let form = format!("token={access}&token_type_hint=access_token");
+
+    let r = introspect(&s, &a, Some(&key_a), &form).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["active"], true);
+    assert_eq!(r.body["sub"], set["user"]["id"]);
+    assert_eq!(r.body["tid"], a.id.as_str());
+    assert_eq!(r.body["username"], "introspected@example.com");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    // Another tenant's key, no key, a garbage key: the client is refused, nothing leaks.
+    for bearer in [Some(key_b.as_str()), None, Some("sk_not_a_key")] {
+        let r = introspect(&s, &a, bearer, &form).await;
+        assert_eq!((r.status, r.body["error"].as_str()), (401, Some("invalid_client")), "{bearer:?}");
+        assert!(r.body.get("sub").is_none());
+    }
+    // Tenant B's key on B's endpoint: A's token is not active there.
+    assert_eq!(introspect(&s, &b, Some(&key_b), &form).await.body, json!({"active": false}));
+    // Garbage and missing tokens.
+    assert_eq!(introspect(&s, &a, Some(&key_a), "token=abc.def.ghi").await.body, json!({"active": false}));
+    let r = introspect(&s, &a, Some(&key_a), "token_type_hint=access_token").await;
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_request")));
+
+    // Logging out revokes the session: the still-unexpired JWT is inactive at once.
+    let r = auth(&s, &a, "logout", json!({"refresh_token": set["refresh_token"]})).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(introspect(&s, &a, Some(&key_a), &form).await.body, json!({"active": false}));
 }

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod oauth2;
 pub mod ops;
 pub mod pagination;
 pub mod secret_keys;
@@ -85,6 +86,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth_api::delete_session))
         .routes(routes!(well_known::get_jwks))
         .routes(routes!(well_known::get_openid_configuration))
+        .routes(routes!(oauth2::create_introspection))
         .routes(routes!(ops::get_health))
         .routes(routes!(ops::get_readiness))
         .routes(routes!(ops::get_metrics))

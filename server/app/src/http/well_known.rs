@@ -40,6 +40,8 @@ pub async fn get_openid_configuration(
     let doc = serde_json::json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg_name(tenant.settings.signing_alg)],
         "response_types_supported": [],
