@@ -19,6 +19,27 @@
 //! # Ok(()) }
 //! ```
 
+/// A scope, permission or role name fixed at compile time, for typed extractors such as
+/// `RequireScope<DocsRead>` in the framework adapters. Declare one with [`required!`].
+pub trait RequiredValue {
+    /// The scope, permission or role.
+    const VALUE: &'static str;
+}
+
+/// Declares a unit type naming a scope, permission or role:
+/// `gatehouse_verify::required!(pub DocsRead = "docs:read");`
+#[macro_export]
+macro_rules! required {
+    ($vis:vis $name:ident = $value:expr) => {
+        #[doc = concat!("Requires `", $value, "`.")]
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+        impl $crate::RequiredValue for $name {
+            const VALUE: &'static str = $value;
+        }
+    };
+}
+
 #[cfg(feature = "remote")]
 mod cache;
 mod claims;
