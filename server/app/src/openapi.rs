@@ -40,7 +40,9 @@ pub fn is_fresh(dir: &Path) -> bool {
 /// Rewrites the 3.1 constructs utoipa emits into their 3.0 equivalents:
 /// `type: [T, "null"]` → `type: T, nullable: true`; `oneOf`/`anyOf` with a `null` arm →
 /// the other arm, nullable; `examples` in schemas → `example`; `const` → one-value `enum`;
-/// the license `identifier` (3.1 only) is dropped.
+/// the license `identifier` (3.1 only) is dropped. Problem bodies are declared as
+/// `application/json` there, because generators such as progenitor type only JSON bodies
+/// (the server still answers `application/problem+json`, a JSON media type).
 pub fn downgrade_to_30(mut doc: Value) -> Value {
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("openapi".into(), Value::String("3.0.3".into()));
@@ -56,12 +58,22 @@ fn walk(value: &mut Value) {
     match value {
         Value::Object(map) => {
             downgrade_schema(map);
+            problem_as_json(map);
             for child in map.values_mut() {
                 walk(child);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(walk),
         _ => {}
+    }
+}
+
+fn problem_as_json(map: &mut Map<String, Value>) {
+    if let Some(Value::Object(content)) = map.get_mut("content")
+        && !content.contains_key("application/json")
+        && let Some(media) = content.remove("application/problem+json")
+    {
+        content.insert("application/json".into(), media);
     }
 }
 
@@ -118,6 +130,19 @@ fn downgrade_schema(map: &mut Map<String, Value>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn problem_bodies_are_declared_as_json_for_generators() {
+        let doc = json!({"openapi": "3.1.0", "paths": {"/x": {"get": {"responses": {
+            "4XX": {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}}
+        }}}}});
+        let out = downgrade_to_30(doc);
+        let responses = &out["paths"]["/x"]["get"]["responses"];
+        assert_eq!(responses["4XX"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Problem");
+        assert!(responses["4XX"]["content"].get("application/problem+json").is_none());
+        assert_eq!(responses["200"]["content"]["application/json"]["schema"]["type"], "object");
+    }
 
     #[test]
     fn nullable_types_and_null_arms_become_3_0_nullable() {

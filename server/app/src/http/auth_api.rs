@@ -141,10 +141,23 @@ pub struct VerificationRequired {
     pub verification_required: bool,
 }
 
+/// What a sign-up answers: tokens (`201`), or a request to verify the email first
+/// (`202`). One schema for both statuses, so generated clients get one result type.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "documents the two sign-up answers; handlers build each arm's type directly")]
+pub enum SignupResponse {
+    /// Signed in.
+    Tokens(Box<TokenSetResponse>),
+    /// Pending email verification.
+    VerificationRequired(VerificationRequired),
+}
+
 /// Creates an account and signs it in (or asks for email verification first).
 #[utoipa::path(post, path = "/t/{t}/auth/signup", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
     request_body = SignupRequest,
-    responses((status = 201, body = TokenSetResponse), (status = 202, body = VerificationRequired),
+    responses((status = 201, body = SignupResponse, description = "Signed in: a token set"),
+              (status = 202, body = SignupResponse, description = "`{\"verification_required\": true}`"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_signup(
     State(state): State<AppState>,
