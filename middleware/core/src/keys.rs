@@ -1,15 +1,47 @@
 //! Verification keys from a JWKS, each pinned to one algorithm.
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// A public key and the one algorithm it may verify.
+/// A public key, parsed once by aws-lc-rs, and the one algorithm it may verify.
 #[derive(Clone)]
 pub struct VerificationKey {
     /// The pinned algorithm: taken from the key, never from a token.
     pub alg: Algorithm,
-    /// The parsed key.
-    pub key: DecodingKey,
+    /// The parsed key (parsing per verification would cost as much as a quarter of an
+    /// RSA verify).
+    pub key: Arc<ParsedPublicKey>,
+}
+
+impl VerificationKey {
+    /// An ES256 key from its uncompressed point (`0x04 || x || y`).
+    pub fn es256(point: &[u8]) -> Option<Self> {
+        let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()?;
+        Some(Self { alg: Algorithm::ES256, key: Arc::new(key) })
+    }
+
+    /// An EdDSA (Ed25519) key from its 32 bytes.
+    pub fn ed25519(public: &[u8]) -> Option<Self> {
+        let key = ParsedPublicKey::new(&ED25519, public).ok()?;
+        Some(Self { alg: Algorithm::EdDSA, key: Arc::new(key) })
+    }
+
+    /// An RS256 key from its modulus and exponent (big-endian bytes), 2048 bits or more.
+    pub fn rs256(n: &[u8], e: &[u8]) -> Option<Self> {
+        let der = aws_lc_rs::rsa::PublicKeyComponents { n, e }.as_der().ok()?;
+        let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_ref()).ok()?;
+        Some(Self { alg: Algorithm::RS256, key: Arc::new(key) })
+    }
+
+    /// Checks a signature over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -71,25 +103,30 @@ impl KeySet {
 
 fn parse_jwk(jwk: &serde_json::Value) -> Option<VerificationKey> {
     let field = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+    let bytes = |name: &str| field(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
     if field("use").is_some_and(|u| u != "sig") {
         return None;
     }
     let declared = field("alg");
-    let (alg, key) = match (field("kty")?, field("crv")) {
-        ("EC", Some("P-256")) => (Algorithm::ES256, DecodingKey::from_ec_components(field("x")?, field("y")?).ok()?),
-        ("OKP", Some("Ed25519")) => (Algorithm::EdDSA, DecodingKey::from_ed_components(field("x")?).ok()?),
-        // RSA keys can serve several algorithms; only an explicit RS256 is accepted.
-        ("RSA", _) if declared == Some("RS256") => {
-            (Algorithm::RS256, DecodingKey::from_rsa_components(field("n")?, field("e")?).ok()?)
+    let key = match (field("kty")?, field("crv")) {
+        ("EC", Some("P-256")) => {
+            let (x, y) = (bytes("x")?, bytes("y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            VerificationKey::es256(&[&[4u8][..], &x, &y].concat())?
         }
+        ("OKP", Some("Ed25519")) => VerificationKey::ed25519(&bytes("x")?)?,
+        // RSA keys can serve several algorithms; only an explicit RS256 is accepted.
+        ("RSA", _) if declared == Some("RS256") => VerificationKey::rs256(&bytes("n")?, &bytes("e")?)?,
         _ => return None,
     };
-    let matches = declared.is_none_or(|d| match alg {
+    let matches = declared.is_none_or(|d| match key.alg {
         Algorithm::ES256 => d == "ES256",
         Algorithm::EdDSA => d == "EdDSA" || d == "Ed25519",
         _ => d == "RS256",
     });
-    matches.then_some(VerificationKey { alg, key })
+    matches.then_some(key)
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub use cache::TokenCache;
 pub use claims::{BUILT_IN_ORG_ROLES, Claims};
 pub use denial::{Denial, Requirement, bearer_token};
 pub use error::VerifyError;
-pub use jsonwebtoken::{Algorithm, DecodingKey};
+pub use jsonwebtoken::Algorithm;
 pub use keys::{KeySet, VerificationKey};
 #[cfg(feature = "remote")]
 pub use remote::{Issuer, Mode, Verifier, VerifierBuilder};

@@ -3,8 +3,9 @@
 use crate::claims::Claims;
 use crate::error::VerifyError;
 use crate::keys::KeySet;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Validation, decode, decode_header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 
 /// Longest token accepted. Gatehouse tokens are well under 2 KiB; this bounds the work
 /// an attacker can cause with an oversized header or payload.
@@ -21,22 +22,66 @@ pub struct Expectations<'a> {
     pub leeway_seconds: u64,
 }
 
-/// The `kid` of a token's header, for key lookup before validation.
-pub fn token_kid(token: &str) -> Result<String, VerifyError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(VerifyError::Malformed);
-    }
-    decode_header(token).map_err(|_| VerifyError::Malformed)?.kid.ok_or(VerifyError::Malformed)
+/// The header fields validation reads; everything else (`jwk`, `jku`, `x5u`, …) is
+/// ignored by construction.
+#[derive(serde::Deserialize)]
+struct Header<'a> {
+    alg: Algorithm,
+    #[serde(borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Validates an access token: size, `typ: at+jwt`, a known `kid`, the algorithm pinned
-/// to that key (never the token's choice), the signature, then `iss`, `aud`, `exp` and
-/// `nbf` (with leeway). Header fields such as `jwk`, `jku` and `x5u` are ignored.
-pub fn validate(token: &str, keys: &KeySet, expect: &Expectations<'_>) -> Result<Claims, VerifyError> {
+/// Base64url-decodes one part into `buffer` (on the stack: no allocation per token).
+fn decode_into<'b>(part: &str, buffer: &'b mut [u8]) -> Result<&'b [u8], VerifyError> {
+    let n = URL_SAFE_NO_PAD.decode_slice(part, buffer).map_err(|_| VerifyError::Malformed)?;
+    buffer.get(..n).ok_or(VerifyError::Malformed)
+}
+
+fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, VerifyError> {
+    let mut buffer = [0u8; MAX_TOKEN_BYTES];
+    serde_json::from_slice(decode_into(part, &mut buffer)?).map_err(|_| VerifyError::Malformed)
+}
+
+/// `(header, payload, signature)` of a compact JWS, refusing oversized input.
+fn split(token: &str) -> Result<(&str, &str, &str), VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::Malformed);
     }
-    let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    let mut parts = token.splitn(4, '.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) => Ok((h, p, s)),
+        _ => Err(VerifyError::Malformed),
+    }
+}
+
+/// The `kid` of a token's header, for key lookup before validation.
+pub fn token_kid(token: &str) -> Result<String, VerifyError> {
+    let (header, _, _) = split(token)?;
+    let mut buffer = [0u8; MAX_TOKEN_BYTES];
+    let header: Header<'_> =
+        serde_json::from_slice(decode_into(header, &mut buffer)?).map_err(|_| VerifyError::Malformed)?;
+    header.kid.map(std::borrow::Cow::into_owned).ok_or(VerifyError::Malformed)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Validates an access token: size and shape, `typ: at+jwt`, a known `kid`, the
+/// algorithm pinned to that key (never the token's choice), the signature (aws-lc-rs),
+/// then the claims: every required claim present with its type (`exp` as a string does
+/// not parse), `iss`, `aud`, and `exp` / `nbf` with leeway. Header fields such as
+/// `jwk`, `jku` and `x5u` are never read; a header over 1 KiB or a signature over 1 KiB
+/// (decoded) is malformed.
+pub fn validate(token: &str, keys: &KeySet, expect: &Expectations<'_>) -> Result<Claims, VerifyError> {
+    let (header_part, payload_part, signature_part) = split(token)?;
+    let mut header_buffer = [0u8; 1024];
+    let header: Header<'_> =
+        serde_json::from_slice(decode_into(header_part, &mut header_buffer)?).map_err(|_| VerifyError::Malformed)?;
     let typ_ok = header
         .typ
         .as_deref()
@@ -49,34 +94,36 @@ pub fn validate(token: &str, keys: &KeySet, expect: &Expectations<'_>) -> Result
     if header.alg != key.alg {
         return Err(VerifyError::AlgorithmMismatch);
     }
-    let mut validation = Validation::new(key.alg);
-    validation.set_issuer(&[expect.issuer]);
-    validation.set_audience(expect.audiences);
-    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-    validation.validate_nbf = true;
-    validation.leeway = expect.leeway_seconds;
-    decode::<Claims>(token, &key.key, &validation).map(|data| data.claims).map_err(|e| match e.kind() {
-        ErrorKind::InvalidSignature => VerifyError::BadSignature,
-        ErrorKind::ExpiredSignature => VerifyError::Expired,
-        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
-        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
-        _ => VerifyError::Malformed,
-    })
+    let mut signature_buffer = [0u8; 1024];
+    let signature = decode_into(signature_part, &mut signature_buffer)?;
+    let signed = &token[..header_part.len() + 1 + payload_part.len()];
+    if !key.verify(signed.as_bytes(), signature) {
+        return Err(VerifyError::BadSignature);
+    }
+    let claims: Claims = decode_part(payload_part)?;
+    let (now, leeway) = (unix_now(), i64::try_from(expect.leeway_seconds).unwrap_or(i64::MAX));
+    if claims.exp < now.saturating_sub(leeway) {
+        return Err(VerifyError::Expired);
+    }
+    if claims.nbf > now.saturating_add(leeway) {
+        return Err(VerifyError::NotYetValid);
+    }
+    if claims.iss != expect.issuer {
+        return Err(VerifyError::WrongIssuer);
+    }
+    if !expect.audiences.contains(&claims.aud) {
+        return Err(VerifyError::WrongAudience);
+    }
+    Ok(claims)
 }
 
 /// The `iss` of a token, read without verifying anything: only to choose which issuer's
 /// keys to verify it with (validation then checks `iss` for real).
 pub fn unverified_issuer(token: &str) -> Result<String, VerifyError> {
-    use base64::Engine as _;
     #[derive(serde::Deserialize)]
     struct Iss {
         iss: String,
     }
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(VerifyError::Malformed);
-    }
-    let payload = token.split('.').nth(1).ok_or(VerifyError::Malformed)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| VerifyError::Malformed)?;
-    serde_json::from_slice::<Iss>(&bytes).map(|i| i.iss).map_err(|_| VerifyError::Malformed)
+    let (_, payload, _) = split(token)?;
+    decode_part::<Iss>(payload).map(|i| i.iss)
 }

@@ -70,6 +70,18 @@ enum Command {
         #[arg(long)]
         rate: Option<u32>,
     },
+    /// `GET` one loopback URL, optionally with a bearer token (e.g. a service behind the
+    /// gatehouse-axum layer, to measure the middleware's cost beside an open route).
+    Get {
+        url: String,
+        #[arg(long)]
+        bearer: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds to run (at most 300).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Bare Argon2id verifies (Gatehouse's default cost) on every core: the ceiling for
     /// password logins.
     Argon2Ceiling {
@@ -125,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
             run(&url, &token, scenario, concurrency, seconds.min(300)).await
         }
         Command::Argon2Ceiling { seconds } => argon2_ceiling(seconds.min(60)).await,
+        Command::Get { url, bearer, concurrency, seconds } => {
+            get_url(&url, bearer.as_deref(), concurrency.clamp(1, 1024), seconds.min(300)).await
+        }
         Command::RefreshCeiling { url, token, database_url, concurrency, seconds } => {
             refresh_ceiling(&url, &token, &database_url, concurrency.clamp(1, 256), seconds.min(300)).await
         }
@@ -488,6 +503,38 @@ fn argon2_verifies(threads: usize, seconds: u64, reuse_memory: bool) -> anyhow::
     let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     all.sort_by(f64::total_cmp);
     Ok((all.len() as f64 / elapsed, all.get(all.len() / 2).copied().unwrap_or(0.0)))
+}
+
+async fn get_url(url: &str, bearer: Option<&str>, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+    check_loopback(url)?;
+    let client = client()?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, bearer, errors) = (client.clone(), url.to_owned(), bearer.map(str::to_owned), errors.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let mut request = client.get(&url);
+                if let Some(token) = &bearer {
+                    request = request.bearer_auth(token);
+                }
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    report(&format!("GET {url}"), concurrency, workers, errors).await
 }
 
 async fn refresh_ceiling(
