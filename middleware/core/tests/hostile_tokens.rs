@@ -157,3 +157,13 @@ fn embedded_jwk_and_jku_headers_are_ignored() {
     });
     assert_eq!(check(&token, &real.set()), Err(VerifyError::BadSignature));
 }
+
+#[test]
+fn large_but_legitimate_claims_still_verify() {
+    let key = TestKey::es256("k1");
+    let mut c = claims();
+    c["permissions"] = json!((0..150).map(|i| format!("resource{i}:read")).collect::<Vec<_>>());
+    let token = key.sign(&c);
+    assert!(token.len() > 3_000 && token.len() < gatehouse_verify::MAX_TOKEN_BYTES);
+    assert_eq!(check(&token, &key.set()).unwrap().permissions.len(), 150);
+}
