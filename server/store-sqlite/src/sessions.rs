@@ -176,18 +176,26 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
         grace: time::Duration,
     ) -> Result<RefreshOutcome, StoreError> {
+        // Few statements on purpose: the single writer is held for the whole transaction,
+        // so every round trip to it is time no other write can use.
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let row: Option<(String, i64, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT session_id, expires_at, used_at, successor_sealed FROM refresh_tokens
-             WHERE tenant_id = ?1 AND token_hash = ?2",
+        let row = sqlx::query(
+            "SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
+                    s.ip, s.user_agent, s.revoked_at, rt.expires_at AS token_expires_at,
+                    rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed
+             FROM refresh_tokens rt JOIN sessions s ON s.tenant_id = rt.tenant_id AND s.id = rt.session_id
+             WHERE rt.tenant_id = ?1 AND rt.token_hash = ?2",
         )
         .bind(tenant_id.as_str())
         .bind(presented.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        let Some((session_id, expires_at, used_at, sealed)) = row else { return Ok(RefreshOutcome::Invalid) };
-        let mut session = load_session(&mut tx, tenant_id, &session_id).await?;
+        let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
+        let mut session = decode(&row)?;
+        let expires_at: i64 = row.try_get("token_expires_at").map_err(map_err)?;
+        let used_at: Option<i64> = row.try_get("token_used_at").map_err(map_err)?;
+        let sealed: Option<Vec<u8>> = row.try_get("token_successor_sealed").map_err(map_err)?;
         if !session.is_live(now) {
             return Ok(RefreshOutcome::Invalid);
         }
@@ -204,22 +212,19 @@ impl SessionStore for SqliteStore {
         if dec(expires_at)? <= now {
             return Ok(RefreshOutcome::Invalid);
         }
+        // Spend the presented token (keeping the sealed successor for the grace window)
+        // and clear the sealed successors its predecessors kept, in one statement.
         sqlx::query(
-            "UPDATE refresh_tokens SET successor_sealed = NULL
-             WHERE tenant_id = ?1 AND session_id = ?2 AND successor_sealed IS NOT NULL",
-        )
-        .bind(tenant_id.as_str())
-        .bind(session.id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET used_at = ?3, successor_sealed = ?4 WHERE tenant_id = ?1 AND token_hash = ?2",
+            "UPDATE refresh_tokens
+             SET used_at = CASE WHEN token_hash = ?2 THEN ?3 ELSE used_at END,
+                 successor_sealed = CASE WHEN token_hash = ?2 THEN ?4 ELSE NULL END
+             WHERE tenant_id = ?1 AND session_id = ?5 AND (token_hash = ?2 OR successor_sealed IS NOT NULL)",
         )
         .bind(tenant_id.as_str())
         .bind(presented.as_str())
         .bind(enc(now))
         .bind(successor_sealed)
+        .bind(session.id.as_str())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
