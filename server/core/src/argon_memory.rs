@@ -67,22 +67,29 @@ impl MemoryPool {
 
     /// Hashes `password` with Argon2id v1.3 and a fresh 16-byte salt into a PHC string.
     pub fn hash(&self, params: &Params, password: &[u8]) -> Result<String, String> {
-        let salt: [u8; 16] = rand::random();
-        let mut out = [0u8; 32];
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        self.with(params.block_count(), |memory| {
-            argon.hash_password_into_with_memory(password, &salt, &mut out, memory)
-        })
-        .map_err(|e| e.to_string())?;
-        Ok(format!(
-            "$argon2id$v=19$m={},t={},p={}${}${}",
-            params.m_cost(),
-            params.t_cost(),
-            params.p_cost(),
-            STANDARD_NO_PAD.encode(salt),
-            STANDARD_NO_PAD.encode(out)
-        ))
+        self.with(params.block_count(), |memory| phc_hash(params, password, memory))
     }
+
+    /// Like [`MemoryPool::hash`], but with memory freed afterwards: for one-off hashes at
+    /// start-up, so an idle server keeps no 19 MiB buffer resident.
+    pub fn hash_unpooled(params: &Params, password: &[u8]) -> Result<String, String> {
+        phc_hash(params, password, &mut vec![Block::default(); params.block_count()])
+    }
+}
+
+fn phc_hash(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<String, String> {
+    let salt: [u8; 16] = rand::random();
+    let mut out = [0u8; 32];
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    argon.hash_password_into_with_memory(password, &salt, &mut out, memory).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(out)
+    ))
 }
 
 #[cfg(test)]
@@ -106,6 +113,8 @@ mod tests {
         let again = pool.hash(&cheap(), b"correct horse").unwrap();
         assert_ne!(phc, again);
         assert!(pool.verify(&PasswordHash::new(&again).unwrap(), b"correct horse"));
+        let once = MemoryPool::hash_unpooled(&cheap(), b"correct horse").unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &PasswordHash::new(&once).unwrap()).is_ok());
     }
 
     #[test]

@@ -85,12 +85,13 @@ impl PasswordHasher {
     }
 
     async fn dummy(&self) -> Result<&str, ServiceError> {
-        let (params, memory) = (self.params.clone(), self.memory.clone());
+        let params = self.params.clone();
         let hash = self
             .dummy_hash
             .get_or_try_init(|| async move {
                 tokio::task::spawn_blocking(move || {
-                    hash_blocking(&memory, &params, "gatehouse-dummy-password-for-unknown-accounts")
+                    MemoryPool::hash_unpooled(&params, b"gatehouse-dummy-password-for-unknown-accounts")
+                        .map_err(ServiceError::internal)
                 })
                 .await
                 .map_err(ServiceError::internal)?
