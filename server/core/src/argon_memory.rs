@@ -13,6 +13,9 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use std::sync::{Mutex, PoisonError};
 use subtle::ConstantTimeEq as _;
 
+/// The most memory a stored hash may ask for when it is verified (1 GiB).
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+
 /// Working memory for Argon2 calls of one block count.
 #[derive(Debug)]
 pub struct MemoryPool {
@@ -55,6 +58,10 @@ impl MemoryPool {
         let (Ok(params), Some(expected), Some(salt)) = (Params::try_from(parsed), parsed.hash, parsed.salt) else {
             return false;
         };
+        // A stored hash (an import, say) cannot make us allocate more than this.
+        if params.m_cost() > MAX_MEMORY_KIB {
+            return false;
+        }
         let mut salt_buf = [0u8; 64];
         let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
         let mut out = vec![0u8; expected.len()];
@@ -132,5 +139,12 @@ mod tests {
             }
         }
         assert_eq!(pool.free.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_stored_hash_cannot_demand_unbounded_memory() {
+        let pool = MemoryPool::new(&cheap(), 1);
+        let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(!pool.verify(&PasswordHash::new(greedy).unwrap(), b"pw"));
     }
 }
