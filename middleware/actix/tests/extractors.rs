@@ -11,8 +11,8 @@ mod support;
 mod example;
 
 use gatehouse_actix::{Issuer, Verifier};
-use serde_json::{Value, json};
-use support::{AUDIENCE, ISSUER, TestKey, claims};
+use serde_json::json;
+use support::{AUDIENCE, ISSUER, TestKey, call, claims};
 
 /// Starts the example on its own thread and actix system; returns its base URL.
 fn serve(key: &TestKey) -> String {
@@ -31,18 +31,6 @@ fn serve(key: &TestKey) -> String {
         });
     });
     base
-}
-
-async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
-    let client = reqwest::Client::new();
-    let mut request = if method == "POST" { client.post(url) } else { client.get(url) };
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let reply = request.send().await.unwrap();
-    let status = reply.status().as_u16();
-    let www = reply.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
-    (status, www, reply.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ mod support;
 mod example;
 
 use gatehouse_axum::{Issuer, Verifier};
-use serde_json::{Value, json};
-use support::{AUDIENCE, ISSUER, TestKey, claims};
+use serde_json::json;
+use support::{AUDIENCE, ISSUER, TestKey, call, claims};
 
 async fn serve(key: &TestKey) -> String {
     let verifier = Verifier::builder().issuer(Issuer::new(ISSUER, AUDIENCE).with_keys(key.set())).build().unwrap();
@@ -19,18 +19,6 @@ async fn serve(key: &TestKey) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, example::app(verifier)).await.unwrap() });
     base
-}
-
-async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
-    let client = reqwest::Client::new();
-    let mut request = if method == "POST" { client.post(url) } else { client.get(url) };
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let reply = request.send().await.unwrap();
-    let status = reply.status().as_u16();
-    let www = reply.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
-    (status, www, reply.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

@@ -119,3 +119,17 @@ pub fn raw_token(header: &Value, payload: &Value, signature: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(signature)
     )
 }
+
+/// Sends `GET` or `POST` with an optional bearer token; returns the status, the
+/// `WWW-Authenticate` header and the JSON body (adapter tests over real HTTP).
+pub async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+    let client = reqwest::Client::new();
+    let mut request = if method == "POST" { client.post(url) } else { client.get(url) };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let reply = request.send().await.unwrap();
+    let status = reply.status().as_u16();
+    let www = reply.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    (status, www, reply.json().await.unwrap_or(Value::Null))
+}
