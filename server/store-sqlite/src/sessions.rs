@@ -212,30 +212,30 @@ impl SessionStore for SqliteStore {
         if dec(expires_at)? <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        // Spend the presented token (keeping the sealed successor for the grace window)
-        // and clear the sealed successors its predecessors kept, in one statement.
+        // The writes, sent to the writer as one batch (one round trip): spend the
+        // presented token, keeping its sealed successor for the grace window, and clear
+        // the sealed successors its predecessors kept; store the successor; touch the
+        // session. Numbered parameters are shared by the three statements.
         sqlx::query(
             "UPDATE refresh_tokens
              SET used_at = CASE WHEN token_hash = ?2 THEN ?3 ELSE used_at END,
                  successor_sealed = CASE WHEN token_hash = ?2 THEN ?4 ELSE NULL END
-             WHERE tenant_id = ?1 AND session_id = ?5 AND (token_hash = ?2 OR successor_sealed IS NOT NULL)",
+             WHERE tenant_id = ?1 AND session_id = ?5 AND (token_hash = ?2 OR successor_sealed IS NOT NULL);
+             INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
+             VALUES (?6, ?1, ?5, ?7, ?8);
+             UPDATE sessions SET last_seen_at = ?3 WHERE tenant_id = ?1 AND id = ?5;",
         )
         .bind(tenant_id.as_str())
         .bind(presented.as_str())
         .bind(enc(now))
         .bind(successor_sealed)
         .bind(session.id.as_str())
+        .bind(successor.hash.as_str())
+        .bind(enc(successor.created_at))
+        .bind(enc(successor.expires_at))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_refresh(&mut tx, tenant_id, &session.id, successor).await?;
-        sqlx::query("UPDATE sessions SET last_seen_at = ?3 WHERE tenant_id = ?1 AND id = ?2")
-            .bind(tenant_id.as_str())
-            .bind(session.id.as_str())
-            .bind(enc(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         session.last_seen_at = now;
         Ok(RefreshOutcome::Rotated(session))

@@ -578,12 +578,16 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     let (t, _, session, r1) = signed_in(store, "rotate").await;
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), session);
     let (r2, r2_hash) = refresh(Duration::days(7));
+    let rotated_at = now() + Duration::seconds(3);
     let RefreshOutcome::Rotated(s) =
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap()
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", rotated_at, Duration::ZERO).await.unwrap()
     else {
         panic!("first use must rotate")
     };
     assert_eq!(s.id, session.id);
+    // The rotation touched the session, and what it returned is what was stored.
+    assert_eq!(s.last_seen_at, rotated_at);
+    assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), s);
     let (r3, r3_hash) = refresh(Duration::days(7));
     assert!(matches!(
         store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO).await.unwrap(),
