@@ -68,11 +68,21 @@ impl KeySet {
     pub fn from_jwks(jwks: &serde_json::Value) -> Self {
         let mut set = Self::new();
         for jwk in jwks.get("keys").and_then(serde_json::Value::as_array).into_iter().flatten() {
-            if let (Some(kid), Some(key)) = (jwk.get("kid").and_then(serde_json::Value::as_str), parse_jwk(jwk)) {
-                set.keys.insert(kid.to_owned(), key);
-            }
+            set.add_jwk(jwk);
         }
         set
+    }
+
+    /// Adds one JWK under its `kid` if it is a signing key [`KeySet::from_jwks`] would
+    /// keep; returns whether it was added.
+    pub fn add_jwk(&mut self, jwk: &serde_json::Value) -> bool {
+        match (jwk.get("kid").and_then(serde_json::Value::as_str), parse_jwk(jwk)) {
+            (Some(kid), Some(key)) => {
+                self.keys.insert(kid.to_owned(), key);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Adds (or replaces) a key.

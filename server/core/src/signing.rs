@@ -257,21 +257,28 @@ impl Signer {
     }
 }
 
-/// Verifies an access token against a tenant's published keys with the same checks
+/// The verification keys of published key records, parsed once (cache the result).
+pub fn verification_keys(records: &[SigningKeyRecord]) -> gatehouse_verify::KeySet {
+    let mut keys = gatehouse_verify::KeySet::new();
+    for record in records {
+        keys.add_jwk(&record.public_jwk);
+    }
+    keys
+}
+
+/// Verifies an access token against a tenant's verification keys with the same checks
 /// downstream services run (`gatehouse_verify::validate`): the algorithm is pinned by
 /// the key named in `kid`, never taken from the token; `typ`, `iss`, `aud`, `exp` and
 /// `nbf` are checked.
 pub fn verify_access_token(
     token: &str,
-    keys: &[SigningKeyRecord],
+    keys: &gatehouse_verify::KeySet,
     issuer: &str,
     audience: &str,
 ) -> Result<AccessClaims, ServiceError> {
-    let jwks = serde_json::json!({ "keys": keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() });
-    let keys = gatehouse_verify::KeySet::from_jwks(&jwks);
     let audiences = [audience.to_owned()];
     let expect = gatehouse_verify::Expectations { issuer, audiences: &audiences, leeway_seconds: 5 };
-    gatehouse_verify::validate(token, &keys, &expect).map_err(|_| ServiceError::InvalidToken)
+    gatehouse_verify::validate(token, keys, &expect).map_err(|_| ServiceError::InvalidToken)
 }
 
 #[cfg(test)]
@@ -324,7 +331,7 @@ mod tests {
             let record = generate_key(&sealer(), &tenant, alg, KeyStatus::Active, OffsetDateTime::now_utc()).unwrap();
             assert!(!String::from_utf8_lossy(&record.private_sealed).contains("PRIVATE"));
             let token = Signer::from_record(&sealer(), &record).unwrap().sign(&claims(&tenant)).unwrap();
-            let keys = [record.clone()];
+            let keys = verification_keys(std::slice::from_ref(&record));
             let ok = verify_access_token(&token, &keys, "http://gh.test/t/acme", tenant.as_str()).unwrap();
             assert_eq!(ok, clone_with(&claims(&tenant), ok.exp, ok.iat, ok.nbf, ok.auth_time));
             assert!(verify_access_token(&token, &keys, "http://gh.test/t/other", tenant.as_str()).is_err());
@@ -333,7 +340,10 @@ mod tests {
             parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"usr_admin"}"#);
             assert!(verify_access_token(&parts.join("."), &keys, "http://gh.test/t/acme", tenant.as_str()).is_err());
             let other = generate_key(&sealer(), &tenant, alg, KeyStatus::Active, OffsetDateTime::now_utc()).unwrap();
-            assert!(verify_access_token(&token, &[other], "http://gh.test/t/acme", tenant.as_str()).is_err());
+            assert!(
+                verify_access_token(&token, &verification_keys(&[other]), "http://gh.test/t/acme", tenant.as_str())
+                    .is_err()
+            );
         }
     }
 
@@ -347,15 +357,23 @@ mod tests {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(&tenant)).unwrap());
         let none = format!("{}.{body}.", header("none"));
         assert!(
-            verify_access_token(&none, std::slice::from_ref(&record), "http://gh.test/t/acme", tenant.as_str())
-                .is_err()
+            verify_access_token(
+                &none,
+                &verification_keys(std::slice::from_ref(&record)),
+                "http://gh.test/t/acme",
+                tenant.as_str()
+            )
+            .is_err()
         );
         let hmac_key = serde_json::to_vec(&record.public_jwk).unwrap();
         let mut h = Header::new(Algorithm::HS256);
         h.typ = Some("at+jwt".into());
         h.kid = Some(record.id.to_string());
         let forged = jsonwebtoken::encode(&h, &claims(&tenant), &EncodingKey::from_secret(&hmac_key)).unwrap();
-        assert!(verify_access_token(&forged, &[record], "http://gh.test/t/acme", tenant.as_str()).is_err());
+        assert!(
+            verify_access_token(&forged, &verification_keys(&[record]), "http://gh.test/t/acme", tenant.as_str())
+                .is_err()
+        );
     }
 
     fn clone_with(claims: &AccessClaims, exp: i64, iat: i64, nbf: i64, auth_time: i64) -> AccessClaims {

@@ -330,7 +330,7 @@ impl AuthService {
     /// The user behind an access token, if the token, its session and the user are all
     /// still valid.
     pub async fn me(&self, tenant: &Tenant, access_token: &str) -> Result<(User, AccessClaims), ServiceError> {
-        let keys = self.keys.published(tenant).await?;
+        let keys = self.keys.verification_keys(tenant).await?;
         let claims = verify_access_token(access_token, &keys, &self.issuer(tenant), tenant.id.as_str())?;
         let session_id: SessionId = claims.sid.parse().map_err(|_| ServiceError::InvalidToken)?;
         let session = self.store.get_session(&tenant.id, &session_id).await.map_err(|_| ServiceError::InvalidToken)?;

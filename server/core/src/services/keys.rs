@@ -8,7 +8,7 @@ use crate::audit::{ActorType, AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::ids::{EventId, SigningKeyId};
-use crate::signing::{KeyStatus, Sealer, Signer, SigningKeyRecord, generate_key};
+use crate::signing::{KeyStatus, Sealer, Signer, SigningKeyRecord, generate_key, verification_keys};
 use crate::store::{Store, StoreError};
 use crate::tenant::Tenant;
 use std::collections::HashMap;
@@ -23,7 +23,15 @@ const RETIRE_MARGIN: time::Duration = time::Duration::minutes(5);
 /// and a retired key stays published for longer than any token it signed lives.
 const KEY_SET_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
-type KeySetCache = HashMap<crate::ids::TenantId, (std::time::Instant, Arc<Vec<SigningKeyRecord>>)>;
+/// A tenant's published keys as loaded, and parsed for verification, with when.
+#[derive(Debug, Clone)]
+struct Published {
+    at: std::time::Instant,
+    records: Arc<Vec<SigningKeyRecord>>,
+    verification: Arc<gatehouse_verify::KeySet>,
+}
+
+type KeySetCache = HashMap<crate::ids::TenantId, Published>;
 
 /// The signing-key use cases.
 #[derive(Debug, Clone)]
@@ -45,16 +53,30 @@ impl KeyService {
     /// The keys to publish (cached for a few seconds), creating the tenant's first keys
     /// if it has none.
     pub async fn published(&self, tenant: &Tenant) -> Result<Arc<Vec<SigningKeyRecord>>, ServiceError> {
-        if let Some((at, keys)) = self.key_sets.lock().unwrap_or_else(|p| p.into_inner()).get(&tenant.id)
-            && at.elapsed() < KEY_SET_TTL
+        Ok(self.cached(tenant).await?.records)
+    }
+
+    /// The published keys parsed for verifying the tenant's tokens (cached with them).
+    pub async fn verification_keys(&self, tenant: &Tenant) -> Result<Arc<gatehouse_verify::KeySet>, ServiceError> {
+        Ok(self.cached(tenant).await?.verification)
+    }
+
+    async fn cached(&self, tenant: &Tenant) -> Result<Published, ServiceError> {
+        if let Some(published) = self.key_sets.lock().unwrap_or_else(|p| p.into_inner()).get(&tenant.id)
+            && published.at.elapsed() < KEY_SET_TTL
         {
-            return Ok(keys.clone());
+            return Ok(published.clone());
         }
-        let keys = Arc::new(self.load_published(tenant).await?);
+        let records = self.load_published(tenant).await?;
+        let published = Published {
+            at: std::time::Instant::now(),
+            verification: Arc::new(verification_keys(&records)),
+            records: Arc::new(records),
+        };
         let mut cache = self.key_sets.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, (at, _)| at.elapsed() < KEY_SET_TTL);
-        cache.insert(tenant.id.clone(), (std::time::Instant::now(), keys.clone()));
-        Ok(keys)
+        cache.retain(|_, cached| cached.at.elapsed() < KEY_SET_TTL);
+        cache.insert(tenant.id.clone(), published.clone());
+        Ok(published)
     }
 
     fn forget(&self, tenant: &Tenant) {
