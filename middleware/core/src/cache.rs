@@ -2,9 +2,9 @@
 //! kept no longer than its token's `exp`.
 
 use crate::claims::Claims;
+use crate::validate::unix_now;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Verified tokens by hash.
 pub struct TokenCache {
@@ -15,11 +15,6 @@ impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache").field("len", &self.entries.len()).finish()
     }
-}
-
-/// Seconds since the epoch, now.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl TokenCache {

@@ -59,4 +59,4 @@ pub use jsonwebtoken::Algorithm;
 pub use keys::{KeySet, VerificationKey};
 #[cfg(feature = "remote")]
 pub use remote::{Issuer, Mode, Verifier, VerifierBuilder};
-pub use validate::{Expectations, MAX_TOKEN_BYTES, token_kid, unverified_issuer, validate};
+pub use validate::{Expectations, MAX_TOKEN_BYTES, unverified_issuer, validate};

@@ -16,7 +16,7 @@ use crate::cache::TokenCache;
 use crate::claims::Claims;
 use crate::error::VerifyError;
 use crate::keys::KeySet;
-use crate::validate::{Expectations, token_kid, unverified_issuer, validate};
+use crate::validate::{Expectations, unverified_issuer, validate};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -285,24 +285,32 @@ impl Verifier {
         }
         let issuer = unverified_issuer(token)?;
         let state = inner.by_name.get(&issuer).and_then(|i| inner.states.get(*i)).ok_or(VerifyError::WrongIssuer)?;
-        let keys = self.keys_for(state, token).await?;
         let expect = Expectations {
             issuer: &state.config.issuer,
             audiences: &state.config.audiences,
             leeway_seconds: inner.leeway,
         };
-        let claims = Arc::new(validate(token, &keys, &expect)?);
+        let claims = match validate(token, &*self.keys_for(state).await?, &expect) {
+            // An unknown key: perhaps a rotation we have not seen yet. One refetch per
+            // interval at most; the key stays unknown if the issuer is unreachable.
+            Err(VerifyError::UnknownKey) if state.fetches() => {
+                let _ = refresh(&inner.fetcher, state).await;
+                validate(token, &state.current(), &expect)?
+            }
+            outcome => outcome?,
+        };
         if inner.mode == Mode::Introspect {
             return introspect(&inner.fetcher.http, &state.config, token).await.map(Arc::new);
         }
+        let claims = Arc::new(claims);
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
             cache.insert(key, claims.clone());
         }
         Ok(claims)
     }
 
-    /// The issuer's keys, fetched or refreshed as the module docs describe.
-    async fn keys_for(&self, state: &Arc<IssuerState>, token: &str) -> Result<Arc<KeySet>, VerifyError> {
+    /// The issuer's keys: fetched on first use, refreshed in the background once stale.
+    async fn keys_for(&self, state: &Arc<IssuerState>) -> Result<Arc<KeySet>, VerifyError> {
         let keys = state.current();
         if !state.fetches() {
             return Ok(keys);
@@ -320,14 +328,7 @@ impl Verifier {
                 state.refreshing.store(false, Ordering::Release);
             });
         }
-        let kid = token_kid(token)?;
-        if keys.contains(&kid) {
-            return Ok(keys);
-        }
-        // An unknown key: perhaps a rotation we have not seen yet. One refetch per
-        // interval at most; the key stays unknown if the issuer is unreachable.
-        let _ = refresh(fetcher, state).await;
-        Ok(state.current())
+        Ok(keys)
     }
 }
 

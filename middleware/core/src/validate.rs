@@ -64,16 +64,8 @@ fn split(token: &str) -> Result<(&str, &str, &str), VerifyError> {
     }
 }
 
-/// The `kid` of a token's header, for key lookup before validation.
-pub fn token_kid(token: &str) -> Result<String, VerifyError> {
-    let (header, _, _) = split(token)?;
-    let mut buffer = [0u8; 1024];
-    let header: Header<'_> =
-        serde_json::from_slice(decode_into(header, &mut buffer)?).map_err(|_| VerifyError::Malformed)?;
-    header.kid.map(std::borrow::Cow::into_owned).ok_or(VerifyError::Malformed)
-}
-
-fn unix_now() -> i64 {
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
