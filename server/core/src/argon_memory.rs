@@ -16,24 +16,29 @@ use subtle::ConstantTimeEq as _;
 /// The most memory a stored hash may ask for when it is verified (1 GiB).
 pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
 
-/// Working memory for Argon2 calls of one block count.
+/// Argon2id at one configured cost, with working memory for that cost kept for reuse.
 #[derive(Debug)]
 pub struct MemoryPool {
-    blocks: usize,
+    params: Params,
     max_buffers: usize,
     free: Mutex<Vec<Vec<Block>>>,
 }
 
 impl MemoryPool {
-    /// A pool of up to `max_buffers` buffers of `params`' size.
-    pub fn new(params: &Params, max_buffers: usize) -> Self {
-        Self { blocks: params.block_count(), max_buffers: max_buffers.max(1), free: Mutex::new(Vec::new()) }
+    /// A pool for hashes at `params`, keeping up to `max_buffers` buffers.
+    pub fn new(params: Params, max_buffers: usize) -> Self {
+        Self { params, max_buffers: max_buffers.max(1), free: Mutex::new(Vec::new()) }
+    }
+
+    /// The cost new hashes are made with.
+    pub fn params(&self) -> &Params {
+        &self.params
     }
 
     /// Runs `f` with `blocks` blocks of memory: pooled when the size matches the pool's,
     /// freshly allocated otherwise (imported hashes with other costs).
     fn with<R>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
-        if blocks != self.blocks {
+        if blocks != self.params.block_count() {
             return f(&mut vec![Block::default(); blocks]);
         }
         let taken = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop();
@@ -73,14 +78,14 @@ impl MemoryPool {
     }
 
     /// Hashes `password` with Argon2id v1.3 and a fresh 16-byte salt into a PHC string.
-    pub fn hash(&self, params: &Params, password: &[u8]) -> Result<String, String> {
-        self.with(params.block_count(), |memory| phc_hash(params, password, memory))
+    pub fn hash(&self, password: &[u8]) -> Result<String, String> {
+        self.with(self.params.block_count(), |memory| phc_hash(&self.params, password, memory))
     }
 
     /// Like [`MemoryPool::hash`], but with memory freed afterwards: for one-off hashes at
     /// start-up, so an idle server keeps no 19 MiB buffer resident.
-    pub fn hash_unpooled(params: &Params, password: &[u8]) -> Result<String, String> {
-        phc_hash(params, password, &mut vec![Block::default(); params.block_count()])
+    pub fn hash_unpooled(&self, password: &[u8]) -> Result<String, String> {
+        phc_hash(&self.params, password, &mut vec![Block::default(); self.params.block_count()])
     }
 }
 
@@ -111,22 +116,22 @@ mod tests {
 
     #[test]
     fn pooled_hashes_are_standard_phc_strings_the_library_accepts() {
-        let pool = MemoryPool::new(&cheap(), 2);
-        let phc = pool.hash(&cheap(), b"correct horse").unwrap();
+        let pool = MemoryPool::new(cheap(), 2);
+        let phc = pool.hash(b"correct horse").unwrap();
         let parsed = PasswordHash::new(&phc).unwrap();
         assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
         assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
         // Two hashes of one password differ (fresh salt), and both verify through the pool.
-        let again = pool.hash(&cheap(), b"correct horse").unwrap();
+        let again = pool.hash(b"correct horse").unwrap();
         assert_ne!(phc, again);
         assert!(pool.verify(&PasswordHash::new(&again).unwrap(), b"correct horse"));
-        let once = MemoryPool::hash_unpooled(&cheap(), b"correct horse").unwrap();
+        let once = pool.hash_unpooled(b"correct horse").unwrap();
         assert!(Argon2::default().verify_password(b"correct horse", &PasswordHash::new(&once).unwrap()).is_ok());
     }
 
     #[test]
     fn pooled_verification_matches_the_library_for_every_variant_and_size() {
-        let pool = MemoryPool::new(&cheap(), 1);
+        let pool = MemoryPool::new(cheap(), 1);
         for (alg, m) in [(Algorithm::Argon2id, 64), (Algorithm::Argon2i, 64), (Algorithm::Argon2d, 128)] {
             let argon = Argon2::new(alg, Version::V0x13, Params::new(m, 2, 1, None).unwrap());
             let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
@@ -143,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_stored_hash_cannot_demand_unbounded_memory() {
-        let pool = MemoryPool::new(&cheap(), 1);
+        let pool = MemoryPool::new(cheap(), 1);
         let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
         assert!(!pool.verify(&PasswordHash::new(greedy).unwrap(), b"pw"));
     }

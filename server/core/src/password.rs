@@ -41,9 +41,9 @@ impl Default for Argon2Cost {
 /// Hashes and verifies passwords.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    params: Params,
     permits: Arc<Semaphore>,
-    /// Working memory reused across hashes (one buffer per permit).
+    /// The configured cost, with working memory reused across hashes (one buffer per
+    /// permit).
     memory: Arc<MemoryPool>,
     /// Verified in place of a missing account's hash; computed off the start-up path.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
@@ -68,8 +68,7 @@ impl PasswordHasher {
             .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
         let concurrency = concurrency.max(1);
         let hasher = Self {
-            memory: Arc::new(MemoryPool::new(&params, concurrency)),
-            params,
+            memory: Arc::new(MemoryPool::new(params, concurrency)),
             permits: Arc::new(Semaphore::new(concurrency)),
             dummy_hash: Arc::default(),
         };
@@ -85,12 +84,13 @@ impl PasswordHasher {
     }
 
     async fn dummy(&self) -> Result<&str, ServiceError> {
-        let params = self.params.clone();
+        let memory = self.memory.clone();
         let hash = self
             .dummy_hash
             .get_or_try_init(|| async move {
                 tokio::task::spawn_blocking(move || {
-                    MemoryPool::hash_unpooled(&params, b"gatehouse-dummy-password-for-unknown-accounts")
+                    memory
+                        .hash_unpooled(b"gatehouse-dummy-password-for-unknown-accounts")
                         .map_err(ServiceError::internal)
                 })
                 .await
@@ -103,8 +103,8 @@ impl PasswordHasher {
     /// Hashes a password with a fresh salt.
     pub async fn hash(&self, password: &SecretString) -> Result<String, ServiceError> {
         let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
-        let (params, password, memory) = (self.params.clone(), password.clone(), self.memory.clone());
-        tokio::task::spawn_blocking(move || hash_blocking(&memory, &params, password.expose()))
+        let (password, memory) = (password.clone(), self.memory.clone());
+        tokio::task::spawn_blocking(move || hash_blocking(&memory, password.expose()))
             .await
             .map_err(ServiceError::internal)?
     }
@@ -118,12 +118,12 @@ impl PasswordHasher {
             Some(hash) => hash.to_owned(),
             None => self.dummy().await?.to_owned(),
         };
-        let (params, password, memory) = (self.params.clone(), password.clone(), self.memory.clone());
+        let (password, memory) = (password.clone(), self.memory.clone());
         tokio::task::spawn_blocking(move || {
             // Imported bcrypt hashes: check, then upgrade to Argon2id.
             if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
                 if known && bcrypt::verify(password.expose(), &stored).unwrap_or(false) {
-                    return Ok(Verified::Yes { rehash: Some(hash_blocking(&memory, &params, password.expose())?) });
+                    return Ok(Verified::Yes { rehash: Some(hash_blocking(&memory, password.expose())?) });
                 }
                 return Ok(Verified::No);
             }
@@ -135,12 +135,13 @@ impl PasswordHasher {
             if !(ok && known) {
                 return Ok(Verified::No);
             }
+            let params = memory.params();
             let same_cost = Params::try_from(&parsed).is_ok_and(|current| {
                 (current.m_cost(), current.t_cost(), current.p_cost())
                     == (params.m_cost(), params.t_cost(), params.p_cost())
             });
             let outdated = parsed.algorithm.as_str() != "argon2id" || !same_cost;
-            let rehash = if outdated { Some(hash_blocking(&memory, &params, password.expose())?) } else { None };
+            let rehash = if outdated { Some(hash_blocking(&memory, password.expose())?) } else { None };
             Ok(Verified::Yes { rehash })
         })
         .await
@@ -193,8 +194,8 @@ pub fn import_hash(hash: &serde_json::Value) -> Result<String, String> {
     }
 }
 
-fn hash_blocking(memory: &MemoryPool, params: &Params, password: &str) -> Result<String, ServiceError> {
-    memory.hash(params, password.as_bytes()).map_err(ServiceError::internal)
+fn hash_blocking(memory: &MemoryPool, password: &str) -> Result<String, ServiceError> {
+    memory.hash(password.as_bytes()).map_err(ServiceError::internal)
 }
 
 /// Checks a new password against the tenant's policy (NIST 800-63B style: length and

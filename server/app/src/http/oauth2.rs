@@ -75,10 +75,9 @@ pub async fn create_introspection(
 
 fn oauth_error(status: StatusCode, error: &str) -> Response {
     let mut response = (status, [(header::CACHE_CONTROL, "no-store")], Json(json!({ "error": error }))).into_response();
-    if status == StatusCode::UNAUTHORIZED
-        && let Ok(value) = header::HeaderValue::from_str("Bearer error=\"invalid_client\"")
-    {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = header::HeaderValue::from_static("Bearer error=\"invalid_client\"");
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
     }
     response
 }
