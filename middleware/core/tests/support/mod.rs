@@ -133,3 +133,52 @@ pub async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Option<
     let www = reply.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
     (status, www, reply.json().await.unwrap_or(Value::Null))
 }
+
+/// What every framework adapter must answer on its example's routes (`/me`, `/profile`,
+/// `/health`) at `base`, served with `key`'s key set: valid tokens reach the handlers;
+/// missing, expired, foreign-key and garbage tokens get RFC 6750 401s.
+pub async fn assert_rfc_6750_answers(base: &str, key: &TestKey) {
+    let mut c = claims();
+    c["scope"] = json!("openid profile");
+    let token = key.sign(&c);
+    let (status, _, body) = call("GET", &format!("{base}/me"), Some(&token)).await;
+    assert_eq!((status, body["sub"].as_str()), (200, Some("usr_1")));
+    let (status, _, body) = call("GET", &format!("{base}/profile"), Some(&token)).await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some("openid profile")));
+    assert_eq!(call("GET", &format!("{base}/health"), None).await.0, 200);
+
+    let (status, www, _) = call("GET", &format!("{base}/me"), None).await;
+    assert_eq!((status, www.as_deref()), (401, Some("Bearer")));
+    let mut expired = claims();
+    expired["exp"] = json!(now() - 3600);
+    for bad in [key.sign(&expired), TestKey::es256("k1").sign(&claims()), "garbage".to_owned()] {
+        let (status, www, body) = call("GET", &format!("{base}/me"), Some(&bad)).await;
+        assert_eq!(status, 401);
+        assert!(www.unwrap().starts_with("Bearer error=\"invalid_token\""));
+        assert_eq!(body["code"], "invalid_token");
+    }
+}
+
+/// What every framework adapter must enforce on its example's `/admin` (scope), `/docs`
+/// (permission) and `/org/settings` (org role `admin`) routes: 403 `insufficient_scope`
+/// without them, 200 with them; `role` must satisfy `admin`, `weaker_role` must not.
+pub async fn assert_requirements_enforced(base: &str, key: &TestKey, role: &str, weaker_role: &str) {
+    let plain = key.sign(&claims());
+    let (status, www, body) = call("GET", &format!("{base}/admin"), Some(&plain)).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("insufficient_scope")));
+    assert_eq!(www.as_deref(), Some("Bearer error=\"insufficient_scope\", scope=\"admin\""));
+    assert_eq!(call("POST", &format!("{base}/docs"), Some(&plain)).await.0, 403);
+    assert_eq!(call("GET", &format!("{base}/org/settings"), Some(&plain)).await.0, 403);
+
+    let mut org = claims();
+    org["scope"] = json!("openid admin");
+    org["org_id"] = json!("org_1");
+    org["org_role"] = json!(role);
+    org["permissions"] = json!(["docs:write"]);
+    let strong = key.sign(&org);
+    assert_eq!(call("GET", &format!("{base}/admin"), Some(&strong)).await.0, 200);
+    assert_eq!(call("POST", &format!("{base}/docs"), Some(&strong)).await.2["written_by"], "usr_1");
+    assert_eq!(call("GET", &format!("{base}/org/settings"), Some(&strong)).await.2["role"], role);
+    org["org_role"] = json!(weaker_role);
+    assert_eq!(call("GET", &format!("{base}/org/settings"), Some(&key.sign(&org))).await.0, 403);
+}
