@@ -138,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Argon2Ceiling { seconds } => argon2_ceiling(seconds.min(60)).await,
         Command::Get { url, bearer, concurrency, seconds } => {
-            get_url(&url, bearer.as_deref(), concurrency.clamp(1, 1024), seconds.min(300)).await
+            get_url(&url, bearer.as_deref(), concurrency.clamp(1, 1024), seconds.min(300), &format!("GET {url}")).await
         }
         Command::RefreshCeiling { url, token, database_url, concurrency, seconds } => {
             refresh_ceiling(&url, &token, &database_url, concurrency.clamp(1, 256), seconds.min(300)).await
@@ -225,51 +225,7 @@ async fn run(url: &str, token: &str, scenario: Scenario, concurrency: usize, sec
             (format!("/v1/tenants/{id}"), key["secret"].as_str().context("secret")?.to_owned())
         }
     };
-    let target = format!("{url}{path}");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..concurrency.clamp(1, 1024) {
-        let (client, target, bearer, errors) = (client.clone(), target.clone(), bearer.clone(), errors.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                match client.get(&target).bearer_auth(&bearer).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies
-        }));
-    }
-    let started = Instant::now();
-    let mut all = Vec::new();
-    for w in workers {
-        all.extend(w.await?);
-    }
-    let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
-    all.sort_unstable();
-    let pct =
-        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-    println!(
-        "{}",
-        json!({
-            "scenario": format!("{scenario:?}"),
-            "concurrency": concurrency,
-            "requests": all.len(),
-            "errors": errors.load(Ordering::Relaxed),
-            "requests_per_second": (all.len() as f64 / elapsed).round(),
-            "p50_ms": f64::from(pct(0.50)) / 1000.0,
-            "p99_ms": f64::from(pct(0.99)) / 1000.0,
-        })
-    );
-    Ok(())
+    get_url(&format!("{url}{path}"), Some(&bearer), concurrency.clamp(1, 1024), seconds, &format!("{scenario:?}")).await
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -505,7 +461,8 @@ fn argon2_verifies(threads: usize, seconds: u64, reuse_memory: bool) -> anyhow::
     Ok((all.len() as f64 / elapsed, all.get(all.len() / 2).copied().unwrap_or(0.0)))
 }
 
-async fn get_url(url: &str, bearer: Option<&str>, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+/// `GET url` from `concurrency` workers for `seconds`, reported under `label`.
+async fn get_url(url: &str, bearer: Option<&str>, concurrency: usize, seconds: u64, label: &str) -> anyhow::Result<()> {
     check_loopback(url)?;
     let client = client()?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -534,7 +491,7 @@ async fn get_url(url: &str, bearer: Option<&str>, concurrency: usize, seconds: u
             latencies
         }));
     }
-    report(&format!("GET {url}"), concurrency, workers, errors).await
+    report(label, concurrency, workers, errors).await
 }
 
 async fn refresh_ceiling(
