@@ -1,6 +1,7 @@
 //! A tenant's signing keys: created on first need, published as a JWKS, rotated with
 //! the next key announced before it signs. Parsed keys are cached by key id (keys never
-//! change once written), so signing does not unseal or parse per token.
+//! change once written), so signing does not unseal or parse per token; the public keys
+//! are parsed for verification once per cached key set.
 
 use super::AuditLog;
 use crate::access::TenantAccess;
