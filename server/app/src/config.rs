@@ -134,6 +134,36 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the scheduled key-rotation job looks for due tenants.
     pub key_rotation_check: std::time::Duration,
+    /// The `From` of every email.
+    pub mail_from: String,
+    /// Where SMS go; `None`: only to the log and the dev outbox.
+    pub sms: Option<SmsConfig>,
+    /// How often the delivery worker looks for due messages (it is also woken at once
+    /// when this replica queues one).
+    pub delivery_poll: std::time::Duration,
+}
+
+/// The SMS provider.
+#[derive(Debug, Clone)]
+pub enum SmsConfig {
+    /// Twilio's Messages API (or anything that speaks it).
+    Twilio {
+        /// API base URL (`https://api.twilio.com` unless testing).
+        base_url: url::Url,
+        /// Account SID.
+        account_sid: String,
+        /// Auth token.
+        auth_token: SecretString,
+        /// Sender number or messaging service.
+        from: String,
+    },
+    /// A JSON POST to the tenant operator's endpoint, signed with HMAC-SHA256.
+    Webhook {
+        /// Endpoint.
+        url: url::Url,
+        /// Signing secret.
+        secret: SecretString,
+    },
 }
 
 /// Every variable, its TOML key being the name without the prefix, in lowercase.
@@ -156,6 +186,15 @@ pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_ARGON2_PARALLELISM",
     "GATEHOUSE_TRUSTED_PROXIES",
     "GATEHOUSE_KEY_ROTATION_CHECK_SECONDS",
+    "GATEHOUSE_MAIL_FROM",
+    "GATEHOUSE_SMS_PROVIDER",
+    "GATEHOUSE_TWILIO_BASE_URL",
+    "GATEHOUSE_TWILIO_ACCOUNT_SID",
+    "GATEHOUSE_TWILIO_AUTH_TOKEN",
+    "GATEHOUSE_TWILIO_FROM",
+    "GATEHOUSE_SMS_WEBHOOK_URL",
+    "GATEHOUSE_SMS_WEBHOOK_SECRET",
+    "GATEHOUSE_DELIVERY_POLL_MS",
 ];
 
 impl Config {
@@ -273,7 +312,28 @@ impl Config {
             86_400,
             "GATEHOUSE_KEY_ROTATION_CHECK_SECONDS",
         )? as u64);
+        let mail_from = get("GATEHOUSE_MAIL_FROM").map_or_else(
+            || format!("no-reply@{}", public_url.host_str().filter(|h| h.contains('.')).unwrap_or("gatehouse.invalid")),
+            str::to_owned,
+        );
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(err(
+                "GATEHOUSE_MAIL_FROM",
+                format!("{mail_from:?} is not a mailbox such as Acme <id@acme.com>"),
+            ));
+        }
+        let sms = parse_sms(&get)?;
+        let delivery_poll = std::time::Duration::from_millis(parse_number(
+            get("GATEHOUSE_DELIVERY_POLL_MS"),
+            1000,
+            10,
+            60_000,
+            "GATEHOUSE_DELIVERY_POLL_MS",
+        )? as u64);
         Ok(Self {
+            mail_from,
+            sms,
+            delivery_poll,
             key_rotation_check,
             trusted_proxies,
             argon2,
@@ -291,6 +351,33 @@ impl Config {
             max_body_bytes,
             database_max_connections: u32::try_from(database_max_connections).unwrap_or(10),
         })
+    }
+}
+
+fn parse_sms<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<SmsConfig>, ConfigError> {
+    let required = |var: &str| get(var).ok_or_else(|| err(var, "is required by GATEHOUSE_SMS_PROVIDER"));
+    let url = |var: &str, value: &str| {
+        url::Url::parse(value)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| err(var, "must be an http(s) URL"))
+    };
+    match get("GATEHOUSE_SMS_PROVIDER") {
+        None => Ok(None),
+        Some("twilio") => Ok(Some(SmsConfig::Twilio {
+            base_url: url(
+                "GATEHOUSE_TWILIO_BASE_URL",
+                get("GATEHOUSE_TWILIO_BASE_URL").unwrap_or("https://api.twilio.com"),
+            )?,
+            account_sid: required("GATEHOUSE_TWILIO_ACCOUNT_SID")?.to_owned(),
+            auth_token: SecretString::new(required("GATEHOUSE_TWILIO_AUTH_TOKEN")?),
+            from: required("GATEHOUSE_TWILIO_FROM")?.to_owned(),
+        })),
+        Some("webhook") => Ok(Some(SmsConfig::Webhook {
+            url: url("GATEHOUSE_SMS_WEBHOOK_URL", required("GATEHOUSE_SMS_WEBHOOK_URL")?)?,
+            secret: SecretString::new(required("GATEHOUSE_SMS_WEBHOOK_SECRET")?),
+        })),
+        Some(other) => Err(err("GATEHOUSE_SMS_PROVIDER", format!("{other:?} is not twilio or webhook"))),
     }
 }
 

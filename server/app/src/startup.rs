@@ -180,8 +180,18 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let jobs =
-        vec![tokio::spawn(rotate_keys_on_schedule(state.services.keys.clone(), state.config.key_rotation_check))];
+    let (email, sms) = crate::delivery::transports(&state.config)?;
+    let delivery = gatehouse_core::services::delivery::Delivery::new(
+        state.store.clone(),
+        state.clock.clone(),
+        state.services.messenger.clone(),
+        email,
+        sms,
+    );
+    let jobs = vec![
+        tokio::spawn(rotate_keys_on_schedule(state.services.keys.clone(), state.config.key_rotation_check)),
+        tokio::spawn(crate::delivery::run(delivery, state.config.delivery_poll)),
+    ];
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -14,6 +14,8 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// The request id (`X-Request-Id`).
     pub request_id: Option<String>,
+    /// `Accept-Language` header (truncated), for messages to users without a locale.
+    pub accept_language: Option<String>,
 }
 
 /// The kind of caller behind an event.
@@ -125,6 +127,30 @@ impl AuditEvent {
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
             request_id: ctx.request_id.clone(),
+            data,
+            created_at: now,
+        }
+    }
+
+    /// An event caused by Gatehouse itself (a background job), about one target.
+    pub fn by_system(
+        now: OffsetDateTime,
+        action: &str,
+        tenant_id: &TenantId,
+        target: (&str, &str),
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: EventId::generate(),
+            tenant_id: Some(tenant_id.clone()),
+            actor_type: ActorType::System,
+            actor_id: None,
+            action: action.to_owned(),
+            target_type: Some(target.0.to_owned()),
+            target_id: Some(target.1.to_owned()),
+            ip: None,
+            user_agent: None,
+            request_id: None,
             data,
             created_at: now,
         }

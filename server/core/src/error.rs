@@ -51,6 +51,12 @@ pub enum ServiceError {
     /// An access or refresh token is missing, malformed, expired, revoked or foreign.
     #[error("invalid token")]
     InvalidToken,
+    /// A one-time link or code is wrong, expired, used up or already used.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The tenant requires a verified email before sign-in completes.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// Too many attempts; retry after the given seconds.
     #[error("rate limited")]
     RateLimited {

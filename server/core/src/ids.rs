@@ -134,6 +134,16 @@ define_id!(
     EventId,
     "evt"
 );
+define_id!(
+    /// A one-time secret: a link token or code sent to an address.
+    OneTimeId,
+    "otp"
+);
+define_id!(
+    /// A message in the outbox.
+    MessageId,
+    "msg"
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod ephemeral;
 pub mod error;
 pub mod ids;
+pub mod messaging;
 pub mod page;
 pub mod password;
 pub mod secret;

@@ -22,6 +22,8 @@ use time::OffsetDateTime;
 pub struct Sealer {
     key: LessSafeKey,
     rng: SystemRandom,
+    /// HMAC-SHA256 key for short codes, derived from the master key.
+    code_key: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -34,7 +36,25 @@ impl Sealer {
     /// A sealer for a 32-byte master key.
     pub fn new(master_key: &[u8; 32]) -> Result<Self, ServiceError> {
         let key = UnboundKey::new(&AES_256_GCM, master_key).map_err(|_| ServiceError::internal("bad master key"))?;
-        Ok(Self { key: LessSafeKey::new(key), rng: SystemRandom::new() })
+        // A separate key for code hashes: HMAC(master, label), so the AES key is never
+        // used for anything but AES.
+        let derived = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, master_key),
+            b"gatehouse one-time code hashing v1",
+        );
+        let code_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref());
+        Ok(Self { key: LessSafeKey::new(key), rng: SystemRandom::new(), code_key })
+    }
+
+    /// A keyed hash (hex HMAC-SHA256) of a short code bound to `context`. Six digits
+    /// have too little entropy for a plain hash: without the master key, a stolen
+    /// database does not reveal live codes.
+    pub fn code_hash(&self, context: &str, code: &str) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.code_key);
+        ctx.update(context.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(code.as_bytes());
+        hex_lower(ctx.sign().as_ref())
     }
 
     /// `nonce || ciphertext || tag`.
@@ -64,6 +84,14 @@ impl Sealer {
             .map_err(|_| ServiceError::internal("cannot decrypt: wrong master key or corrupted data"))?;
         Ok(plain.to_vec())
     }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Where a key is in its life.

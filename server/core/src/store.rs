@@ -4,7 +4,10 @@
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
-use crate::ids::{AdminTokenId, SecretKeyId, SessionId, TenantId, UserId};
+use crate::ids::{AdminTokenId, MessageId, SecretKeyId, SessionId, TenantId, UserId};
+use crate::messaging::{
+    DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, TemplateOverride,
+};
 use crate::page::{Page, PageRequest};
 use crate::secret::SecretHash;
 use crate::session::{RefreshOutcome, RefreshToken, Session};
@@ -171,6 +174,98 @@ pub trait UserStore: Send + Sync {
     async fn update_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
     /// Deletes a user and everything that belongs to them.
     async fn delete_user(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The user who verified this E.164 number, if any.
+    async fn find_user_by_verified_phone(&self, tenant_id: &TenantId, phone: &str) -> Result<Option<User>, StoreError>;
+}
+
+/// One-time secrets, the message outbox and tenant message templates.
+#[async_trait]
+pub trait MessagingStore: Send + Sync {
+    /// Stores a secret and the messages that carry it, in one transaction, after
+    /// `new_user` if given (sign-up with verification). Live secrets of the same purpose
+    /// and target are consumed (superseded) first, so only the newest link or code works.
+    async fn issue_one_time(
+        &self,
+        tenant_id: &TenantId,
+        new_user: Option<&User>,
+        secret: &OneTimeSecret,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The live (unconsumed, unexpired) secret of this purpose with this link-token hash.
+    async fn find_one_time_by_token(
+        &self,
+        tenant_id: &TenantId,
+        purpose: Purpose,
+        token_hash: &SecretHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeSecret>, StoreError>;
+    /// Counts one code attempt against the newest live secret of this purpose and target
+    /// that has attempts left, atomically, and returns it with the attempt counted;
+    /// `None` if there is no such secret. Compare the code only after this call, so
+    /// parallel guesses cannot exceed the limit.
+    async fn attempt_one_time_code(
+        &self,
+        tenant_id: &TenantId,
+        purpose: Purpose,
+        target: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeSecret>, StoreError>;
+    /// Consumes a live secret and applies its effects in one transaction. `NotFound` if
+    /// the secret was consumed or expired meanwhile (of parallel redemptions exactly one
+    /// succeeds); conflicts of the user write roll everything back.
+    async fn redeem_one_time(&self, tenant_id: &TenantId, redemption: &Redemption<'_>) -> Result<(), StoreError>;
+    /// Queues messages with their audit event, in one transaction.
+    async fn enqueue_messages(
+        &self,
+        tenant_id: &TenantId,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Claims up to `limit` due messages of any tenant for one worker: pending ones whose
+    /// attempt is due and sending ones whose lease expired. Each claim counts an attempt
+    /// and leases the message until `lease_until`, so replicas never claim one message
+    /// at the same time.
+    async fn claim_due_messages(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// Records how a claimed attempt ended, with its audit event.
+    async fn finish_delivery(
+        &self,
+        tenant_id: &TenantId,
+        message_id: &MessageId,
+        outcome: &DeliveryOutcome,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The tenant's messages in id (queue) order.
+    async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError>;
+    /// Creates or replaces a template override.
+    async fn put_template(
+        &self,
+        tenant_id: &TenantId,
+        template: &TemplateOverride,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// One template override.
+    async fn get_template(
+        &self,
+        tenant_id: &TenantId,
+        kind: MessageKind,
+        locale: &str,
+    ) -> Result<Option<TemplateOverride>, StoreError>;
+    /// Every template override of the tenant.
+    async fn list_templates(&self, tenant_id: &TenantId) -> Result<Vec<TemplateOverride>, StoreError>;
+    /// Removes a template override; `NotFound` if there is none.
+    async fn delete_template(
+        &self,
+        tenant_id: &TenantId,
+        kind: MessageKind,
+        locale: &str,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 }
 
 /// A tenant's token signing keys.
@@ -298,6 +393,7 @@ pub trait Store:
     + SigningKeyStore
     + SessionStore
     + AuditStore
+    + MessagingStore
     + std::fmt::Debug
 {
     /// Checks the database answers.

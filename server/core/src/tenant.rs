@@ -180,6 +180,9 @@ pub struct TenantSettings {
     pub password_policy: PasswordPolicy,
     /// Look of pages and messages.
     pub branding: Branding,
+    /// A magic link works only in the browser that asked for it (a cookie set when it
+    /// was requested), so a link forwarded or intercepted cannot sign someone else in.
+    pub magic_link_same_browser: bool,
 }
 
 impl Default for TenantSettings {
@@ -198,6 +201,7 @@ impl Default for TenantSettings {
             signing_key_rotation_days: 90,
             password_policy: PasswordPolicy::default(),
             branding: Branding::default(),
+            magic_link_same_browser: false,
         }
     }
 }

@@ -136,6 +136,8 @@ pub struct UserProfile {
     pub username: Option<String>,
     /// E.164 phone number, e.g. `+4930123456`.
     pub phone: Option<String>,
+    /// Whether the user proved the number by an SMS code (then it can sign them in).
+    pub phone_verified: bool,
     /// `https` URL of a picture.
     pub picture: Option<String>,
     /// BCP 47 language tag, e.g. `de-CH`.

@@ -35,7 +35,7 @@ fn decode(row: &PgRow) -> Result<Session, StoreError> {
     })
 }
 
-async fn insert_refresh(
+pub(crate) async fn insert_refresh(
     tx: &mut Tx,
     tenant_id: &TenantId,
     session_id: &SessionId,
@@ -55,7 +55,7 @@ async fn insert_refresh(
     Ok(())
 }
 
-async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &Session) -> Result<(), StoreError> {
+pub(crate) async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &Session) -> Result<(), StoreError> {
     sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
-                       created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata";
+                       created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata, phone_verified";
 
 fn decode(row: &PgRow) -> Result<User, StoreError> {
     let corrupt = |what: &str| StoreError::Backend(format!("corrupt user row: {what}"));
@@ -37,13 +37,14 @@ fn decode(row: &PgRow) -> Result<User, StoreError> {
             phone: row.try_get("phone").map_err(map_err)?,
             picture: row.try_get("picture").map_err(map_err)?,
             locale: row.try_get("locale").map_err(map_err)?,
+            phone_verified: row.try_get("phone_verified").map_err(map_err)?,
         },
         public_metadata: row.try_get("public_metadata").map_err(map_err)?,
         private_metadata: row.try_get("private_metadata").map_err(map_err)?,
     })
 }
 
-async fn insert_user(
+pub(crate) async fn insert_user(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     tenant_id: &TenantId,
     user: &User,
@@ -54,8 +55,8 @@ async fn insert_user(
     let done = sqlx::query(
         "INSERT INTO users (id, tenant_id, email, email_normalized, email_verified, name, status, password_hash,
                                 created_at, updated_at, last_login_at, username, phone, picture, locale,
-                                public_metadata, private_metadata)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
+                                public_metadata, private_metadata, phone_verified)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
              WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2 AND deleted_at IS NULL)",
     )
     .bind(user.id.as_str())
@@ -75,6 +76,46 @@ async fn insert_user(
     .bind(&user.profile.locale)
     .bind(&user.public_metadata)
     .bind(&user.private_metadata)
+    .bind(user.profile.phone_verified)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Overwrites every mutable field of a user; `NotFound` if there is no such user.
+pub(crate) async fn update_user_row(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant_id: &TenantId,
+    user: &User,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, status = $7,
+                          password_hash = $8, updated_at = $9, last_login_at = $10, username = $11,
+                          phone = $12, picture = $13, locale = $14, public_metadata = $15,
+                          private_metadata = $16, phone_verified = $17
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id.as_str())
+    .bind(user.id.as_str())
+    .bind(user.email.as_str())
+    .bind(user.email.normalized())
+    .bind(user.email_verified)
+    .bind(&user.name)
+    .bind(user.status.as_str())
+    .bind(&user.password_hash)
+    .bind(user.updated_at)
+    .bind(user.last_login_at)
+    .bind(&user.profile.username)
+    .bind(&user.profile.phone)
+    .bind(&user.profile.picture)
+    .bind(&user.profile.locale)
+    .bind(&user.public_metadata)
+    .bind(&user.private_metadata)
+    .bind(user.profile.phone_verified)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -166,35 +207,7 @@ impl UserStore for PgStore {
 
     async fn update_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let done = sqlx::query(
-            "UPDATE users SET email = $3, email_normalized = $4, email_verified = $5, name = $6, status = $7,
-                              password_hash = $8, updated_at = $9, last_login_at = $10, username = $11,
-                              phone = $12, picture = $13, locale = $14, public_metadata = $15,
-                              private_metadata = $16
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id.as_str())
-        .bind(user.id.as_str())
-        .bind(user.email.as_str())
-        .bind(user.email.normalized())
-        .bind(user.email_verified)
-        .bind(&user.name)
-        .bind(user.status.as_str())
-        .bind(&user.password_hash)
-        .bind(user.updated_at)
-        .bind(user.last_login_at)
-        .bind(&user.profile.username)
-        .bind(&user.profile.phone)
-        .bind(&user.profile.picture)
-        .bind(&user.profile.locale)
-        .bind(&user.public_metadata)
-        .bind(&user.private_metadata)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        update_user_row(&mut tx, tenant_id, user).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -212,5 +225,18 @@ impl UserStore for PgStore {
         }
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn find_user_by_verified_phone(&self, tenant_id: &TenantId, phone: &str) -> Result<Option<User>, StoreError> {
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND phone = $2 AND phone_verified"))
+                .bind(tenant_id.as_str())
+                .bind(phone)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.as_ref().map(decode).transpose()
     }
 }

@@ -103,7 +103,7 @@ impl From<TokenSet> for TokenSetResponse {
 }
 
 /// A token set as a response, in the requested transport.
-fn token_response(status: StatusCode, tenant: &Tenant, tokens: TokenSet, transport: Transport) -> Response {
+pub(crate) fn token_response(status: StatusCode, tenant: &Tenant, tokens: TokenSet, transport: Transport) -> Response {
     match transport {
         Transport::Json => (status, Json(TokenSetResponse::from(tokens))).into_response(),
         Transport::Cookie => {

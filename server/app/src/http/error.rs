@@ -33,6 +33,10 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// The access or refresh token is missing, malformed, expired, revoked or foreign.
     InvalidToken,
+    /// A one-time link or code is wrong, expired, used up or already used.
+    InvalidCode,
+    /// The tenant requires a verified email address before sign-in completes.
+    EmailNotVerified,
     /// The credential may not do this.
     Forbidden,
     /// A cookie-authenticated write without a matching CSRF token or from a foreign origin.
@@ -64,6 +68,8 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidCode => "invalid_code",
+            Self::EmailNotVerified => "email_not_verified",
             Self::Forbidden => "forbidden",
             Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",
@@ -77,14 +83,14 @@ impl ErrorCode {
 
     fn status(self) -> StatusCode {
         match self {
-            Self::MalformedJson | Self::InvalidPath | Self::InvalidQuery | Self::InvalidCursor => {
+            Self::MalformedJson | Self::InvalidPath | Self::InvalidQuery | Self::InvalidCursor | Self::InvalidCode => {
                 StatusCode::BAD_REQUEST
             }
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CsrfFailed | Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -106,6 +112,8 @@ impl ErrorCode {
             Self::Unauthorized => "Authentication required",
             Self::InvalidCredentials => "Invalid email or password",
             Self::InvalidToken => "Invalid token",
+            Self::InvalidCode => "Invalid, expired or used link or code",
+            Self::EmailNotVerified => "Email address not verified",
             Self::Forbidden => "Not allowed",
             Self::CsrfFailed => "Cross-site request refused",
             Self::NotFound => "Not found",
@@ -202,6 +210,14 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(ErrorCode::Unauthorized, "send a valid admin token or secret key as a Bearer token")
             }
             ServiceError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
+            ServiceError::InvalidCode => ApiError::new(
+                ErrorCode::InvalidCode,
+                "the link or code is wrong, expired or already used; ask for a new one",
+            ),
+            ServiceError::EmailNotVerified => ApiError::new(
+                ErrorCode::EmailNotVerified,
+                "confirm your email address first; a new confirmation message can be requested",
+            ),
             ServiceError::InvalidCredentials => {
                 ApiError::new(ErrorCode::InvalidCredentials, "the email or password is not correct")
             }

@@ -137,6 +137,11 @@ impl FromRequestParts<AppState> for Ctx {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
-        Ok(Self(RequestContext { ip, user_agent, request_id }))
+        let accept_language = parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(MAX_USER_AGENT).collect());
+        Ok(Self(RequestContext { ip, user_agent, request_id, accept_language }))
     }
 }

@@ -9,14 +9,17 @@ pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod messages;
 pub mod middleware;
 pub mod oauth2;
 pub mod ops;
 pub mod pagination;
+pub mod passwordless_api;
 pub mod secret_keys;
 pub mod signing_keys;
 pub mod tenants;
 pub mod users;
+pub mod verification_api;
 pub mod well_known;
 
 use crate::state::AppState;
@@ -40,6 +43,7 @@ use utoipa_axum::routes;
         (name = "users", description = "A tenant's users"),
         (name = "signing-keys", description = "Token signing keys of a tenant"),
         (name = "audit", description = "The append-only audit log"),
+        (name = "messages", description = "Email and SMS a tenant's users are sent: delivery status, dev outbox, templates"),
         (name = "auth", description = "End-user authentication of a tenant (/t/{t}/auth)"),
         (name = "standards", description = "JWKS and OpenID discovery of a tenant"),
         (name = "ops", description = "Health, readiness and metrics"),
@@ -84,6 +88,24 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth_api::create_password_change))
         .routes(routes!(auth_api::list_sessions, auth_api::delete_sessions))
         .routes(routes!(auth_api::delete_session))
+        .routes(routes!(verification_api::create_email_verification))
+        .routes(routes!(verification_api::create_email_verify))
+        .routes(routes!(verification_api::create_password_forgot))
+        .routes(routes!(verification_api::create_password_reset))
+        .routes(routes!(verification_api::create_email_change))
+        .routes(routes!(verification_api::create_email_change_confirm))
+        .routes(routes!(verification_api::create_email_change_undo))
+        .routes(routes!(verification_api::create_phone_code))
+        .routes(routes!(verification_api::create_phone_verify))
+        .routes(routes!(passwordless_api::create_magic_link))
+        .routes(routes!(passwordless_api::get_magic_link_verify))
+        .routes(routes!(passwordless_api::create_magic_link_exchange))
+        .routes(routes!(passwordless_api::create_otp))
+        .routes(routes!(passwordless_api::create_otp_verify))
+        .routes(routes!(messages::list_messages))
+        .routes(routes!(messages::list_dev_outbox))
+        .routes(routes!(messages::list_templates))
+        .routes(routes!(messages::update_template, messages::delete_template))
         .routes(routes!(well_known::get_jwks))
         .routes(routes!(well_known::get_openid_configuration))
         .routes(routes!(oauth2::create_introspection))

@@ -47,6 +47,8 @@ pub struct UserResponse {
     pub username: Option<String>,
     /// E.164 phone number.
     pub phone: Option<String>,
+    /// Whether the number was proven by an SMS code (then it can sign the user in).
+    pub phone_verified: bool,
     /// Picture URL.
     pub picture: Option<String>,
     /// BCP 47 language tag.
@@ -73,6 +75,7 @@ impl From<User> for UserResponse {
         Self {
             username: u.profile.username,
             phone: u.profile.phone,
+            phone_verified: u.profile.phone_verified,
             picture: u.profile.picture,
             locale: u.profile.locale,
             public_metadata: u.public_metadata,
@@ -201,7 +204,13 @@ pub async fn create_user(
         password: body.password.map(SecretString::new),
         name: body.name,
         email_verified: body.email_verified,
-        profile: UserProfile { username: body.username, phone: body.phone, picture: body.picture, locale: body.locale },
+        profile: UserProfile {
+            username: body.username,
+            phone: body.phone,
+            picture: body.picture,
+            locale: body.locale,
+            phone_verified: false,
+        },
         public_metadata: body.public_metadata,
         private_metadata: body.private_metadata,
     };
@@ -264,7 +273,13 @@ pub async fn update_user(
         email_verified: body.email_verified,
         status: body.status,
         password: body.password.map(SecretString::new),
-        profile: UserProfile { username: body.username, phone: body.phone, picture: body.picture, locale: body.locale },
+        profile: UserProfile {
+            username: body.username,
+            phone: body.phone,
+            picture: body.picture,
+            locale: body.locale,
+            phone_verified: false,
+        },
         public_metadata: body.public_metadata,
         private_metadata: body.private_metadata,
     };
@@ -354,7 +369,13 @@ pub async fn create_user_import(
             name: u.name,
             email_verified: u.email_verified,
             password_hash: u.password_hash,
-            profile: UserProfile { username: u.username, phone: u.phone, picture: u.picture, locale: u.locale },
+            profile: UserProfile {
+                username: u.username,
+                phone: u.phone,
+                picture: u.picture,
+                locale: u.locale,
+                phone_verified: false,
+            },
             public_metadata: u.public_metadata,
             private_metadata: u.private_metadata,
         })

@@ -130,6 +130,11 @@ impl TestServer {
         token
     }
 
+    /// A second server (a replica) on the same database and ephemeral store.
+    pub async fn replica(&self) -> Server {
+        startup::start(Config::from_vars(&self.vars).unwrap()).await.unwrap()
+    }
+
     pub async fn send(&self, builder: reqwest::RequestBuilder) -> Reply {
         let response = builder.send().await.unwrap();
         let status = response.status().as_u16();

@@ -9,6 +9,7 @@
 )]
 
 pub mod ephemeral;
+pub mod messaging;
 pub mod store;
 
 /// Stamps every storage conformance test. `$make` is an async fn returning
@@ -47,6 +48,22 @@ macro_rules! store_conformance_tests {
             sign_ins_are_recorded_in_one_transaction,
             bulk_user_imports_are_all_or_nothing,
         );
+        $crate::store_conformance_tests!(@messaging $make;
+            one_time_secrets_are_single_use_and_superseded,
+            parallel_redemptions_have_exactly_one_winner,
+            code_attempts_are_capped_and_redemption_is_atomic,
+            outbox_messages_are_claimed_once_and_finished,
+            template_overrides_round_trip_per_tenant,
+        );
+    };
+    (@messaging $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $make().await;
+                $crate::conformance::messaging::$name(store.as_ref()).await;
+            }
+        )*
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
         $(

@@ -14,7 +14,7 @@ use crate::user::{Email, User, UserFilter, UserStatus};
 use std::collections::HashSet;
 use time::{Duration, OffsetDateTime};
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     truncate_to_micros(OffsetDateTime::now_utc())
 }
 
@@ -24,7 +24,7 @@ fn unique_slug(base: &str) -> TenantSlug {
     TenantSlug::parse(&format!("{base}-{suffix}")).unwrap()
 }
 
-fn tenant(name: &str) -> Tenant {
+pub(crate) fn tenant(name: &str) -> Tenant {
     let at = now();
     Tenant {
         id: TenantId::generate(),
@@ -37,7 +37,7 @@ fn tenant(name: &str) -> Tenant {
     }
 }
 
-fn event(action: &str, tenant_id: Option<&TenantId>) -> AuditEvent {
+pub(crate) fn event(action: &str, tenant_id: Option<&TenantId>) -> AuditEvent {
     AuditEvent {
         id: EventId::generate(),
         tenant_id: tenant_id.cloned(),
@@ -409,7 +409,7 @@ pub async fn failed_writes_leave_no_audit_event(store: &dyn Store) {
     assert!(store.list_audit_events(&query, &PageRequest::first(10)).await.unwrap().data.is_empty());
 }
 
-fn user(tenant_id: &TenantId, email: &str) -> User {
+pub(crate) fn user(tenant_id: &TenantId, email: &str) -> User {
     let at = now();
     User {
         id: UserId::generate(),
@@ -466,6 +466,7 @@ pub async fn users_round_trip_unicode_and_are_isolated_by_tenant(store: &dyn Sto
         phone: Some("+4930123456".into()),
         picture: Some("https://cdn.example.com/j.png".into()),
         locale: Some("de-CH".into()),
+        phone_verified: true,
     };
     u.public_metadata = serde_json::json!({ "plan": "pro", "flags": ["ä", 1] });
     u.private_metadata = serde_json::json!({ "crm_id": 42 });

@@ -89,6 +89,8 @@ pub struct AuthDeps {
     pub sealer: Arc<Sealer>,
     /// `GATEHOUSE_PUBLIC_URL`; issuers derive from it.
     pub public_url: String,
+    /// Composes the verification message sent at sign-up.
+    pub messenger: super::messenger::Messenger,
 }
 
 /// The authentication use cases.
@@ -102,6 +104,7 @@ pub struct AuthService {
     keys: KeyService,
     sealer: Arc<Sealer>,
     public_url: String,
+    messenger: super::messenger::Messenger,
 }
 
 fn unavailable(e: EphemeralError) -> ServiceError {
@@ -121,6 +124,7 @@ impl AuthService {
             keys: deps.keys,
             sealer: deps.sealer,
             public_url,
+            messenger: deps.messenger,
         }
     }
 
@@ -170,9 +174,23 @@ impl AuthService {
             public_metadata: serde_json::json!({}),
             private_metadata: serde_json::json!({}),
         };
-        let event =
-            AuditEvent::by_user(now, ctx, "user.signup", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
-        match self.store.create_user(&tenant.id, &user, &event).await {
+        // The account and its verification message are stored together, or neither.
+        let verification =
+            super::verification::VerificationService::verification_dispatch(&self.messenger, tenant, ctx, now, &user)
+                .await?;
+        let event = AuditEvent::by_user(
+            now,
+            ctx,
+            "user.signup",
+            &tenant.id,
+            Some(user.id.as_str()),
+            serde_json::json!({ "verification_message_id": verification.message.id }),
+        );
+        let stored = self
+            .store
+            .issue_one_time(&tenant.id, Some(&user), &verification.secret, &[verification.message], &event)
+            .await;
+        match stored {
             Ok(()) => {}
             Err(StoreError::Conflict { constraint }) => {
                 if tenant.settings.require_verified_email {
@@ -219,6 +237,13 @@ impl AuthService {
         };
         if user.status != UserStatus::Active {
             return Err(self.failed_login(tenant, ctx, account_key.as_deref(), Some(&user.id), "user_disabled").await);
+        }
+        // Only the right password learns that the address is unproven.
+        if tenant.settings.require_verified_email && !user.email_verified {
+            let data = serde_json::json!({ "reason": "email_not_verified" });
+            let event = AuditEvent::by_user(now, ctx, "login.failure", &tenant.id, Some(user.id.as_str()), data);
+            self.audit.record(event).await?;
+            return Err(ServiceError::EmailNotVerified);
         }
         if let Some(key) = &account_key {
             self.ephemeral.cache_delete(key).await.map_err(unavailable)?;
@@ -454,6 +479,53 @@ impl AuthService {
         Ok(user)
     }
 
+    /// A new session of `user_id` (not yet stored), its first refresh token and that
+    /// token's secret, for flows that store the session in their own transaction.
+    pub fn new_session(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        user_id: &UserId,
+        amr: &[&str],
+    ) -> (Session, RefreshToken, SecretString) {
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::generate(),
+            tenant_id: tenant.id.clone(),
+            user_id: user_id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + time::Duration::seconds(i64::from(tenant.settings.session_absolute_ttl_seconds)),
+            auth_time: now,
+            amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            revoked_at: None,
+        };
+        let (first, secret) = self.new_refresh_token(tenant, now);
+        (session, first, secret)
+    }
+
+    /// The token set of a stored session.
+    pub async fn token_set(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        session: &Session,
+        refresh_token: SecretString,
+    ) -> Result<TokenSet, ServiceError> {
+        let access_token = self.access_token(tenant, &user, session).await?;
+        Ok(TokenSet { access_token, expires_in: tenant.settings.access_token_ttl_seconds, refresh_token, user })
+    }
+
+    /// Forgets an account's failed sign-ins and lifts its back-off (after a password
+    /// reset proved the owner).
+    pub async fn clear_backoff(&self, tenant: &Tenant, user: &User) -> Result<(), ServiceError> {
+        let key = format!("login:acct:{}:{}", tenant.id, user.email.normalized());
+        self.ephemeral.cache_delete(&key).await.map_err(unavailable)?;
+        self.ephemeral.cache_delete(&format!("{key}:locked")).await.map_err(unavailable)
+    }
+
     async fn start_session(
         &self,
         tenant: &Tenant,
@@ -461,22 +533,9 @@ impl AuthService {
         user: User,
         how: SignIn,
     ) -> Result<TokenSet, ServiceError> {
-        let now = self.clock.now();
         let settings = &tenant.settings;
-        let session = Session {
-            id: SessionId::generate(),
-            tenant_id: tenant.id.clone(),
-            user_id: user.id.clone(),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + time::Duration::seconds(i64::from(settings.session_absolute_ttl_seconds)),
-            auth_time: now,
-            amr: vec!["pwd".into()],
-            ip: ctx.ip.clone(),
-            user_agent: ctx.user_agent.clone(),
-            revoked_at: None,
-        };
-        let (first, secret) = self.new_refresh_token(tenant, now);
+        let (session, first, secret) = self.new_session(tenant, ctx, &user.id, &["pwd"]);
+        let now = session.created_at;
         let data = match how {
             SignIn::Signup => serde_json::json!({ "session_id": session.id, "via": "signup" }),
             SignIn::Login { rehashed } => {
@@ -525,12 +584,27 @@ impl AuthService {
     /// Counts an attempt of `what` from the caller's IP in a one-minute window; past `max`
     /// refuses, recording one audit event per window (not one per refused attempt, so an
     /// attacker cannot flood the log).
-    async fn limit(&self, tenant: &Tenant, ctx: &RequestContext, what: &str, max: u64) -> Result<(), ServiceError> {
-        let key = format!("rl:{what}:ip:{}:{}", tenant.id, ip_of(ctx));
-        let count = self.ephemeral.increment(&key, Duration::from_secs(60)).await.map_err(unavailable)?;
+    pub async fn limit(&self, tenant: &Tenant, ctx: &RequestContext, what: &str, max: u64) -> Result<(), ServiceError> {
+        let key = format!("ip:{}", ip_of(ctx));
+        self.limit_by(tenant, ctx, what, &key, max, Duration::from_secs(60)).await
+    }
+
+    /// Counts an attempt of `what` by `subject` (an IP, an address, a user) in a window;
+    /// past `max` refuses, auditing the first refusal of each window.
+    pub async fn limit_by(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        what: &str,
+        subject: &str,
+        max: u64,
+        window: Duration,
+    ) -> Result<(), ServiceError> {
+        let key = format!("rl:{what}:{}:{subject}", tenant.id);
+        let count = self.ephemeral.increment(&key, window).await.map_err(unavailable)?;
         if count.hits > max {
             if count.hits == max + 1 {
-                let data = serde_json::json!({ "limit": max, "window_seconds": 60, "flow": what });
+                let data = serde_json::json!({ "limit": max, "window_seconds": window.as_secs(), "flow": what });
                 self.audit
                     .record(AuditEvent::by_user(self.clock.now(), ctx, "rate_limit.exceeded", &tenant.id, None, data))
                     .await?;

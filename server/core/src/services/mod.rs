@@ -6,19 +6,30 @@ pub mod admin_tokens;
 pub mod audit_log;
 pub mod auth;
 pub mod authenticate;
+pub mod delivery;
 pub mod keys;
+pub mod messenger;
+pub mod outbox;
+pub mod passwordless;
 pub mod secret_keys;
+pub mod templates;
 pub mod tenants;
 pub mod users;
+pub mod verification;
 
 pub use admin_tokens::AdminTokenService;
 pub use audit_log::AuditLog;
 pub use auth::AuthService;
 pub use authenticate::Authenticator;
 pub use keys::KeyService;
+pub use messenger::Messenger;
+pub use outbox::OutboxService;
+pub use passwordless::PasswordlessService;
 pub use secret_keys::SecretKeyService;
+pub use templates::TemplateService;
 pub use tenants::TenantService;
 pub use users::UserService;
+pub use verification::VerificationService;
 
 use crate::clock::Clock;
 use crate::store::Store;
@@ -43,6 +54,16 @@ pub struct Services {
     pub auth: AuthService,
     /// Signing keys.
     pub keys: KeyService,
+    /// Composes and opens messages.
+    pub messenger: Messenger,
+    /// Tenant message templates.
+    pub templates: TemplateService,
+    /// Email verification, password reset, email change, phone numbers.
+    pub verification: VerificationService,
+    /// Magic links and one-time sign-in codes.
+    pub passwordless: PasswordlessService,
+    /// Operators' view of the outbox.
+    pub outbox: OutboxService,
 }
 
 /// What the services are built from.
@@ -70,6 +91,7 @@ impl Services {
     ) -> Self {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
         let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
+        let messenger = Messenger::new(store.clone(), config.sealer.clone(), &config.public_url);
         let auth = AuthService::new(auth::AuthDeps {
             store: store.clone(),
             ephemeral,
@@ -79,8 +101,22 @@ impl Services {
             keys: keys.clone(),
             sealer: config.sealer,
             public_url: config.public_url,
+            messenger: messenger.clone(),
         });
+        let verification = VerificationService::new(
+            store.clone(),
+            clock.clone(),
+            auth.clone(),
+            messenger.clone(),
+            config.password_hasher.clone(),
+        );
+        let passwordless = PasswordlessService::new(store.clone(), clock.clone(), auth.clone(), messenger.clone());
         Self {
+            templates: TemplateService::new(store.clone(), clock.clone(), audit.clone()),
+            outbox: OutboxService::new(store.clone(), audit.clone(), messenger.clone()),
+            verification,
+            passwordless,
+            messenger,
             auth,
             keys,
             tenants: TenantService::new(store.clone(), clock.clone(), audit.clone()),

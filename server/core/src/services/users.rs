@@ -276,9 +276,12 @@ impl UserService {
         if let Some(name) = patch.name {
             user.name = check_user_name(Some(name)).map_err(|why| ServiceError::invalid("name", &why))?;
         }
+        let phone = patch.profile.phone.or(user.profile.phone.clone());
         let profile = UserProfile {
             username: patch.profile.username.or(user.profile.username.clone()),
-            phone: patch.profile.phone.or(user.profile.phone.clone()),
+            // A number set by an operator is not proven; only an SMS code proves one.
+            phone_verified: user.profile.phone_verified && phone == user.profile.phone,
+            phone,
             picture: patch.profile.picture.or(user.profile.picture.clone()),
             locale: patch.profile.locale.or(user.profile.locale.clone()),
         };

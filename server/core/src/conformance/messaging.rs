@@ -1,0 +1,258 @@
+//! Messaging conformance: one-time secrets, the outbox and templates behave alike on
+//! every backend.
+
+use super::store::{event, now, tenant, user};
+use crate::ids::{MessageId, OneTimeId, TenantId, UserId};
+use crate::messaging::{
+    Channel, DeliveryOutcome, DeliveryStatus, MessageKind, OneTimeSecret, OutboxMessage, Purpose, Redemption,
+    TemplateOverride, UserWrite,
+};
+use crate::page::PageRequest;
+use crate::secret::generate_secret;
+use crate::store::{Store, StoreError};
+use time::Duration;
+
+fn secret(tenant_id: &TenantId, user_id: Option<&UserId>, purpose: Purpose, target: &str) -> (OneTimeSecret, String) {
+    let token = generate_secret("ot_");
+    let at = now();
+    let s = OneTimeSecret {
+        id: OneTimeId::generate(),
+        tenant_id: tenant_id.clone(),
+        purpose,
+        target: target.into(),
+        user_id: user_id.cloned(),
+        token_hash: Some(token.hash),
+        code_hash: Some("c0de".into()),
+        attempts: 0,
+        max_attempts: 3,
+        data: serde_json::json!({ "redirect_uri": "https://app.example/ü" }),
+        created_at: at,
+        expires_at: at + Duration::minutes(10),
+        consumed_at: None,
+    };
+    (s, token.value.expose().to_owned())
+}
+
+fn message(tenant_id: &TenantId, to: &str) -> OutboxMessage {
+    OutboxMessage {
+        id: MessageId::generate(),
+        tenant_id: tenant_id.clone(),
+        channel: Channel::Email,
+        recipient: to.into(),
+        kind: MessageKind::VerifyEmail,
+        sealed: vec![1, 2, 3, 0, 255],
+        created_at: now(),
+    }
+}
+
+async fn setup(store: &dyn Store, name: &str) -> (crate::tenant::Tenant, crate::user::User) {
+    let t = tenant(name);
+    store.create_tenant(&t, &event("tenant.create", Some(&t.id))).await.unwrap();
+    let u = user(&t.id, &format!("{name}@example.com"));
+    store.create_user(&t.id, &u, &event("user.create", Some(&t.id))).await.unwrap();
+    (t, u)
+}
+
+fn redemption<'a>(id: &'a OneTimeId, ev: &'a crate::audit::AuditEvent) -> Redemption<'a> {
+    Redemption {
+        secret_id: id,
+        now: now(),
+        user: UserWrite::None,
+        revoke_sessions: None,
+        session: None,
+        issue: None,
+        messages: &[],
+        event: ev,
+    }
+}
+
+/// A secret is found by its token only while live, for its purpose and tenant; a newer
+/// secret of the same purpose and target supersedes it; redemption consumes it once.
+pub async fn one_time_secrets_are_single_use_and_superseded(store: &dyn Store) {
+    let (t, u) = setup(store, "ots").await;
+    let (other, _) = setup(store, "ots-other").await;
+    let (s1, token1) = secret(&t.id, Some(&u.id), Purpose::PasswordReset, "ots@example.com");
+    let ev = event("x", Some(&t.id));
+    store.issue_one_time(&t.id, None, &s1, &[message(&t.id, "ots@example.com")], &ev).await.unwrap();
+    let hash1 = crate::secret::SecretHash::of(&token1);
+    let found = store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().unwrap();
+    assert_eq!(found, s1);
+    assert!(store.find_one_time_by_token(&t.id, Purpose::MagicLink, &hash1, now()).await.unwrap().is_none());
+    assert!(store.find_one_time_by_token(&other.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().is_none());
+    let later = now() + Duration::minutes(11);
+    assert!(store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, later).await.unwrap().is_none());
+    // A second reset supersedes the first.
+    let (s2, token2) = secret(&t.id, Some(&u.id), Purpose::PasswordReset, "ots@example.com");
+    store.issue_one_time(&t.id, None, &s2, &[], &event("y", Some(&t.id))).await.unwrap();
+    assert!(store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().is_none());
+    assert_eq!(
+        store.redeem_one_time(&t.id, &redemption(&s1.id, &event("z", Some(&t.id)))).await,
+        Err(StoreError::NotFound)
+    );
+    let hash2 = crate::secret::SecretHash::of(&token2);
+    assert!(store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash2, now()).await.unwrap().is_some());
+    // Another tenant cannot redeem it.
+    assert_eq!(
+        store.redeem_one_time(&other.id, &redemption(&s2.id, &event("z", Some(&other.id)))).await,
+        Err(StoreError::NotFound)
+    );
+    store.redeem_one_time(&t.id, &redemption(&s2.id, &event("z", Some(&t.id)))).await.unwrap();
+    assert!(store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash2, now()).await.unwrap().is_none());
+}
+
+/// Of parallel redemptions of one secret exactly one succeeds, and only its effects
+/// (a session, a changed user) are written.
+pub async fn parallel_redemptions_have_exactly_one_winner(store: &dyn Store) {
+    let (t, u) = setup(store, "ots-race").await;
+    let (s, _) = secret(&t.id, Some(&u.id), Purpose::MagicLink, "ots-race@example.com");
+    store.issue_one_time(&t.id, None, &s, &[], &event("x", Some(&t.id))).await.unwrap();
+    let attempts = (0..10).map(|i| {
+        let (t, u, s) = (t.clone(), u.clone(), s.clone());
+        async move {
+            let mut changed = u.clone();
+            changed.name = Some(format!("winner {i}"));
+            let session = crate::session::Session {
+                id: crate::ids::SessionId::generate(),
+                tenant_id: t.id.clone(),
+                user_id: u.id.clone(),
+                created_at: now(),
+                last_seen_at: now(),
+                expires_at: now() + Duration::days(1),
+                auth_time: now(),
+                amr: vec!["email".into()],
+                ip: None,
+                user_agent: None,
+                revoked_at: None,
+            };
+            let refresh = crate::session::RefreshToken {
+                hash: generate_secret("rt_").hash,
+                created_at: now(),
+                expires_at: now() + Duration::days(1),
+            };
+            let ev = event("login.success", Some(&t.id));
+            let r = Redemption {
+                user: UserWrite::Update(&changed),
+                session: Some((&session, &refresh)),
+                ..redemption(&s.id, &ev)
+            };
+            store.redeem_one_time(&t.id, &r).await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::NotFound))));
+    let sessions = store.list_user_sessions(&t.id, &u.id, now()).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(store.get_user(&t.id, &u.id).await.unwrap().name.unwrap().starts_with("winner"));
+}
+
+/// Code attempts are counted atomically: parallel guesses never exceed the limit, and a
+/// failed user write rolls the redemption back.
+pub async fn code_attempts_are_capped_and_redemption_is_atomic(store: &dyn Store) {
+    let (t, u) = setup(store, "ots-code").await;
+    let (s, _) = secret(&t.id, Some(&u.id), Purpose::EmailLogin, "ots-code@example.com");
+    store.issue_one_time(&t.id, None, &s, &[], &event("x", Some(&t.id))).await.unwrap();
+    let guesses =
+        (0..8).map(|_| store.attempt_one_time_code(&t.id, Purpose::EmailLogin, "ots-code@example.com", now()));
+    let results = futures::future::join_all(guesses).await;
+    let counted: Vec<u32> = results.iter().filter_map(|r| r.as_ref().unwrap().as_ref().map(|s| s.attempts)).collect();
+    assert_eq!(counted.len(), 3, "{counted:?}");
+    assert!(counted.contains(&1) && counted.contains(&2) && counted.contains(&3));
+    assert!(
+        store.attempt_one_time_code(&t.id, Purpose::EmailLogin, "ots-code@example.com", now()).await.unwrap().is_none()
+    );
+    // Rollback: inserting a user whose email exists fails, and the secret stays live.
+    let (s2, _) = secret(&t.id, None, Purpose::EmailLogin, "ots-code@example.com");
+    store.issue_one_time(&t.id, None, &s2, &[], &event("x", Some(&t.id))).await.unwrap();
+    let duplicate = user(&t.id, "OTS-code@example.com");
+    let ev = event("login.success", Some(&t.id));
+    let r = Redemption { user: UserWrite::Insert(&duplicate), ..redemption(&s2.id, &ev) };
+    assert!(matches!(store.redeem_one_time(&t.id, &r).await, Err(StoreError::Conflict { .. })));
+    let again = store.attempt_one_time_code(&t.id, Purpose::EmailLogin, "ots-code@example.com", now()).await.unwrap();
+    assert_eq!(again.map(|s| s.id), Some(s2.id));
+    // A user created with its verification secret is all or nothing too.
+    let (s3, _) = secret(&t.id, None, Purpose::VerifyEmail, "new@example.com");
+    let taken = user(&t.id, "ots-code@example.com");
+    assert!(store.issue_one_time(&t.id, Some(&taken), &s3, &[message(&t.id, "x@example.com")], &ev).await.is_err());
+    assert!(store.list_messages(&t.id, &PageRequest::first(50)).await.unwrap().data.is_empty());
+}
+
+/// Due messages are claimed once under a lease, re-claimed only after it lapses, and
+/// finished with their status; each tenant lists only its own.
+pub async fn outbox_messages_are_claimed_once_and_finished(store: &dyn Store) {
+    let (t, _) = setup(store, "outbox").await;
+    let (other, _) = setup(store, "outbox-other").await;
+    let m1 = message(&t.id, "a@example.com");
+    let m2 = message(&other.id, "b@example.com");
+    store.enqueue_messages(&t.id, std::slice::from_ref(&m1), &event("q", Some(&t.id))).await.unwrap();
+    store.enqueue_messages(&other.id, std::slice::from_ref(&m2), &event("q", Some(&other.id))).await.unwrap();
+    let at = now() + Duration::seconds(1);
+    // Claims race: every message goes to exactly one claimer.
+    let claims = (0..4).map(|_| store.claim_due_messages(at, at + Duration::seconds(60), 100));
+    let claimed: Vec<MessageId> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .filter(|r| r.message.id == m1.id || r.message.id == m2.id)
+        .map(|r| r.message.id)
+        .collect();
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    let mine: Vec<_> = store.list_messages(&t.id, &PageRequest::first(10)).await.unwrap().data;
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].status, mine[0].attempts, &mine[0].message.sealed), (DeliveryStatus::Sending, 1, &m1.sealed));
+    // The lease lapses: claimed again, attempt two.
+    let lapsed = at + Duration::seconds(61);
+    let again = store.claim_due_messages(lapsed, lapsed + Duration::seconds(60), 100).await.unwrap();
+    let again: Vec<_> = again.into_iter().filter(|r| r.message.id == m1.id).collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    let retry = DeliveryOutcome::Retry { next_attempt_at: lapsed + Duration::seconds(4), error: "421 busy".into() };
+    store.finish_delivery(&t.id, &m1.id, &retry, &event("message.retry", Some(&t.id))).await.unwrap();
+    // Finishing twice (a worker whose lease ran out) is refused.
+    assert_eq!(
+        store.finish_delivery(&t.id, &m1.id, &retry, &event("message.retry", Some(&t.id))).await,
+        Err(StoreError::NotFound)
+    );
+    let early = store.claim_due_messages(lapsed, lapsed + Duration::seconds(60), 100).await.unwrap();
+    assert!(early.iter().all(|r| r.message.id != m1.id));
+    let due = lapsed + Duration::seconds(5);
+    let third = store.claim_due_messages(due, due + Duration::seconds(60), 100).await.unwrap();
+    assert!(
+        third.iter().any(|r| r.message.id == m1.id && r.attempts == 3 && r.last_error.as_deref() == Some("421 busy"))
+    );
+    store
+        .finish_delivery(&t.id, &m1.id, &DeliveryOutcome::Sent { at: due }, &event("message.sent", Some(&t.id)))
+        .await
+        .unwrap();
+    let done = &store.list_messages(&t.id, &PageRequest::first(10)).await.unwrap().data[0];
+    assert_eq!((done.status, done.sent_at), (DeliveryStatus::Sent, Some(due)));
+    let later = due + Duration::hours(2);
+    assert!(store.claim_due_messages(later, later, 100).await.unwrap().iter().all(|r| r.message.id != m1.id));
+}
+
+/// Template overrides are stored per tenant, kind and locale, replaced, and removed.
+pub async fn template_overrides_round_trip_per_tenant(store: &dyn Store) {
+    let (t, _) = setup(store, "tpl").await;
+    let (other, _) = setup(store, "tpl-other").await;
+    let mut o = TemplateOverride {
+        kind: MessageKind::MagicLink,
+        locale: "de".into(),
+        subject: "Anmelden bei {{ product_name }} ✓".into(),
+        html: "<p>{{ link }}</p>".into(),
+        text: "{{ link }}".into(),
+        updated_at: now(),
+    };
+    store.put_template(&t.id, &o, &event("template.put", Some(&t.id))).await.unwrap();
+    o.subject = "Neu".into();
+    store.put_template(&t.id, &o, &event("template.put", Some(&t.id))).await.unwrap();
+    assert_eq!(store.get_template(&t.id, MessageKind::MagicLink, "de").await.unwrap(), Some(o.clone()));
+    assert_eq!(store.list_templates(&t.id).await.unwrap(), vec![o.clone()]);
+    assert!(store.get_template(&other.id, MessageKind::MagicLink, "de").await.unwrap().is_none());
+    assert!(store.get_template(&t.id, MessageKind::MagicLink, "en").await.unwrap().is_none());
+    assert_eq!(
+        store.delete_template(&other.id, MessageKind::MagicLink, "de", &event("d", Some(&other.id))).await,
+        Err(StoreError::NotFound)
+    );
+    store.delete_template(&t.id, MessageKind::MagicLink, "de", &event("d", Some(&t.id))).await.unwrap();
+    assert!(store.list_templates(&t.id).await.unwrap().is_empty());
+}
