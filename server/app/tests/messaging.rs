@@ -27,6 +27,7 @@ on_both_backends!(
     sms_through_a_signed_webhook_and_final_failures_are_visible,
     two_replicas_deliver_each_message_once,
     message_requests_are_limited_per_address,
+    expired_links_and_codes_are_refused,
 );
 
 const PUBLIC_URL: &str = "https://id.example.test";
@@ -154,10 +155,11 @@ fn link_in(text: &str) -> String {
     text[start..].split_whitespace().next().unwrap().to_owned()
 }
 
-/// The first standalone six-digit number in a body.
+/// The first word of exactly six digits in a body (never part of a link).
 fn code_in(text: &str) -> String {
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
+    text.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_digit()))
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
         .unwrap_or_else(|| panic!("no code in {text}"))
         .to_owned()
 }
@@ -785,4 +787,56 @@ async fn message_requests_are_limited_per_address(backend: Backend) {
     // Another address is unaffected.
     assert_eq!(auth(&s, &t, "password/forgot", json!({"email": "other@example.com"})).await.status, 202);
     assert_eq!(outbox(&s, &t, "limited@example.com").await.iter().filter(|m| m["kind"] == "password_reset").count(), 5);
+}
+
+/// Moves every one-time secret of the server's database past its expiry.
+async fn expire_all_secrets(s: &TestServer) {
+    let url = s.database_url();
+    if url.starts_with("sqlite:") {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        sqlx::query("UPDATE one_time_secrets SET expires_at = 0").execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        sqlx::query("SET gatehouse.scope = 'system'").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE one_time_secrets SET expires_at = now() - interval '1 second'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+async fn expired_links_and_codes_are_refused(backend: Backend) {
+    let s = dev_server(backend, &[]).await;
+    let redirect = "https://app.example.test/cb";
+    let t = tenant(&s, json!({"redirect_uris": [redirect]})).await;
+    signed_up(&s, &t, "old-link@example.com").await;
+    auth(&s, &t, "password/forgot", json!({"email": "old-link@example.com"})).await;
+    auth(&s, &t, "otp/send", json!({"channel": "email", "email": "old-link@example.com"})).await;
+    auth(&s, &t, "magic-link/send", json!({"email": "old-link@example.com", "redirect_uri": redirect})).await;
+    let messages = outbox(&s, &t, "old-link@example.com").await;
+    let text = |kind: &str| messages.iter().find(|m| m["kind"] == kind).unwrap()["text"].as_str().unwrap().to_owned();
+    let (reset, code, magic, verify) = (
+        token_in(&text("password_reset")),
+        code_in(&text("email_login_code")),
+        token_in(&text("magic_link")),
+        text("verify_email"),
+    );
+    expire_all_secrets(&s).await;
+    auth(&s, &t, "password/reset", json!({"token": reset, "new_password": "a brand new secret"}))
+        .await
+        .assert_problem(400, "invalid_code");
+    auth(&s, &t, "otp/verify", json!({"channel": "email", "email": "old-link@example.com", "code": code}))
+        .await
+        .assert_problem(400, "invalid_code");
+    s.send(
+        s.client
+            .get(s.url(&format!("/t/{}/auth/magic-link/verify?token={magic}", t.slug)))
+            .header("accept", "application/json"),
+    )
+    .await
+    .assert_problem(400, "invalid_code");
+    auth(&s, &t, "email/verify", json!({"token": token_in(&verify)})).await.assert_problem(400, "invalid_code");
+    auth(&s, &t, "email/verify", json!({"email": "old-link@example.com", "code": code_in(&verify)}))
+        .await
+        .assert_problem(400, "invalid_code");
 }
