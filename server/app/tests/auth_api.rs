@@ -27,6 +27,7 @@ on_both_backends!(
     signups_per_ip_are_capped_and_the_excess_is_audited_once,
     each_signing_algorithm_issues_tokens_that_work,
     introspection_sees_revocation_at_once_and_only_for_the_tenants_own_keys,
+    tenant_changes_and_deletion_take_effect_at_once_despite_the_tenant_cache,
 );
 
 struct Tenant {
@@ -622,4 +623,22 @@ async fn introspection_sees_revocation_at_once_and_only_for_the_tenants_own_keys
     let r = auth(&s, &a, "logout", json!({"refresh_token": set["refresh_token"]})).await;
     assert_eq!(r.status, 204);
     assert_eq!(introspect(&s, &a, Some(&key_a), &form).await.body, json!({"active": false}));
+}
+
+async fn tenant_changes_and_deletion_take_effect_at_once_despite_the_tenant_cache(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    // Warm the cache with the open-signup settings.
+    signed_up(&s, &t, "cached@example.com").await;
+    let r = s.patch(&format!("/v1/tenants/{}", t.id), &s.admin, json!({"settings": {"signup": "invite_only"}})).await;
+    assert_eq!(r.status, 200);
+    auth(&s, &t, "signup", json!({"email": "late@example.com", "password": "violet kettle drums"}))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(s.delete(&format!("/v1/tenants/{}", t.id), &s.admin).await.status, 204);
+    auth(&s, &t, "login", json!({"email": "cached@example.com", "password": "violet kettle drums"}))
+        .await
+        .assert_problem(404, "not_found");
+    let jwks = s.send(s.client.get(s.url(&format!("/t/{}/.well-known/jwks.json", t.slug)))).await;
+    jwks.assert_problem(404, "not_found");
 }

@@ -53,7 +53,12 @@ pub struct RefreshToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// It was live: it is now spent and its successor stored.
-    Rotated(Session),
+    Rotated {
+        /// The session.
+        session: Session,
+        /// Its user, read in the same statement as the token.
+        user: Box<crate::user::User>,
+    },
     /// It was spent moments ago, within the grace window, by a concurrent request of the
     /// same client: here is the successor that request received (sealed).
     Raced {
@@ -61,6 +66,8 @@ pub enum RefreshOutcome {
         session: Session,
         /// The successor token, sealed under the master key.
         successor_sealed: Vec<u8>,
+        /// Its user.
+        user: Box<crate::user::User>,
     },
     /// It had been spent before: a sign of theft, so the whole session was revoked.
     Reused(Session),

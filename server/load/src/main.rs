@@ -546,7 +546,7 @@ async fn refresh_ceiling(
                     .rotate_refresh_token(&tenant_id, &presented, &successor, &sealed, now, time::Duration::seconds(2))
                     .await
                 {
-                    Ok(RefreshOutcome::Rotated(_)) => {
+                    Ok(RefreshOutcome::Rotated { .. }) => {
                         latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
                         presented = next.hash;
                     }

@@ -179,13 +179,16 @@ impl SessionStore for PgStore {
     ) -> Result<RefreshOutcome, StoreError> {
         // Few statements on purpose: each is a round trip while the token's row is locked.
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let row = sqlx::query(
+        // The user comes with the token (the caller needs it for the new access token).
+        let row = sqlx::query(&format!(
             "SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
                     s.ip, s.user_agent, s.revoked_at, rt.expires_at AS token_expires_at,
-                    rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed
+                    rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed, {}
              FROM refresh_tokens rt JOIN sessions s ON s.tenant_id = rt.tenant_id AND s.id = rt.session_id
+             JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
              WHERE rt.tenant_id = $1 AND rt.token_hash = $2 FOR UPDATE OF rt",
-        )
+            *crate::users::JOINED_COLUMNS
+        ))
         .bind(tenant_id.as_str())
         .bind(presented.as_str())
         .fetch_optional(&mut *tx)
@@ -193,6 +196,7 @@ impl SessionStore for PgStore {
         .map_err(map_err)?;
         let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
         let mut session = decode(&row)?;
+        let user = Box::new(crate::users::decode_prefixed(&row, "u_")?);
         let expires_at: OffsetDateTime = row.try_get("token_expires_at").map_err(map_err)?;
         let used_at: Option<OffsetDateTime> = row.try_get("token_used_at").map_err(map_err)?;
         let sealed: Option<Vec<u8>> = row.try_get("token_successor_sealed").map_err(map_err)?;
@@ -202,7 +206,7 @@ impl SessionStore for PgStore {
         if let (Some(used), Some(sealed)) = (used_at, &sealed)
             && now - used <= grace
         {
-            return Ok(RefreshOutcome::Raced { session, successor_sealed: sealed.clone() });
+            return Ok(RefreshOutcome::Raced { session, successor_sealed: sealed.clone(), user });
         }
         if used_at.is_some() {
             revoke(&mut tx, tenant_id, &mut session, now, "refresh_token_reuse").await?;
@@ -238,7 +242,7 @@ impl SessionStore for PgStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         session.last_seen_at = now;
-        Ok(RefreshOutcome::Rotated(session))
+        Ok(RefreshOutcome::Rotated { session, user })
     }
 
     async fn revoke_session_by_refresh_token(

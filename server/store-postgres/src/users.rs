@@ -16,31 +16,46 @@ const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, n
                        created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata, phone_verified";
 
 fn decode(row: &PgRow) -> Result<User, StoreError> {
+    decode_prefixed(row, "")
+}
+
+/// The user columns of a join, each aliased `u_{column}` (see [`decode_prefixed`]).
+pub(crate) static JOINED_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    COLUMNS.split(',').map(str::trim).map(|c| format!("u.{c} AS u_{c}")).collect::<Vec<_>>().join(", ")
+});
+
+/// Decodes a user whose columns carry `prefix` (`""`, or `"u_"` in a join).
+pub(crate) fn decode_prefixed(row: &PgRow, prefix: &str) -> Result<User, StoreError> {
+    let c = |name: &str| format!("{prefix}{name}");
     let corrupt = |what: &str| StoreError::Backend(format!("corrupt user row: {what}"));
-    let status: String = row.try_get("status").map_err(map_err)?;
+    let status: String = row.try_get(c("status").as_str()).map_err(map_err)?;
     Ok(User {
-        id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
-        tenant_id: row.try_get::<String, _>("tenant_id").map_err(map_err)?.parse().map_err(|_| corrupt("tenant_id"))?,
+        id: row.try_get::<String, _>(c("id").as_str()).map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
+        tenant_id: row
+            .try_get::<String, _>(c("tenant_id").as_str())
+            .map_err(map_err)?
+            .parse()
+            .map_err(|_| corrupt("tenant_id"))?,
         email: Email::from_stored(
-            row.try_get("email").map_err(map_err)?,
-            row.try_get("email_normalized").map_err(map_err)?,
+            row.try_get(c("email").as_str()).map_err(map_err)?,
+            row.try_get(c("email_normalized").as_str()).map_err(map_err)?,
         ),
-        email_verified: row.try_get("email_verified").map_err(map_err)?,
-        name: row.try_get("name").map_err(map_err)?,
+        email_verified: row.try_get(c("email_verified").as_str()).map_err(map_err)?,
+        name: row.try_get(c("name").as_str()).map_err(map_err)?,
         status: UserStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-        password_hash: row.try_get("password_hash").map_err(map_err)?,
-        created_at: row.try_get("created_at").map_err(map_err)?,
-        updated_at: row.try_get("updated_at").map_err(map_err)?,
-        last_login_at: row.try_get("last_login_at").map_err(map_err)?,
+        password_hash: row.try_get(c("password_hash").as_str()).map_err(map_err)?,
+        created_at: row.try_get(c("created_at").as_str()).map_err(map_err)?,
+        updated_at: row.try_get(c("updated_at").as_str()).map_err(map_err)?,
+        last_login_at: row.try_get(c("last_login_at").as_str()).map_err(map_err)?,
         profile: gatehouse_core::user::UserProfile {
-            username: row.try_get("username").map_err(map_err)?,
-            phone: row.try_get("phone").map_err(map_err)?,
-            picture: row.try_get("picture").map_err(map_err)?,
-            locale: row.try_get("locale").map_err(map_err)?,
-            phone_verified: row.try_get("phone_verified").map_err(map_err)?,
+            username: row.try_get(c("username").as_str()).map_err(map_err)?,
+            phone: row.try_get(c("phone").as_str()).map_err(map_err)?,
+            picture: row.try_get(c("picture").as_str()).map_err(map_err)?,
+            locale: row.try_get(c("locale").as_str()).map_err(map_err)?,
+            phone_verified: row.try_get(c("phone_verified").as_str()).map_err(map_err)?,
         },
-        public_metadata: row.try_get("public_metadata").map_err(map_err)?,
-        private_metadata: row.try_get("private_metadata").map_err(map_err)?,
+        public_metadata: row.try_get(c("public_metadata").as_str()).map_err(map_err)?,
+        private_metadata: row.try_get(c("private_metadata").as_str()).map_err(map_err)?,
     })
 }
 

@@ -60,7 +60,7 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         for event in events {
             insert_event(&mut tx, event).await?;
         }

@@ -80,7 +80,7 @@ impl SecretKeyStore for SqliteStore {
         if &key.tenant_id != tenant_id {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         insert_key(&mut tx, key).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
@@ -122,7 +122,7 @@ impl SecretKeyStore for SqliteStore {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE secret_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL",
         )
@@ -150,7 +150,7 @@ impl SecretKeyStore for SqliteStore {
         if &successor.tenant_id != tenant_id {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE secret_keys SET expires_at = ?3
              WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL AND expires_at IS NULL",
@@ -203,7 +203,7 @@ impl SecretKeyStore for SqliteStore {
         key_id: &SecretKeyId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE secret_keys SET last_used_at = ?3 WHERE tenant_id = ?1 AND id = ?2")
             .bind(tenant_id.as_str())
             .bind(key_id.as_str())
@@ -244,14 +244,14 @@ async fn insert_token(
 #[async_trait]
 impl AdminTokenStore for SqliteStore {
     async fn create_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         insert_token(&mut tx, token).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn create_first_admin_token(&self, token: &AdminTokenRecord, event: &AuditEvent) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         // The single writer connection serialises concurrent callers.
         let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_tokens WHERE revoked_at IS NULL")
             .fetch_one(&mut *tx)
@@ -285,7 +285,7 @@ impl AdminTokenStore for SqliteStore {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("UPDATE admin_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
             .bind(token_id.as_str())
             .bind(enc(now))

@@ -70,6 +70,15 @@ impl SqliteStore {
         &self.write
     }
 
+    /// A write transaction that takes SQLite's write lock at `BEGIN`. Within a process
+    /// the single writer connection already serialises writes; `IMMEDIATE` also makes a
+    /// second process on the same file (another replica, the CLI) wait its turn under
+    /// the busy timeout, instead of failing when a read inside the transaction would
+    /// have to be upgraded to a write after someone else committed.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    }
+
     /// The schema as `table.column [null]` and `unique name` lines, for the parity test.
     pub async fn describe_schema(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let mut out = std::collections::BTreeSet::new();

@@ -168,7 +168,7 @@ impl MessagingStore for SqliteStore {
         messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         if let Some(user) = new_user {
             insert_user(&mut tx, tenant_id, user).await?;
         }
@@ -185,7 +185,7 @@ impl MessagingStore for SqliteStore {
         token_hash: &SecretHash,
         now: OffsetDateTime,
     ) -> Result<Option<OneTimeSecret>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(&format!(
             "SELECT {SECRET_COLUMNS} FROM one_time_secrets
              WHERE tenant_id = ?1 AND purpose = ?2 AND token_hash = ?3 AND consumed_at IS NULL AND expires_at > ?4"
@@ -208,7 +208,7 @@ impl MessagingStore for SqliteStore {
         target: &str,
         now: OffsetDateTime,
     ) -> Result<Option<OneTimeSecret>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(&format!(
             "UPDATE one_time_secrets SET attempts = attempts + 1
              WHERE id = (SELECT id FROM one_time_secrets
@@ -230,7 +230,7 @@ impl MessagingStore for SqliteStore {
     }
 
     async fn redeem_one_time(&self, tenant_id: &TenantId, r: &Redemption<'_>) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE one_time_secrets SET consumed_at = ?3
              WHERE tenant_id = ?1 AND id = ?2 AND consumed_at IS NULL AND expires_at > ?3",
@@ -286,7 +286,7 @@ impl MessagingStore for SqliteStore {
         messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
@@ -298,8 +298,21 @@ impl MessagingStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
-        // One writer connection: claims never overlap.
+        // Look first on a reader: polling an empty outbox must not take the write lock
+        // that every sign-in and refresh needs.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?1)
+                                     OR (status = 'sending' AND lease_until <= ?1) LIMIT 1",
+        )
+        .bind(enc(now))
+        .fetch_optional(self.reader())
+        .await
+        .map_err(map_err)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write_tx().await?;
+        // One writer connection per process and BEGIN IMMEDIATE: claims never overlap.
         let rows = sqlx::query(&format!(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?2
              WHERE id IN (SELECT id FROM outbox
@@ -325,7 +338,7 @@ impl MessagingStore for SqliteStore {
         outcome: &DeliveryOutcome,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let (status, next, error, sent_at) = match outcome {
             DeliveryOutcome::Sent { at } => (DeliveryStatus::Sent, None, None, Some(*at)),
             DeliveryOutcome::Retry { next_attempt_at, error } => {
@@ -355,7 +368,7 @@ impl MessagingStore for SqliteStore {
     }
 
     async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(&format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
              ORDER BY id LIMIT ?3"
@@ -377,7 +390,7 @@ impl MessagingStore for SqliteStore {
         t: &TemplateOverride,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "INSERT INTO message_templates (tenant_id, kind, locale, subject, html, text, updated_at)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND deleted_at IS NULL)
@@ -408,7 +421,7 @@ impl MessagingStore for SqliteStore {
         kind: MessageKind,
         locale: &str,
     ) -> Result<Option<TemplateOverride>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "SELECT kind, locale, subject, html, text, updated_at FROM message_templates
              WHERE tenant_id = ?1 AND kind = ?2 AND locale = ?3",
@@ -424,7 +437,7 @@ impl MessagingStore for SqliteStore {
     }
 
     async fn list_templates(&self, tenant_id: &TenantId) -> Result<Vec<TemplateOverride>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "SELECT kind, locale, subject, html, text, updated_at FROM message_templates
              WHERE tenant_id = ?1 ORDER BY kind, locale",
@@ -444,7 +457,7 @@ impl MessagingStore for SqliteStore {
         locale: &str,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM message_templates WHERE tenant_id = ?1 AND kind = ?2 AND locale = ?3")
             .bind(tenant_id.as_str())
             .bind(kind.as_str())

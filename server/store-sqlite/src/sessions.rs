@@ -118,7 +118,7 @@ impl SessionStore for SqliteStore {
         if &session.tenant_id != tenant_id {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         insert_session(&mut tx, tenant_id, session).await?;
         insert_refresh(&mut tx, tenant_id, &session.id, refresh).await?;
         insert_event(&mut tx, event).await?;
@@ -136,7 +136,7 @@ impl SessionStore for SqliteStore {
         if &session.tenant_id != tenant_id || &user.tenant_id != tenant_id || session.user_id != user.id {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE users SET last_login_at = ?3, password_hash = ?4, updated_at = ?5 WHERE tenant_id = ?1 AND id = ?2",
         )
@@ -178,14 +178,17 @@ impl SessionStore for SqliteStore {
     ) -> Result<RefreshOutcome, StoreError> {
         // Few statements on purpose: the single writer is held for the whole transaction,
         // so every round trip to it is time no other write can use.
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let row = sqlx::query(
+        let mut tx = self.write_tx().await?;
+        // The user comes with the token (the caller needs it for the new access token).
+        let row = sqlx::query(&format!(
             "SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
                     s.ip, s.user_agent, s.revoked_at, rt.expires_at AS token_expires_at,
-                    rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed
+                    rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed, {}
              FROM refresh_tokens rt JOIN sessions s ON s.tenant_id = rt.tenant_id AND s.id = rt.session_id
+             JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
              WHERE rt.tenant_id = ?1 AND rt.token_hash = ?2",
-        )
+            *crate::users::JOINED_COLUMNS
+        ))
         .bind(tenant_id.as_str())
         .bind(presented.as_str())
         .fetch_optional(&mut *tx)
@@ -193,6 +196,7 @@ impl SessionStore for SqliteStore {
         .map_err(map_err)?;
         let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
         let mut session = decode(&row)?;
+        let user = Box::new(crate::users::decode_prefixed(&row, "u_")?);
         let expires_at: i64 = row.try_get("token_expires_at").map_err(map_err)?;
         let used_at: Option<i64> = row.try_get("token_used_at").map_err(map_err)?;
         let sealed: Option<Vec<u8>> = row.try_get("token_successor_sealed").map_err(map_err)?;
@@ -202,7 +206,7 @@ impl SessionStore for SqliteStore {
         if let (Some(used), Some(sealed)) = (used_at, &sealed)
             && now - dec(used)? <= grace
         {
-            return Ok(RefreshOutcome::Raced { session, successor_sealed: sealed.clone() });
+            return Ok(RefreshOutcome::Raced { session, successor_sealed: sealed.clone(), user });
         }
         if used_at.is_some() {
             revoke(&mut tx, tenant_id, &mut session, now, "refresh_token_reuse").await?;
@@ -238,7 +242,7 @@ impl SessionStore for SqliteStore {
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         session.last_seen_at = now;
-        Ok(RefreshOutcome::Rotated(session))
+        Ok(RefreshOutcome::Rotated { session, user })
     }
 
     async fn revoke_session_by_refresh_token(
@@ -248,7 +252,7 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<Option<Session>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let session_id: Option<String> =
             sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE tenant_id = ?1 AND token_hash = ?2")
                 .bind(tenant_id.as_str())
@@ -291,7 +295,7 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = ?4, revoke_reason = ?5
              WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3 AND revoked_at IS NULL",
@@ -318,7 +322,7 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 WHERE tenant_id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND (?5 IS NULL OR id <> ?5)",
         )

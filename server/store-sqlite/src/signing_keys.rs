@@ -80,7 +80,7 @@ impl SigningKeyStore for SqliteStore {
         if &active.tenant_id != tenant_id || &next.tenant_id != tenant_id {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         // SQLite names the column, not the partial index, in its error: name the rule.
         let rename = |e: StoreError| match e {
             StoreError::Conflict { .. } => StoreError::Conflict { constraint: "signing_keys_one_active".into() },
@@ -99,7 +99,7 @@ impl SigningKeyStore for SqliteStore {
         only_if_activated_before: Option<OffsetDateTime>,
         event: &AuditEvent,
     ) -> Result<Option<SigningKeyId>, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         // Lock the tenant's current keys: concurrent rotations run one after the other,
         // and the due-check below sees the winner's result.
         let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(

@@ -41,7 +41,7 @@ pub(crate) fn id_list(ids: Option<&[TenantId]>) -> Option<String> {
 #[async_trait]
 impl TenantStore for SqliteStore {
     async fn create_tenant(&self, tenant: &Tenant, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO tenants (id, slug, name, settings, version, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -96,7 +96,7 @@ impl TenantStore for SqliteStore {
     }
 
     async fn update_tenant(&self, tenant: &Tenant, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE tenants SET name = ?2, settings = ?3, version = ?4, updated_at = ?5
              WHERE id = ?1 AND version = ?4 - 1 AND deleted_at IS NULL",
@@ -131,7 +131,7 @@ impl TenantStore for SqliteStore {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("UPDATE tenants SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL")
                 .bind(tenant_id.as_str())

@@ -26,7 +26,7 @@ pub async fn tenant_cors(State(state): State<AppState>, request: Request, next: 
     let (Some(origin), Some(slug)) = (origin, tenant_slug(request.uri().path())) else {
         return next.run(request).await;
     };
-    let allowed = match state.store.get_tenant_by_slug(&slug).await {
+    let allowed = match state.services.auth.tenant(slug.as_str()).await {
         Ok(tenant) => origin.to_str().is_ok_and(|o| tenant.settings.allowed_origins.iter().any(|a| a == o)),
         Err(_) => false,
     };

@@ -576,23 +576,25 @@ async fn signed_in(store: &dyn Store, name: &str) -> (Tenant, User, Session, Sec
 /// Each refresh token works once; presenting a spent one revokes the whole session, after
 /// which no token of that session works.
 pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dyn Store) {
-    let (t, _, session, r1) = signed_in(store, "rotate").await;
+    let (t, u, session, r1) = signed_in(store, "rotate").await;
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), session);
     let (r2, r2_hash) = refresh(Duration::days(7));
     let rotated_at = now() + Duration::seconds(3);
-    let RefreshOutcome::Rotated(s) =
+    let RefreshOutcome::Rotated { session: s, user } =
         store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", rotated_at, Duration::ZERO).await.unwrap()
     else {
         panic!("first use must rotate")
     };
     assert_eq!(s.id, session.id);
+    // The session's user comes with the rotation, exactly as stored.
+    assert_eq!(*user, store.get_user(&t.id, &u.id).await.unwrap());
     // The rotation touched the session, and what it returned is what was stored.
     assert_eq!(s.last_seen_at, rotated_at);
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), s);
     let (r3, r3_hash) = refresh(Duration::days(7));
     assert!(matches!(
         store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO).await.unwrap(),
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated { .. }
     ));
     let (r4, _) = refresh(Duration::days(7));
     let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, b"sealed", now(), Duration::ZERO).await.unwrap();
@@ -623,7 +625,7 @@ pub async fn parallel_refreshes_of_one_token_rotate_at_most_once(store: &dyn Sto
             }
         });
     let results = futures::future::join_all(attempts).await;
-    let rotated = results.iter().filter(|r| matches!(r, Ok(RefreshOutcome::Rotated(_)))).count();
+    let rotated = results.iter().filter(|r| matches!(r, Ok(RefreshOutcome::Rotated { .. }))).count();
     assert_eq!(rotated, 1, "{results:?}");
     assert!(results.iter().all(Result::is_ok));
 }
@@ -639,7 +641,7 @@ pub async fn refresh_tokens_and_sessions_expire_by_the_given_time(store: &dyn St
     );
     assert!(matches!(
         store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated { .. }
     ));
     let (r3, _) = refresh(Duration::days(60));
     let past_session = session.expires_at + Duration::seconds(1);
@@ -777,11 +779,13 @@ pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_succ
     let grace = Duration::seconds(2);
     let (r2, _) = refresh(Duration::days(7));
     let first = store.rotate_refresh_token(&t.id, &r1, &r2, b"successor-one", t0, grace).await.unwrap();
-    assert!(matches!(first, RefreshOutcome::Rotated(_)));
+    assert!(matches!(first, RefreshOutcome::Rotated { .. }));
     let (r3, _) = refresh(Duration::days(7));
     let raced =
         store.rotate_refresh_token(&t.id, &r1, &r3, b"successor-two", t0 + Duration::seconds(1), grace).await.unwrap();
-    let RefreshOutcome::Raced { session: s, successor_sealed } = raced else { panic!("expected Raced, got {raced:?}") };
+    let RefreshOutcome::Raced { session: s, successor_sealed, .. } = raced else {
+        panic!("expected Raced, got {raced:?}")
+    };
     assert_eq!(successor_sealed, b"successor-one");
     assert_eq!(s.id, session.id);
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
@@ -864,7 +868,7 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
     );
     assert!(matches!(
         store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO).await.unwrap(),
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated { .. }
     ));
 }
 

@@ -91,6 +91,8 @@ pub struct AuthDeps {
     pub public_url: String,
     /// Composes the verification message sent at sign-up.
     pub messenger: super::messenger::Messenger,
+    /// Tenants recently read by slug.
+    pub tenants: super::tenants::TenantCache,
 }
 
 /// The authentication use cases.
@@ -105,6 +107,7 @@ pub struct AuthService {
     sealer: Arc<Sealer>,
     public_url: String,
     messenger: super::messenger::Messenger,
+    tenants: super::tenants::TenantCache,
 }
 
 fn unavailable(e: EphemeralError) -> ServiceError {
@@ -125,13 +128,19 @@ impl AuthService {
             sealer: deps.sealer,
             public_url,
             messenger: deps.messenger,
+            tenants: deps.tenants,
         }
     }
 
-    /// The tenant behind a URL slug.
+    /// The tenant behind a URL slug (from memory if read in the last two seconds).
     pub async fn tenant(&self, slug: &str) -> Result<Tenant, ServiceError> {
+        if let Some(tenant) = self.tenants.get(slug) {
+            return Ok(tenant);
+        }
         let slug = TenantSlug::parse(slug).map_err(|_| ServiceError::NotFound { resource: "tenant" })?;
-        self.store.get_tenant_by_slug(&slug).await.map_err(ServiceError::from_store("tenant"))
+        let tenant = self.store.get_tenant_by_slug(&slug).await.map_err(ServiceError::from_store("tenant"))?;
+        self.tenants.put(&tenant);
+        Ok(tenant)
     }
 
     /// The tenant's token issuer.
@@ -314,12 +323,12 @@ impl AuthService {
         let grace = time::Duration::seconds(i64::from(tenant.settings.refresh_token_reuse_grace_seconds));
         let outcome =
             self.store.rotate_refresh_token(&tenant.id, &presented_hash, &successor, &sealed, now, grace).await?;
-        let (session, secret) = match outcome {
-            RefreshOutcome::Rotated(session) => (session, secret),
-            RefreshOutcome::Raced { session, successor_sealed } => {
+        let (session, user, secret) = match outcome {
+            RefreshOutcome::Rotated { session, user } => (session, *user, secret),
+            RefreshOutcome::Raced { session, successor_sealed, user } => {
                 let plain = self.sealer.open(presented_hash.as_str(), &successor_sealed)?;
                 let token = String::from_utf8(plain).map_err(ServiceError::internal)?;
-                (session, SecretString::new(token))
+                (session, *user, SecretString::new(token))
             }
             RefreshOutcome::Reused(session) => {
                 let data = serde_json::json!({ "session_id": session.id });
@@ -330,7 +339,6 @@ impl AuthService {
             }
             RefreshOutcome::Invalid => return Err(ServiceError::InvalidToken),
         };
-        let user = self.store.get_user(&tenant.id, &session.user_id).await.map_err(|_| ServiceError::InvalidToken)?;
         if user.status != UserStatus::Active {
             self.store.revoke_user_sessions(&tenant.id, &user.id, None, now, "user_disabled").await?;
             return Err(ServiceError::InvalidToken);

@@ -92,6 +92,7 @@ impl Services {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
         let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
         let messenger = Messenger::new(store.clone(), config.sealer.clone(), &config.public_url);
+        let tenant_cache = tenants::TenantCache::default();
         let auth = AuthService::new(auth::AuthDeps {
             store: store.clone(),
             ephemeral,
@@ -102,6 +103,7 @@ impl Services {
             sealer: config.sealer,
             public_url: config.public_url,
             messenger: messenger.clone(),
+            tenants: tenant_cache.clone(),
         });
         let verification = VerificationService::new(
             store.clone(),
@@ -119,7 +121,7 @@ impl Services {
             messenger,
             auth,
             keys,
-            tenants: TenantService::new(store.clone(), clock.clone(), audit.clone()),
+            tenants: TenantService::new(store.clone(), clock.clone(), audit.clone(), tenant_cache),
             secret_keys: SecretKeyService::new(store.clone(), clock.clone(), audit.clone()),
             admin_tokens: AdminTokenService::new(store.clone(), clock.clone(), audit.clone()),
             users: UserService::new(store.clone(), clock.clone(), audit.clone(), config.password_hasher),

@@ -34,18 +34,58 @@ pub struct TenantPatch {
 /// How many times an update retries when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 5;
 
+/// How long a replica may answer end-user requests from a tenant it read by slug. The
+/// replica that changes or deletes a tenant forgets it at once; others lag by at most
+/// this much (ADR 11).
+pub const TENANT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Tenants kept at most; beyond, expired entries are dropped on insert.
+const TENANT_CACHE_SIZE: usize = 10_000;
+
+/// Tenants by slug, kept a moment in memory: every end-user request starts by looking
+/// its tenant up, and a database round trip per request is most of a refresh's cost.
+#[derive(Debug, Clone, Default)]
+pub struct TenantCache {
+    entries: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Tenant)>>>,
+}
+
+impl TenantCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, Tenant)>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tenant with this slug, if read less than [`TENANT_CACHE_TTL`] ago.
+    pub fn get(&self, slug: &str) -> Option<Tenant> {
+        self.lock().get(slug).filter(|(at, _)| at.elapsed() < TENANT_CACHE_TTL).map(|(_, t)| t.clone())
+    }
+
+    /// Remembers a tenant just read.
+    pub fn put(&self, tenant: &Tenant) {
+        let mut entries = self.lock();
+        if entries.len() >= TENANT_CACHE_SIZE {
+            entries.retain(|_, (at, _)| at.elapsed() < TENANT_CACHE_TTL);
+        }
+        entries.insert(tenant.slug.as_str().to_owned(), (std::time::Instant::now(), tenant.clone()));
+    }
+
+    /// Forgets a tenant that changed.
+    pub fn forget(&self, tenant_id: &crate::ids::TenantId) {
+        self.lock().retain(|_, (_, t)| &t.id != tenant_id);
+    }
+}
+
 /// The tenant use cases.
 #[derive(Debug, Clone)]
 pub struct TenantService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     audit: AuditLog,
+    cache: TenantCache,
 }
 
 impl TenantService {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog) -> Self {
-        Self { store, clock, audit }
+    /// A service over `store`; changes make `cache` forget the tenant.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog, cache: TenantCache) -> Self {
+        Self { store, clock, audit, cache }
     }
 
     /// Creates a tenant.
@@ -128,7 +168,10 @@ impl TenantService {
             let target = Some(("tenant", updated.id.as_str()));
             let event = self.audit.change(access.principal(), ctx, "tenant.update", Some(&updated.id), target);
             match self.store.update_tenant(&updated, &event).await {
-                Ok(()) => return Ok(updated),
+                Ok(()) => {
+                    self.cache.forget(&updated.id);
+                    return Ok(updated);
+                }
                 Err(StoreError::Conflict { constraint }) if constraint == "tenants_version" => {
                     continue;
                 }
@@ -143,7 +186,9 @@ impl TenantService {
         let id = access.tenant_id();
         let event =
             self.audit.change(access.principal(), ctx, "tenant.delete", Some(id), Some(("tenant", id.as_str())));
-        self.store.delete_tenant(id, self.clock.now(), &event).await.map_err(ServiceError::from_store("tenant"))
+        self.store.delete_tenant(id, self.clock.now(), &event).await.map_err(ServiceError::from_store("tenant"))?;
+        self.cache.forget(id);
+        Ok(())
     }
 
     async fn load(&self, access: &TenantAccess) -> Result<Tenant, ServiceError> {
