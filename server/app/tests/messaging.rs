@@ -278,6 +278,11 @@ async fn password_reset_by_emailed_link_over_real_smtp(backend: Backend) {
     let notice = sink.wait("reset@example.com", 3).await;
     assert!(notice.subject.contains("password was changed"), "{notice:?}");
     assert_eq!(sink.to("nobody@example.com").len(), 0);
+    // Both requests are audited alike, without naming the account.
+    let events = s.get(&format!("/v1/audit-events?tenant_id={}&action=password.reset_requested", t.id), &s.admin).await;
+    let events = events.body["data"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().any(|e| e["data"]["account"] == "none" && e["actor_type"] == "anonymous"), "{events:?}");
 }
 
 async fn email_verification_by_code_or_link_gates_login_when_required(backend: Backend) {

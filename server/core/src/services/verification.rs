@@ -283,11 +283,11 @@ impl VerificationService {
     ) -> Result<(), ServiceError> {
         let email = Email::parse(email).map_err(|why| ServiceError::invalid("email", &why))?;
         Self::limit_send(&self.auth, tenant, ctx, email.normalized()).await?;
-        let Some(user) = self.store.find_user_by_email(&tenant.id, email.normalized()).await? else { return Ok(()) };
-        if user.status != UserStatus::Active {
-            return Ok(());
-        }
+        let user = self.store.find_user_by_email(&tenant.id, email.normalized()).await?;
         let now = self.clock.now();
+        let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+            return self.decoy_reset(tenant, ctx, now, &email).await;
+        };
         self.messenger
             .send(
                 tenant,
@@ -310,6 +310,26 @@ impl VerificationService {
                 serde_json::json!({}),
             )
             .await
+    }
+
+    /// For an address without an active account: the same template work and one
+    /// transaction (an audit event, useful on its own for spotting enumeration), so the
+    /// answer takes about as long as a real reset request.
+    async fn decoy_reset(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        now: time::OffsetDateTime,
+        email: &Email,
+    ) -> Result<(), ServiceError> {
+        let vars = TemplateVars {
+            link: Some(self.messenger.link(tenant, "reset-password", "ot_")),
+            ..TemplateVars::default()
+        };
+        self.messenger.compose(tenant, ctx, now, MessageKind::PasswordReset, email.as_str(), None, &vars).await?;
+        let data = serde_json::json!({ "account": "none" });
+        let event = AuditEvent::by_user(now, ctx, "password.reset_requested", &tenant.id, None, data);
+        Ok(self.store.append_audit_events(std::slice::from_ref(&event)).await?)
     }
 
     /// Sets a new password with a reset token: signs out every session, proves the
