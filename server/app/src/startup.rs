@@ -190,7 +190,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     );
     let jobs = vec![
         tokio::spawn(rotate_keys_on_schedule(state.services.keys.clone(), state.config.key_rotation_check)),
-        tokio::spawn(crate::delivery::run(delivery, state.config.delivery_poll)),
+        tokio::spawn(crate::delivery::run(
+            delivery,
+            state.config.delivery_poll,
+            state.services.messenger.wake_signal(),
+        )),
     ];
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {

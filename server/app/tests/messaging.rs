@@ -28,6 +28,7 @@ on_both_backends!(
     two_replicas_deliver_each_message_once,
     message_requests_are_limited_per_address,
     expired_links_and_codes_are_refused,
+    queued_mail_goes_out_without_waiting_for_the_poll,
 );
 
 const PUBLIC_URL: &str = "https://id.example.test";
@@ -844,4 +845,24 @@ async fn expired_links_and_codes_are_refused(backend: Backend) {
     auth(&s, &t, "email/verify", json!({"email": "old-link@example.com", "code": code_in(&verify)}))
         .await
         .assert_problem(400, "invalid_code");
+}
+
+async fn queued_mail_goes_out_without_waiting_for_the_poll(backend: Backend) {
+    let (sink, port) = Sink::start().await;
+    let url = format!("smtp://127.0.0.1:{port}");
+    // A one-minute poll: only the wake-up after queuing can deliver within the wait.
+    let s = TestServer::start_with(
+        backend,
+        &[
+            ("GATEHOUSE_SMTP_URL", url.as_str()),
+            ("GATEHOUSE_DELIVERY_POLL_MS", "60000"),
+            ("GATEHOUSE_PUBLIC_URL", PUBLIC_URL),
+        ],
+    )
+    .await;
+    let t = tenant(&s, Value::Null).await;
+    signed_up(&s, &t, "prompt@example.com").await;
+    assert!(sink.wait("prompt@example.com", 1).await.subject.contains("Confirm"));
+    auth(&s, &t, "password/forgot", json!({"email": "prompt@example.com"})).await;
+    assert!(sink.wait("prompt@example.com", 2).await.subject.starts_with("Reset"));
 }

@@ -26,12 +26,16 @@ pub fn transports(config: &Config) -> anyhow::Result<(Arc<dyn Transport>, Arc<dy
     Ok((email, sms))
 }
 
-/// Sends due messages every `every` until aborted.
-pub async fn run(delivery: Delivery, every: std::time::Duration) {
+/// Sends due messages every `every`, and at once when `wake` says this replica queued
+/// some, until aborted.
+pub async fn run(delivery: Delivery, every: std::time::Duration, wake: Arc<tokio::sync::Notify>) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = wake.notified() => {}
+        }
         if let Err(e) = delivery.run_once().await {
             tracing::warn!(error = %e, "message delivery round failed");
         }

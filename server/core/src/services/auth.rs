@@ -200,7 +200,7 @@ impl AuthService {
             .issue_one_time(&tenant.id, Some(&user), &verification.secret, &[verification.message], &event)
             .await;
         match stored {
-            Ok(()) => {}
+            Ok(()) => self.messenger.queued(),
             Err(StoreError::Conflict { constraint }) => {
                 if tenant.settings.require_verified_email {
                     // Answer exactly as for a new account, revealing nothing.

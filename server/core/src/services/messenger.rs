@@ -63,6 +63,8 @@ pub struct Messenger {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
     public_url: String,
+    /// Wakes this replica's delivery worker when a message was queued.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// Wrong codes after which a code dies.
@@ -71,7 +73,23 @@ pub const MAX_CODE_ATTEMPTS: u32 = 5;
 impl Messenger {
     /// Wires the messenger.
     pub fn new(store: Arc<dyn Store>, sealer: Arc<Sealer>, public_url: &str) -> Self {
-        Self { store, sealer, public_url: public_url.trim_end_matches('/').to_owned() }
+        Self {
+            store,
+            sealer,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Tells the delivery worker that messages were committed to the outbox, so they go
+    /// out now rather than at its next poll.
+    pub fn queued(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the delivery worker waits on between polls.
+    pub fn wake_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// A link into the tenant's pages or API, from the configured public URL only.
@@ -151,7 +169,9 @@ impl Messenger {
         data["message_id"] = serde_json::Value::String(prepared.message.id.to_string());
         let event =
             crate::audit::AuditEvent::by_user(now, ctx, action, &tenant.id, user_id.as_ref().map(UserId::as_str), data);
-        Ok(self.store.issue_one_time(&tenant.id, None, &prepared.secret, &[prepared.message], &event).await?)
+        self.store.issue_one_time(&tenant.id, None, &prepared.secret, &[prepared.message], &event).await?;
+        self.queued();
+        Ok(())
     }
 
     /// Renders a message without a secret (a notice) and seals it for the outbox.

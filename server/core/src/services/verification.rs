@@ -160,7 +160,9 @@ impl VerificationService {
             Some(user.id.as_str()),
             serde_json::json!({ "message_id": prepared.message.id }),
         );
-        Ok(self.store.issue_one_time(&tenant.id, None, &prepared.secret, &[prepared.message], &event).await?)
+        self.store.issue_one_time(&tenant.id, None, &prepared.secret, &[prepared.message], &event).await?;
+        self.messenger.queued();
+        Ok(())
     }
 
     /// Finds the live secret a proof names, counting a code attempt.
@@ -267,7 +269,12 @@ impl VerificationService {
             event,
         };
         match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if !messages.is_empty() {
+                    self.messenger.queued();
+                }
+                Ok(())
+            }
             Err(StoreError::NotFound) => Err(invalid_code()),
             Err(e) => Err(e.into()),
         }
