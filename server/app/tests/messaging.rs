@@ -165,23 +165,14 @@ fn code_in(text: &str) -> String {
         .to_owned()
 }
 
-struct Tenant {
-    id: String,
-    slug: String,
-}
+type Tenant = support::AuthTenant;
 
 async fn tenant(s: &TestServer, settings: Value) -> Tenant {
-    let t = s.tenant("msg").await;
-    let id = t["id"].as_str().unwrap().to_owned();
-    if !settings.is_null() {
-        let r = s.patch(&format!("/v1/tenants/{id}"), &s.admin, json!({ "settings": settings })).await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-    }
-    Tenant { id, slug: t["slug"].as_str().unwrap().to_owned() }
+    s.auth_tenant("msg", settings).await
 }
 
 async fn auth(s: &TestServer, t: &Tenant, route: &str, body: Value) -> Reply {
-    s.send(s.client.post(s.url(&format!("/t/{}/auth/{route}", t.slug))).json(&body)).await
+    s.auth(t, route, body).await
 }
 
 async fn auth_as(s: &TestServer, t: &Tenant, route: &str, access: &str, body: Value) -> Reply {

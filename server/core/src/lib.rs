@@ -14,6 +14,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod ids;
 pub mod messaging;
+pub mod mfa;
 pub mod page;
 pub mod password;
 pub mod secret;

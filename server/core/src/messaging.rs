@@ -234,6 +234,8 @@ pub enum Purpose {
     PhoneVerify,
     /// Signs in by an SMS code.
     SmsLogin,
+    /// The `mfa_token` between a first factor and the second.
+    MfaChallenge,
 }
 
 impl Purpose {
@@ -249,6 +251,7 @@ impl Purpose {
             Self::EmailLogin => "email_login",
             Self::PhoneVerify => "phone_verify",
             Self::SmsLogin => "sms_login",
+            Self::MfaChallenge => "mfa_challenge",
         }
     }
 
@@ -264,6 +267,7 @@ impl Purpose {
             Self::EmailLogin,
             Self::PhoneVerify,
             Self::SmsLogin,
+            Self::MfaChallenge,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)

@@ -8,6 +8,7 @@ use crate::ids::{AdminTokenId, MessageId, SecretKeyId, SessionId, TenantId, User
 use crate::messaging::{
     DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, TemplateOverride,
 };
+use crate::mfa::TotpFactor;
 use crate::page::{Page, PageRequest};
 use crate::secret::SecretHash;
 use crate::session::{RefreshOutcome, RefreshToken, Session};
@@ -383,6 +384,57 @@ pub trait AuditStore: Send + Sync {
     async fn list_audit_events(&self, query: &AuditQuery, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError>;
 }
 
+/// Second factors: TOTP and recovery codes.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    /// Stores a pending TOTP secret for the user, replacing a pending one;
+    /// `Conflict{mfa_totp_enabled}` if the user already has TOTP enabled.
+    async fn put_pending_totp(
+        &self,
+        tenant_id: &TenantId,
+        factor: &TotpFactor,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The user's TOTP factor, pending or enabled.
+    async fn get_totp(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<Option<TotpFactor>, StoreError>;
+    /// Enables the pending factor created at `created_at` (so a setup replaced meanwhile
+    /// is not enabled), accepting `step`, and replaces the recovery codes, in one
+    /// transaction; `NotFound` if there is no such pending factor.
+    async fn enable_totp(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        created_at: OffsetDateTime,
+        step: i64,
+        recovery_code_hashes: &[String],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Accepts a time step of the enabled factor if it is later than every step accepted
+    /// before (atomically): `false` for a replayed or older code.
+    async fn use_totp_step(&self, tenant_id: &TenantId, user_id: &UserId, step: i64) -> Result<bool, StoreError>;
+    /// Removes the user's TOTP factor and recovery codes; `NotFound` if none.
+    async fn delete_totp(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Spends an unused recovery code (atomically: of parallel uses one succeeds).
+    async fn use_recovery_code(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        code_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Replaces every recovery code of the user.
+    async fn replace_recovery_codes(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        code_hashes: &[String],
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Unused recovery codes left.
+    async fn count_recovery_codes(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<u32, StoreError>;
+}
+
 /// Everything a storage backend provides.
 #[async_trait]
 pub trait Store:
@@ -394,6 +446,7 @@ pub trait Store:
     + SessionStore
     + AuditStore
     + MessagingStore
+    + MfaStore
     + std::fmt::Debug
 {
     /// Checks the database answers.

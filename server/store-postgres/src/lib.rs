@@ -12,6 +12,7 @@ mod audit;
 mod credentials;
 mod error;
 mod messaging;
+mod mfa;
 mod sessions;
 mod signing_keys;
 mod tenants;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_core::error::ServiceError;
 use gatehouse_core::ids::SessionId;
 use gatehouse_core::secret::SecretString;
-use gatehouse_core::services::auth::{SignupOutcome, TokenSet};
+use gatehouse_core::services::auth::{LoginOutcome, SignupOutcome, TokenSet};
 use gatehouse_core::tenant::Tenant;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -118,6 +118,50 @@ pub(crate) fn token_response(status: StatusCode, tenant: &Tenant, tokens: TokenS
     }
 }
 
+/// The second-factor challenge that ends a first factor when one is needed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaChallengeResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Single use, five minutes, bound to the user and tenant: trade it at `mfa/verify`
+    /// (or, with `enrollment_required`, at `totp/setup` and `totp/enable`).
+    pub mfa_token: String,
+    /// Factors that can answer (`totp`, `recovery_code`).
+    pub factors: Vec<&'static str>,
+    /// The tenant requires a second factor and the user has none yet: enroll first.
+    pub enrollment_required: bool,
+}
+
+/// What a sign-in answers: tokens, or the second-factor challenge. One schema for both,
+/// so generated clients get one result type.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "documents the two sign-in answers; handlers build each arm's type directly")]
+pub enum LoginResponse {
+    /// Signed in.
+    Tokens(Box<TokenSetResponse>),
+    /// A second factor is needed.
+    MfaRequired(MfaChallengeResponse),
+}
+
+/// A first factor's outcome as a response: tokens in the requested transport, or the
+/// challenge (`200` either way, per CONTRACT).
+pub(crate) fn login_response(tenant: &Tenant, outcome: LoginOutcome, transport: Transport) -> Response {
+    match outcome {
+        LoginOutcome::SignedIn(tokens) => token_response(StatusCode::OK, tenant, *tokens, transport),
+        LoginOutcome::MfaRequired(challenge) => (
+            StatusCode::OK,
+            Json(MfaChallengeResponse {
+                mfa_required: true,
+                mfa_token: challenge.mfa_token.expose().to_owned(),
+                factors: challenge.factors,
+                enrollment_required: challenge.enrollment_required,
+            }),
+        )
+            .into_response(),
+    }
+}
+
 /// The refresh token of a refresh or logout: from the body, or from the cookie after the
 /// CSRF check.
 fn presented_refresh_token(
@@ -151,6 +195,8 @@ pub enum SignupResponse {
     Tokens(Box<TokenSetResponse>),
     /// Pending email verification.
     VerificationRequired(VerificationRequired),
+    /// The tenant requires a second factor: enroll one first.
+    MfaRequired(MfaChallengeResponse),
 }
 
 /// Creates an account and signs it in (or asks for email verification first).
@@ -169,6 +215,11 @@ pub async fn create_signup(
     let password = SecretString::new(body.password);
     match state.services.auth.signup(&tenant, &ctx, &body.email, &password, body.name).await? {
         SignupOutcome::SignedIn(tokens) => Ok(token_response(StatusCode::CREATED, &tenant, *tokens, body.transport)),
+        SignupOutcome::MfaRequired(challenge) => {
+            let mut response = login_response(&tenant, LoginOutcome::MfaRequired(challenge), body.transport);
+            *response.status_mut() = StatusCode::CREATED;
+            Ok(response)
+        }
         SignupOutcome::VerificationRequired => {
             Ok((StatusCode::ACCEPTED, Json(VerificationRequired { verification_required: true })).into_response())
         }
@@ -178,7 +229,7 @@ pub async fn create_signup(
 /// Signs in with email and password.
 #[utoipa::path(post, path = "/t/{t}/auth/login", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
     request_body = LoginRequest,
-    responses((status = 200, body = TokenSetResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LoginResponse, description = "A token set, or the second-factor challenge"), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_login(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
@@ -186,8 +237,8 @@ pub async fn create_login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let tokens = state.services.auth.login(&tenant, &ctx, &body.email, &SecretString::new(body.password)).await?;
-    Ok(token_response(StatusCode::OK, &tenant, tokens, body.transport))
+    let outcome = state.services.auth.login(&tenant, &ctx, &body.email, &SecretString::new(body.password)).await?;
+    Ok(login_response(&tenant, outcome, body.transport))
 }
 
 /// Trades a refresh token for a new token set (the old refresh token is spent).

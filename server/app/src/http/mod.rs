@@ -10,6 +10,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod messages;
+pub mod mfa_api;
 pub mod middleware;
 pub mod oauth2;
 pub mod ops;
@@ -102,6 +103,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(passwordless_api::create_magic_link_exchange))
         .routes(routes!(passwordless_api::create_otp))
         .routes(routes!(passwordless_api::create_otp_verify))
+        .routes(routes!(mfa_api::create_totp_setup))
+        .routes(routes!(mfa_api::create_totp_enable))
+        .routes(routes!(mfa_api::create_totp_disable))
+        .routes(routes!(mfa_api::create_recovery_codes))
+        .routes(routes!(mfa_api::get_mfa))
+        .routes(routes!(mfa_api::create_mfa_verify))
         .routes(routes!(messages::list_messages))
         .routes(routes!(messages::list_dev_outbox))
         .routes(routes!(messages::list_templates))

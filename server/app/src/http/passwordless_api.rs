@@ -1,7 +1,7 @@
 //! `/t/{t}/auth/…` routes for signing in without a password: magic links and one-time
 //! codes by email or SMS.
 
-use super::auth_api::{TenantSlugPath, TokenSetResponse, Transport, token_response};
+use super::auth_api::{LoginResponse, TenantSlugPath, Transport, login_response};
 use super::cookies;
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Ctx};
@@ -72,7 +72,7 @@ pub struct MagicLinkQuery {
 #[utoipa::path(get, path = "/t/{t}/auth/magic-link/verify", tag = "auth",
     params(("t" = String, Path, description = "Tenant slug"), MagicLinkQuery),
     responses((status = 302, description = "Redirect to the redirect URI with `code`"),
-              (status = 200, body = TokenSetResponse),
+              (status = 200, body = LoginResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_magic_link_verify(
     State(state): State<AppState>,
@@ -93,7 +93,7 @@ pub async fn get_magic_link_verify(
         .verify_magic_link(&tenant, &ctx, &query.token, browser.as_deref(), want_json)
         .await?;
     match outcome {
-        MagicLinkOutcome::Tokens(tokens) => Ok(token_response(StatusCode::OK, &tenant, *tokens, Transport::Json)),
+        MagicLinkOutcome::Tokens(outcome) => Ok(login_response(&tenant, *outcome, Transport::Json)),
         MagicLinkOutcome::Redirect(url) => {
             let location = HeaderValue::from_str(&url).map_err(|_| ServiceError::InvalidCode)?;
             Ok((
@@ -119,7 +119,7 @@ pub struct ExchangeRequest {
 /// Trades the one-time code of a magic-link redirect for a token set.
 #[utoipa::path(post, path = "/t/{t}/auth/magic-link/exchange", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
     request_body = ExchangeRequest,
-    responses((status = 200, body = TokenSetResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LoginResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_magic_link_exchange(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
@@ -127,8 +127,8 @@ pub async fn create_magic_link_exchange(
     ApiJson(body): ApiJson<ExchangeRequest>,
 ) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let tokens = state.services.passwordless.exchange(&tenant, &ctx, &body.code).await?;
-    Ok(token_response(StatusCode::OK, &tenant, tokens, body.transport))
+    let outcome = state.services.passwordless.exchange(&tenant, &ctx, &body.code).await?;
+    Ok(login_response(&tenant, outcome, body.transport))
 }
 
 /// Body of `POST /t/{t}/auth/otp/send`.
@@ -193,7 +193,7 @@ pub async fn create_otp(
 /// Signs in with a code from `otp/send`.
 #[utoipa::path(post, path = "/t/{t}/auth/otp/verify", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
     request_body = OtpVerifyRequest,
-    responses((status = 200, body = TokenSetResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LoginResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_otp_verify(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TenantSlugPath>,
@@ -202,6 +202,6 @@ pub async fn create_otp_verify(
 ) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
     let to = address(body.channel, body.email, body.phone)?;
-    let tokens = state.services.passwordless.verify_code(&tenant, &ctx, to, &body.code).await?;
-    Ok(token_response(StatusCode::OK, &tenant, tokens, body.transport))
+    let outcome = state.services.passwordless.verify_code(&tenant, &ctx, to, &body.code).await?;
+    Ok(login_response(&tenant, outcome, body.transport))
 }

@@ -188,6 +188,32 @@ impl TestServer {
     }
 }
 
+/// A tenant as the end-user API sees it.
+pub struct AuthTenant {
+    pub id: String,
+    pub slug: String,
+}
+
+impl TestServer {
+    /// Creates a tenant (slug starting with `prefix`), with `settings` merged when not null.
+    pub async fn auth_tenant(&self, prefix: &str, settings: Value) -> AuthTenant {
+        let t = self.tenant(prefix).await;
+        let id = t["id"].as_str().unwrap().to_owned();
+        if !settings.is_null() {
+            let r = self
+                .patch(&format!("/v1/tenants/{id}"), &self.admin, serde_json::json!({ "settings": settings }))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+        AuthTenant { id, slug: t["slug"].as_str().unwrap().to_owned() }
+    }
+
+    /// `POST /t/{slug}/auth/{route}` without credentials.
+    pub async fn auth(&self, t: &AuthTenant, route: &str, body: Value) -> Reply {
+        self.send(self.client.post(self.url(&format!("/t/{}/auth/{route}", t.slug))).json(&body)).await
+    }
+}
+
 /// Stamps each listed test function once per backend.
 #[macro_export]
 macro_rules! on_both_backends {

@@ -10,6 +10,7 @@
 
 pub mod ephemeral;
 pub mod messaging;
+pub mod mfa;
 pub mod store;
 
 /// Stamps every storage conformance test. `$make` is an async fn returning
@@ -55,6 +56,19 @@ macro_rules! store_conformance_tests {
             outbox_messages_are_claimed_once_and_finished,
             template_overrides_round_trip_per_tenant,
         );
+        $crate::store_conformance_tests!(@mfa $make;
+            totp_steps_are_accepted_once_and_in_order,
+            recovery_codes_are_single_use_even_in_parallel,
+        );
+    };
+    (@mfa $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $make().await;
+                $crate::conformance::mfa::$name(store.as_ref()).await;
+            }
+        )*
     };
     (@messaging $make:path; $($name:ident),* $(,)?) => {
         $(

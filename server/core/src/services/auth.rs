@@ -61,11 +61,22 @@ enum SignIn {
     },
 }
 
+/// How a first factor ended.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in.
+    SignedIn(Box<TokenSet>),
+    /// A second factor is needed first (or must be enrolled): answer the challenge.
+    MfaRequired(super::mfa::Challenge),
+}
+
 /// What sign-up produced.
 #[derive(Debug, Clone)]
 pub enum SignupOutcome {
     /// Signed in at once.
     SignedIn(Box<TokenSet>),
+    /// The tenant requires a second factor: enroll one with the challenge first.
+    MfaRequired(super::mfa::Challenge),
     /// The tenant wants a verified email first.
     VerificationRequired,
 }
@@ -213,6 +224,14 @@ impl AuthService {
         if tenant.settings.require_verified_email {
             return Ok(SignupOutcome::VerificationRequired);
         }
+        if let Some((secret, challenge)) =
+            super::mfa::challenge_for(self.store.as_ref(), tenant, &user, &["pwd"], now).await?
+        {
+            let data = serde_json::json!({ "factors": challenge.factors, "enrollment_required": true });
+            let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
+            self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+            return Ok(SignupOutcome::MfaRequired(challenge));
+        }
         let tokens = self.start_session(tenant, ctx, user, SignIn::Signup).await?;
         Ok(SignupOutcome::SignedIn(Box::new(tokens)))
     }
@@ -224,7 +243,7 @@ impl AuthService {
         ctx: &RequestContext,
         email: &str,
         password: &SecretString,
-    ) -> Result<TokenSet, ServiceError> {
+    ) -> Result<LoginOutcome, ServiceError> {
         self.limit(tenant, ctx, "login", LOGIN_ATTEMPTS_PER_IP).await?;
         // An unparseable address is simply an unknown account: same work, same answer.
         let email = Email::parse(email).ok();
@@ -257,13 +276,25 @@ impl AuthService {
         if let Some(key) = &account_key {
             self.ephemeral.cache_delete(key).await.map_err(unavailable)?;
         }
+        if let Some((secret, challenge)) =
+            super::mfa::challenge_for(self.store.as_ref(), tenant, &user, &["pwd"], now).await?
+        {
+            let data = serde_json::json!({
+                "factors": challenge.factors,
+                "enrollment_required": challenge.enrollment_required,
+            });
+            let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
+            self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
         user.last_login_at = Some(now);
         let rehashed = rehash.is_some();
         if let Some(new_hash) = rehash {
             user.password_hash = Some(new_hash);
             user.updated_at = now;
         }
-        self.start_session(tenant, ctx, user, SignIn::Login { rehashed }).await
+        let tokens = self.start_session(tenant, ctx, user, SignIn::Login { rehashed }).await?;
+        Ok(LoginOutcome::SignedIn(Box::new(tokens)))
     }
 
     async fn failed_login(

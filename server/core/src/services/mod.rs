@@ -9,6 +9,7 @@ pub mod authenticate;
 pub mod delivery;
 pub mod keys;
 pub mod messenger;
+pub mod mfa;
 pub mod outbox;
 pub mod passwordless;
 pub mod secret_keys;
@@ -23,6 +24,7 @@ pub use auth::AuthService;
 pub use authenticate::Authenticator;
 pub use keys::KeyService;
 pub use messenger::Messenger;
+pub use mfa::MfaService;
 pub use outbox::OutboxService;
 pub use passwordless::PasswordlessService;
 pub use secret_keys::SecretKeyService;
@@ -64,6 +66,8 @@ pub struct Services {
     pub passwordless: PasswordlessService,
     /// Operators' view of the outbox.
     pub outbox: OutboxService,
+    /// Second factors.
+    pub mfa: MfaService,
 }
 
 /// What the services are built from.
@@ -92,6 +96,7 @@ impl Services {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
         let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
         let messenger = Messenger::new(store.clone(), config.sealer.clone(), &config.public_url);
+        let sealer = config.sealer.clone();
         let tenant_cache = tenants::TenantCache::default();
         let auth = AuthService::new(auth::AuthDeps {
             store: store.clone(),
@@ -113,11 +118,13 @@ impl Services {
             config.password_hasher.clone(),
         );
         let passwordless = PasswordlessService::new(store.clone(), clock.clone(), auth.clone(), messenger.clone());
+        let mfa = MfaService::new(store.clone(), clock.clone(), auth.clone(), sealer.clone());
         Self {
             templates: TemplateService::new(store.clone(), clock.clone(), audit.clone()),
             outbox: OutboxService::new(store.clone(), audit.clone(), messenger.clone()),
             verification,
             passwordless,
+            mfa,
             messenger,
             auth,
             keys,

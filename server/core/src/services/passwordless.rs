@@ -5,7 +5,7 @@
 //! address). Links redirect only to the tenant's registered redirect URIs, and can be
 //! bound to the browser that asked for them.
 
-use super::auth::{AuthService, TokenSet};
+use super::auth::{AuthService, LoginOutcome};
 use super::messenger::{Dispatch, LINK_TOKEN_PREFIX, Messenger, is_code_shaped};
 use super::templates::TemplateVars;
 use super::verification::{REDEEMS_PER_IP, VerificationService, parse_phone};
@@ -44,8 +44,8 @@ pub enum Address {
 /// How a verified magic link continues.
 #[derive(Debug)]
 pub enum MagicLinkOutcome {
-    /// Tokens, for a client that asked for JSON.
-    Tokens(Box<TokenSet>),
+    /// Tokens (or the second-factor challenge), for a client that asked for JSON.
+    Tokens(Box<LoginOutcome>),
     /// Redirect the browser here (the registered URI with a one-time `code`).
     Redirect(String),
 }
@@ -159,8 +159,8 @@ impl PasswordlessService {
         let (user, inserted) = self.signed_in_user(tenant, existing, email);
         let write = if inserted { UserWrite::Insert(&user) } else { UserWrite::Update(&user) };
         if want_tokens {
-            let tokens = self.sign_in(tenant, ctx, &secret, write, &user, &["email"], "magic_link").await?;
-            return Ok(MagicLinkOutcome::Tokens(Box::new(tokens)));
+            let outcome = self.sign_in(tenant, ctx, &secret, write, &user, &["email"], "magic_link").await?;
+            return Ok(MagicLinkOutcome::Tokens(Box::new(outcome)));
         }
         let code = generate_secret(MAGIC_CODE_PREFIX);
         let follow_up = OneTimeSecret {
@@ -203,7 +203,12 @@ impl PasswordlessService {
     }
 
     /// Trades the one-time code of a magic-link redirect for tokens.
-    pub async fn exchange(&self, tenant: &Tenant, ctx: &RequestContext, code: &str) -> Result<TokenSet, ServiceError> {
+    pub async fn exchange(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        code: &str,
+    ) -> Result<LoginOutcome, ServiceError> {
         self.auth.limit(tenant, ctx, "one_time_redeem", REDEEMS_PER_IP).await?;
         if !code.starts_with(MAGIC_CODE_PREFIX) || code.len() > 128 {
             return Err(invalid_code());
@@ -280,7 +285,7 @@ impl PasswordlessService {
         ctx: &RequestContext,
         to: Address,
         code: &str,
-    ) -> Result<TokenSet, ServiceError> {
+    ) -> Result<LoginOutcome, ServiceError> {
         self.auth.limit(tenant, ctx, "one_time_redeem", REDEEMS_PER_IP).await?;
         let (purpose, target) = match &to {
             Address::Email(raw) => {
@@ -375,7 +380,26 @@ impl PasswordlessService {
         user: &User,
         amr: &[&str],
         via: &str,
-    ) -> Result<TokenSet, ServiceError> {
+    ) -> Result<LoginOutcome, ServiceError> {
+        let now = self.clock.now();
+        if let Some((challenge_secret, challenge)) =
+            super::mfa::challenge_for(self.store.as_ref(), tenant, user, amr, now).await?
+        {
+            let data = serde_json::json!({ "via": via, "factors": challenge.factors });
+            let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
+            let redemption = Redemption {
+                secret_id: &secret.id,
+                now,
+                user: write,
+                revoke_sessions: None,
+                session: None,
+                issue: Some(&challenge_secret),
+                messages: &[],
+                event: &event,
+            };
+            self.redeem(tenant, &redemption).await?;
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
         let (session, refresh, refresh_secret) = self.auth.new_session(tenant, ctx, &user.id, amr);
         let created = matches!(write, UserWrite::Insert(_));
         let event = AuditEvent::by_user(
@@ -397,7 +421,7 @@ impl PasswordlessService {
             event: &event,
         };
         self.redeem(tenant, &redemption).await?;
-        self.auth.token_set(tenant, user.clone(), &session, refresh_secret).await
+        Ok(LoginOutcome::SignedIn(Box::new(self.auth.token_set(tenant, user.clone(), &session, refresh_secret).await?)))
     }
 
     async fn redeem(&self, tenant: &Tenant, redemption: &Redemption<'_>) -> Result<(), ServiceError> {
