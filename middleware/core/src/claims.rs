@@ -38,6 +38,9 @@ pub struct Claims {
     pub amr: Vec<String>,
     /// When the user authenticated.
     pub auth_time: i64,
+    /// Authentication context class: `aal1` (one factor) or `aal2` (two factors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     /// Organization id (organization-scoped tokens only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
@@ -98,6 +101,7 @@ mod tests {
             scope: scope.into(),
             amr: vec!["pwd".into()],
             auth_time: 1,
+            acr: None,
             org_id: role.map(|_| "org_1".into()),
             org_slug: None,
             org_role: role.map(Into::into),

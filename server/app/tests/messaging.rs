@@ -788,18 +788,11 @@ async fn message_requests_are_limited_per_address(backend: Backend) {
 
 /// Moves every one-time secret of the server's database past its expiry.
 async fn expire_all_secrets(s: &TestServer) {
-    let url = s.database_url();
-    if url.starts_with("sqlite:") {
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
-        sqlx::query("UPDATE one_time_secrets SET expires_at = 0").execute(&mut conn).await.unwrap();
-    } else {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
-        sqlx::query("SET gatehouse.scope = 'system'").execute(&mut conn).await.unwrap();
-        sqlx::query("UPDATE one_time_secrets SET expires_at = now() - interval '1 second'")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    s.sql(
+        "UPDATE one_time_secrets SET expires_at = 0",
+        "UPDATE one_time_secrets SET expires_at = now() - interval '1 second'",
+    )
+    .await;
 }
 
 async fn expired_links_and_codes_are_refused(backend: Backend) {

@@ -18,6 +18,7 @@ on_both_backends!(
     disabling_totp_needs_a_fresh_factor,
     required_policy_makes_new_users_enroll_before_any_token,
     an_mfa_off_tenant_offers_no_totp,
+    sensitive_actions_need_a_recent_sign_in_or_a_step_up,
 );
 
 const PASSWORD: &str = "violet kettle drums";
@@ -130,6 +131,8 @@ async fn totp_enrollment_and_sign_in_with_live_codes_refuse_replays(backend: Bac
     assert_eq!(ok.status, 200, "{:?}", ok.body);
     let amr = claims(ok.body["access_token"].as_str().unwrap())["amr"].clone();
     assert_eq!(amr, json!(["pwd", "otp", "mfa"]));
+    assert_eq!(claims(ok.body["access_token"].as_str().unwrap())["acr"], "aal2");
+    assert_eq!(claims(plain.body["access_token"].as_str().unwrap())["acr"], "aal1");
     // Replaying the accepted code on a fresh challenge fails; so does an older one.
     let again = challenge(&s, &t, "totp@example.com").await;
     auth(&s, &t, "mfa/verify", json!({"mfa_token": again, "factor": "totp", "code": next}))
@@ -333,4 +336,106 @@ async fn an_mfa_off_tenant_offers_no_totp(backend: Backend) {
     let access = r.body["access_token"].as_str().unwrap();
     auth_as(&s, &t, "totp/setup", access, json!({})).await.assert_problem(403, "forbidden");
     let _ = &t.id;
+}
+
+/// Signs in (password only) and ages the session's sign-in past the step-up window.
+async fn stale_session(s: &TestServer, t: &Tenant, email: &str) -> String {
+    let r = auth(s, t, "signup", json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    s.sql(
+        "UPDATE sessions SET auth_time = auth_time - 600000000",
+        "UPDATE sessions SET auth_time = auth_time - interval '10 minutes'",
+    )
+    .await;
+    r.body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn sensitive_actions_need_a_recent_sign_in_or_a_step_up(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    let access = stale_session(&s, &t, "old@example.com").await;
+    // Reading is fine; changing what protects the account is not.
+    assert_eq!(s.get(&format!("/t/{}/auth/me", t.slug), &access).await.status, 200);
+    auth_as(&s, &t, "email/change", &access, json!({"new_email": "new@example.com"}))
+        .await
+        .assert_problem(403, "step_up_required");
+    auth_as(
+        &s,
+        &t,
+        "password/change",
+        &access,
+        json!({"current_password": PASSWORD, "new_password": "another good one"}),
+    )
+    .await
+    .assert_problem(403, "step_up_required");
+    s.delete(&format!("/t/{}/auth/sessions", t.slug), &access).await.assert_problem(403, "step_up_required");
+    // Step up with the password.
+    auth_as(&s, &t, "step-up", &access, json!({"factor": "password", "code": "wrong password!"}))
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let up = auth_as(&s, &t, "step-up", &access, json!({"factor": "password", "code": PASSWORD})).await;
+    assert_eq!(up.status, 200, "{:?}", up.body);
+    let step_up = up.body["step_up_token"].as_str().unwrap().to_owned();
+    let with = |path: &str, body: Value| {
+        s.client
+            .post(s.url(&format!("/t/{}/auth/{path}", t.slug)))
+            .bearer_auth(&access)
+            .header("x-step-up-token", step_up.as_str())
+            .json(&body)
+    };
+    let changed = s.send(with("email/change", json!({"new_email": "new@example.com"}))).await;
+    assert_eq!(changed.status, 202, "{:?}", changed.body);
+    // One action per token.
+    s.send(with("email/change", json!({"new_email": "new2@example.com"})))
+        .await
+        .assert_problem(403, "step_up_required");
+    // A token of another session does not count.
+    let other = auth(&s, &t, "login", json!({"email": "old@example.com", "password": PASSWORD})).await;
+    let other_access = other.body["access_token"].as_str().unwrap().to_owned();
+    let up = auth_as(&s, &t, "step-up", &other_access, json!({"factor": "password", "code": PASSWORD})).await;
+    let foreign = up.body["step_up_token"].as_str().unwrap();
+    let r = s
+        .send(
+            s.client
+                .delete(s.url(&format!("/t/{}/auth/sessions", t.slug)))
+                .bearer_auth(&access)
+                .header("x-step-up-token", foreign),
+        )
+        .await;
+    r.assert_problem(403, "step_up_required");
+    // With TOTP enabled, only the second factor steps up.
+    let (_, secret, codes, step) = enrolled(&s, &t, "strong@example.com").await;
+    s.sql(
+        "UPDATE sessions SET auth_time = auth_time - 600000000",
+        "UPDATE sessions SET auth_time = auth_time - interval '10 minutes'",
+    )
+    .await;
+    let token = challenge(&s, &t, "strong@example.com").await;
+    let signed =
+        auth(&s, &t, "mfa/verify", json!({"mfa_token": token, "factor": "totp", "code": code_at(&secret, step + 1)}))
+            .await;
+    let strong = signed.body["access_token"].as_str().unwrap().to_owned();
+    s.sql(
+        "UPDATE sessions SET auth_time = auth_time - 600000000",
+        "UPDATE sessions SET auth_time = auth_time - interval '10 minutes'",
+    )
+    .await;
+    auth_as(&s, &t, "totp/disable", &strong, json!({"factor": "recovery_code", "code": codes[0]}))
+        .await
+        .assert_problem(403, "step_up_required");
+    auth_as(&s, &t, "step-up", &strong, json!({"factor": "password", "code": PASSWORD}))
+        .await
+        .assert_problem(403, "forbidden");
+    let up = auth_as(&s, &t, "step-up", &strong, json!({"factor": "recovery_code", "code": codes[1]})).await;
+    assert_eq!(up.status, 200, "{:?}", up.body);
+    let r = s
+        .send(
+            s.client
+                .post(s.url(&format!("/t/{}/auth/totp/disable", t.slug)))
+                .bearer_auth(&strong)
+                .header("x-step-up-token", up.body["step_up_token"].as_str().unwrap())
+                .json(&json!({"factor": "recovery_code", "code": codes[0]})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
 }

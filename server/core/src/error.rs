@@ -57,6 +57,9 @@ pub enum ServiceError {
     /// The tenant requires a verified email before sign-in completes.
     #[error("email not verified")]
     EmailNotVerified,
+    /// A sensitive action needs a recent sign-in or a step-up token.
+    #[error("step-up required")]
+    StepUpRequired,
     /// Too many attempts; retry after the given seconds.
     #[error("rate limited")]
     RateLimited {

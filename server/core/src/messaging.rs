@@ -236,6 +236,8 @@ pub enum Purpose {
     SmsLogin,
     /// The `mfa_token` between a first factor and the second.
     MfaChallenge,
+    /// A step-up token: one sensitive action of one session.
+    StepUp,
 }
 
 impl Purpose {
@@ -252,6 +254,7 @@ impl Purpose {
             Self::PhoneVerify => "phone_verify",
             Self::SmsLogin => "sms_login",
             Self::MfaChallenge => "mfa_challenge",
+            Self::StepUp => "step_up",
         }
     }
 
@@ -268,6 +271,7 @@ impl Purpose {
             Self::PhoneVerify,
             Self::SmsLogin,
             Self::MfaChallenge,
+            Self::StepUp,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)

@@ -332,6 +332,7 @@ mod tests {
             scope: "openid".into(),
             amr: vec!["pwd".into()],
             auth_time: now,
+            acr: None,
             org_id: None,
             org_slug: None,
             org_role: None,

@@ -344,11 +344,12 @@ pub async fn create_password_change(
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
     AccessToken(token): AccessToken,
+    StepUpToken(step_up): StepUpToken,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let tenant = state.services.auth.tenant(&path.t).await?;
     let (current, new) = (SecretString::new(body.current_password), SecretString::new(body.new_password));
-    state.services.auth.change_password(&tenant, &ctx, &token, &current, &new).await?;
+    state.services.auth.change_password(&tenant, &ctx, &token, &current, &new, step_up.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -443,10 +444,24 @@ pub async fn delete_sessions(
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
     AccessToken(token): AccessToken,
+    StepUpToken(step_up): StepUpToken,
 ) -> ApiResult<StatusCode> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    state.services.auth.revoke_all_sessions(&tenant, &ctx, &token).await?;
+    state.services.auth.revoke_all_sessions(&tenant, &ctx, &token, step_up.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The optional `X-Step-Up-Token` header of a sensitive action (from `POST step-up`).
+#[derive(Debug)]
+pub struct StepUpToken(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for StepUpToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+        let value = parts.headers.get("x-step-up-token").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+        Ok(Self(value.filter(|v| !v.is_empty())))
+    }
 }
 
 /// An end user's access token from `Authorization: Bearer`; missing → `invalid_token`.

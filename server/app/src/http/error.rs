@@ -37,6 +37,8 @@ pub enum ErrorCode {
     InvalidCode,
     /// The tenant requires a verified email address before sign-in completes.
     EmailNotVerified,
+    /// A sensitive action needs a recent sign-in: get a step-up token first.
+    StepUpRequired,
     /// The credential may not do this.
     Forbidden,
     /// A cookie-authenticated write without a matching CSRF token or from a foreign origin.
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InvalidCode => "invalid_code",
             Self::EmailNotVerified => "email_not_verified",
+            Self::StepUpRequired => "step_up_required",
             Self::Forbidden => "forbidden",
             Self::CsrfFailed => "csrf_failed",
             Self::NotFound => "not_found",
@@ -90,7 +93,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::CsrfFailed | Self::EmailNotVerified => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CsrfFailed | Self::EmailNotVerified | Self::StepUpRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -114,6 +117,7 @@ impl ErrorCode {
             Self::InvalidToken => "Invalid token",
             Self::InvalidCode => "Invalid, expired or used link or code",
             Self::EmailNotVerified => "Email address not verified",
+            Self::StepUpRequired => "Recent authentication required",
             Self::Forbidden => "Not allowed",
             Self::CsrfFailed => "Cross-site request refused",
             Self::NotFound => "Not found",
@@ -213,6 +217,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCode => ApiError::new(
                 ErrorCode::InvalidCode,
                 "the link or code is wrong, expired or already used; ask for a new one",
+            ),
+            ServiceError::StepUpRequired => ApiError::new(
+                ErrorCode::StepUpRequired,
+                "this action needs a recent sign-in: get a step-up token at /auth/step-up and send it as X-Step-Up-Token",
             ),
             ServiceError::EmailNotVerified => ApiError::new(
                 ErrorCode::EmailNotVerified,

@@ -1,7 +1,7 @@
 //! `/t/{t}/auth/…` routes for second factors: TOTP set-up, enabling, disabling,
 //! recovery codes, and answering a sign-in challenge (`mfa/verify`).
 
-use super::auth_api::{AccessToken, TenantSlugPath, TokenSetResponse, Transport, token_response};
+use super::auth_api::{AccessToken, StepUpToken, TenantSlugPath, TokenSetResponse, Transport, token_response};
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, Ctx};
 use super::verification_api::optional_bearer;
@@ -11,7 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::error::ServiceError;
-use gatehouse_core::services::mfa::{Caller, Factor};
+use gatehouse_core::secret::SecretString;
+use gatehouse_core::services::mfa::{Caller, Factor, StepUpProof};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -149,10 +150,12 @@ pub async fn create_totp_disable(
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
     AccessToken(token): AccessToken,
+    StepUpToken(step_up): StepUpToken,
     ApiJson(body): ApiJson<FactorRequest>,
 ) -> ApiResult<StatusCode> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    state.services.mfa.disable(&tenant, &ctx, &token, &factor(body.factor, body.code)).await?;
+    let factor = factor(body.factor, body.code);
+    state.services.mfa.disable(&tenant, &ctx, &token, &factor, step_up.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -173,10 +176,12 @@ pub async fn create_recovery_codes(
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
     AccessToken(token): AccessToken,
+    StepUpToken(step_up): StepUpToken,
     ApiJson(body): ApiJson<RegenerateRequest>,
 ) -> ApiResult<Json<RecoveryCodesResponse>> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let codes = state.services.mfa.regenerate_recovery_codes(&tenant, &ctx, &token, &body.code).await?;
+    let codes =
+        state.services.mfa.regenerate_recovery_codes(&tenant, &ctx, &token, &body.code, step_up.as_deref()).await?;
     Ok(Json(RecoveryCodesResponse { recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect() }))
 }
 
@@ -231,4 +236,58 @@ pub async fn create_mfa_verify(
     let tenant = state.services.auth.tenant(&path.t).await?;
     let tokens = state.services.mfa.verify(&tenant, &ctx, &body.mfa_token, &factor(body.factor, body.code)).await?;
     Ok(token_response(StatusCode::OK, &tenant, tokens, body.transport))
+}
+
+/// Body of `POST /t/{t}/auth/step-up`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpRequest {
+    /// `password`, `totp` or `recovery_code` (with TOTP enabled, only the last two).
+    pub factor: StepUpFactor,
+    /// The password or code.
+    pub code: String,
+}
+
+/// What proves the user again.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepUpFactor {
+    /// The account's password.
+    Password,
+    /// A TOTP code.
+    Totp,
+    /// A recovery code.
+    RecoveryCode,
+}
+
+/// A step-up token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepUpResponse {
+    /// Send as `X-Step-Up-Token` with one sensitive action of this session.
+    pub step_up_token: String,
+    /// Seconds it stays valid.
+    pub expires_in: u32,
+}
+
+/// Proves a factor again: a token for one sensitive action (disable TOTP, regenerate
+/// recovery codes, change email or password, sign out everywhere) of this session, once
+/// its sign-in is older than five minutes.
+#[utoipa::path(post, path = "/t/{t}/auth/step-up", tag = "auth", params(("t" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])), request_body = StepUpRequest,
+    responses((status = 200, body = StepUpResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_step_up(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    Ctx(ctx): Ctx,
+    AccessToken(token): AccessToken,
+    ApiJson(body): ApiJson<StepUpRequest>,
+) -> ApiResult<Json<StepUpResponse>> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let proof = match body.factor {
+        StepUpFactor::Password => StepUpProof::Password(SecretString::new(body.code)),
+        StepUpFactor::Totp => StepUpProof::Factor(Factor::Totp(body.code)),
+        StepUpFactor::RecoveryCode => StepUpProof::Factor(Factor::RecoveryCode(body.code)),
+    };
+    let step_up = state.services.mfa.step_up(&tenant, &ctx, &token, proof).await?;
+    Ok(Json(StepUpResponse { step_up_token: step_up.expose().to_owned(), expires_in: 300 }))
 }

@@ -109,6 +109,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa_api::create_recovery_codes))
         .routes(routes!(mfa_api::get_mfa))
         .routes(routes!(mfa_api::create_mfa_verify))
+        .routes(routes!(mfa_api::create_step_up))
         .routes(routes!(messages::list_messages))
         .routes(routes!(messages::list_dev_outbox))
         .routes(routes!(messages::list_templates))

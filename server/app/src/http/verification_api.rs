@@ -1,7 +1,7 @@
 //! `/t/{t}/auth/…` routes that prove or recover what identifies a user: email
 //! verification, forgotten password, email change, phone number.
 
-use super::auth_api::{AccessToken, TenantSlugPath};
+use super::auth_api::{AccessToken, StepUpToken, TenantSlugPath};
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, Ctx};
 use super::users::UserResponse;
@@ -155,10 +155,15 @@ pub async fn create_email_change(
     ApiPath(path): ApiPath<TenantSlugPath>,
     Ctx(ctx): Ctx,
     AccessToken(token): AccessToken,
+    StepUpToken(step_up): StepUpToken,
     ApiJson(body): ApiJson<EmailChangeRequest>,
 ) -> ApiResult<StatusCode> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    state.services.verification.request_email_change(&tenant, &ctx, &token, &body.new_email).await?;
+    state
+        .services
+        .verification
+        .request_email_change(&tenant, &ctx, &token, &body.new_email, step_up.as_deref())
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -208,6 +208,20 @@ impl TestServer {
         AuthTenant { id, slug: t["slug"].as_str().unwrap().to_owned() }
     }
 
+    /// Runs raw SQL on the server's database with every tenant in reach (tests that age
+    /// rows instead of waiting): `sqlite` on SQLite, `postgres` on Postgres.
+    pub async fn sql(&self, sqlite: &str, postgres: &str) {
+        let url = self.database_url();
+        if url.starts_with("sqlite:") {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query(sqlite).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query("SET gatehouse.scope = 'system'").execute(&mut conn).await.unwrap();
+            sqlx::query(postgres).execute(&mut conn).await.unwrap();
+        }
+    }
+
     /// `POST /t/{slug}/auth/{route}` without credentials.
     pub async fn auth(&self, t: &AuthTenant, route: &str, body: Value) -> Reply {
         self.send(self.client.post(self.url(&format!("/t/{}/auth/{route}", t.slug))).json(&body)).await

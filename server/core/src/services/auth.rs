@@ -23,6 +23,12 @@ use crate::user::{Email, User, UserStatus, check_user_name};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long after signing in a session may do sensitive things without stepping up.
+pub const STEP_UP_MAX_AGE: time::Duration = time::Duration::minutes(5);
+/// Validity of a step-up token.
+const STEP_UP_TTL: time::Duration = time::Duration::minutes(5);
+/// Prefix of step-up tokens.
+pub const STEP_UP_TOKEN_PREFIX: &str = "su_";
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "rt_";
 /// Sign-in attempts one IP may make per minute per tenant.
@@ -394,6 +400,16 @@ impl AuthService {
     /// The user behind an access token, if the token, its session and the user are all
     /// still valid.
     pub async fn me(&self, tenant: &Tenant, access_token: &str) -> Result<(User, AccessClaims), ServiceError> {
+        let (user, claims, _) = self.signed_in(tenant, access_token).await?;
+        Ok((user, claims))
+    }
+
+    /// The user, claims and session behind an access token, if all are still valid.
+    pub async fn signed_in(
+        &self,
+        tenant: &Tenant,
+        access_token: &str,
+    ) -> Result<(User, AccessClaims, Session), ServiceError> {
         let keys = self.keys.verification_keys(tenant).await?;
         let claims = verify_access_token(access_token, &keys, &self.issuer(tenant), tenant.id.as_str())?;
         let session_id: SessionId = claims.sid.parse().map_err(|_| ServiceError::InvalidToken)?;
@@ -402,7 +418,104 @@ impl AuthService {
         if !session.is_live(self.clock.now()) || user.status != UserStatus::Active || user.id.as_str() != claims.sub {
             return Err(ServiceError::InvalidToken);
         }
-        Ok((user, claims))
+        Ok((user, claims, session))
+    }
+
+    /// The signed-in user, for a sensitive action: the session signed in within
+    /// [`STEP_UP_MAX_AGE`], or `step_up` is a live step-up token of this very session
+    /// (spent here). Otherwise `StepUpRequired`.
+    pub async fn sensitive(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+        step_up: Option<&str>,
+    ) -> Result<(User, AccessClaims), ServiceError> {
+        let (user, claims, session) = self.signed_in(tenant, access_token).await?;
+        let now = self.clock.now();
+        if now - session.auth_time <= STEP_UP_MAX_AGE {
+            return Ok((user, claims));
+        }
+        let token = step_up
+            .filter(|t| t.starts_with(STEP_UP_TOKEN_PREFIX) && t.len() <= 128)
+            .ok_or(ServiceError::StepUpRequired)?;
+        let secret = self
+            .store
+            .find_one_time_by_token(&tenant.id, crate::messaging::Purpose::StepUp, &SecretHash::of(token), now)
+            .await?
+            .filter(|s| s.target == session.id.as_str())
+            .ok_or(ServiceError::StepUpRequired)?;
+        let event =
+            AuditEvent::by_user(now, ctx, "step_up.used", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
+        let redemption = crate::messaging::Redemption {
+            secret_id: &secret.id,
+            now,
+            user: crate::messaging::UserWrite::None,
+            revoke_sessions: None,
+            session: None,
+            issue: None,
+            messages: &[],
+            event: &event,
+        };
+        match self.store.redeem_one_time(&tenant.id, &redemption).await {
+            Ok(()) => Ok((user, claims)),
+            Err(StoreError::NotFound) => Err(ServiceError::StepUpRequired),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks the user's password as a sign-in would (back-off, failures counted).
+    pub async fn check_password(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        user: &User,
+        password: &SecretString,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let account_key = format!("login:acct:{}:{}", tenant.id, user.email.normalized());
+        if let Some(until) = self.ephemeral.cache_get(&format!("{account_key}:locked")).await.map_err(unavailable)? {
+            return Err(ServiceError::RateLimited {
+                retry_after: String::from_utf8_lossy(&until).parse().unwrap_or(1),
+            });
+        }
+        if !matches!(self.hasher.verify(password, user.password_hash.as_deref()).await?, Verified::Yes { .. }) {
+            return Err(self.failed_login(tenant, ctx, Some(&account_key), Some(&user.id), reason).await);
+        }
+        Ok(())
+    }
+
+    /// Issues a step-up token for one sensitive action of `session`, after the caller
+    /// proved a factor again (`method`).
+    pub async fn issue_step_up(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        user: &User,
+        session: &Session,
+        method: &str,
+    ) -> Result<SecretString, ServiceError> {
+        let now = self.clock.now();
+        let token = generate_secret(STEP_UP_TOKEN_PREFIX);
+        let secret = crate::messaging::OneTimeSecret {
+            id: crate::ids::OneTimeId::generate(),
+            tenant_id: tenant.id.clone(),
+            purpose: crate::messaging::Purpose::StepUp,
+            target: session.id.to_string(),
+            user_id: Some(user.id.clone()),
+            token_hash: Some(token.hash),
+            code_hash: None,
+            attempts: 0,
+            max_attempts: 0,
+            data: serde_json::json!({ "method": method }),
+            created_at: now,
+            expires_at: now + STEP_UP_TTL,
+            consumed_at: None,
+        };
+        let data = serde_json::json!({ "method": method, "session_id": session.id });
+        let event = AuditEvent::by_user(now, ctx, "step_up.issued", &tenant.id, Some(user.id.as_str()), data);
+        self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+        Ok(token.value)
     }
 
     /// Changes the signed-in user's password after checking the current one, and signs
@@ -414,19 +527,10 @@ impl AuthService {
         access_token: &str,
         current: &SecretString,
         new: &SecretString,
+        step_up: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let (mut user, claims) = self.me(tenant, access_token).await?;
-        let account_key = format!("login:acct:{}:{}", tenant.id, user.email.normalized());
-        if let Some(until) = self.ephemeral.cache_get(&format!("{account_key}:locked")).await.map_err(unavailable)? {
-            return Err(ServiceError::RateLimited {
-                retry_after: String::from_utf8_lossy(&until).parse().unwrap_or(1),
-            });
-        }
-        if !matches!(self.hasher.verify(current, user.password_hash.as_deref()).await?, Verified::Yes { .. }) {
-            return Err(self
-                .failed_login(tenant, ctx, Some(&account_key), Some(&user.id), "wrong_current_password")
-                .await);
-        }
+        let (mut user, claims) = self.sensitive(tenant, ctx, access_token, step_up).await?;
+        self.check_password(tenant, ctx, &user, current, "wrong_current_password").await?;
         check_policy(&tenant.settings.password_policy, new.expose(), &user.email)
             .map_err(|e| ServiceError::Validation(vec![FieldError::new("new_password", e.message)]))?;
         let now = self.clock.now();
@@ -479,8 +583,9 @@ impl AuthService {
         tenant: &Tenant,
         ctx: &RequestContext,
         access_token: &str,
+        step_up: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let (user, _) = self.me(tenant, access_token).await?;
+        let (user, _) = self.sensitive(tenant, ctx, access_token, step_up).await?;
         let now = self.clock.now();
         let count = self.store.revoke_user_sessions(&tenant.id, &user.id, None, now, "signed_out_everywhere").await?;
         let data = serde_json::json!({ "revoked": count });
@@ -612,6 +717,7 @@ impl AuthService {
             scope: "openid profile email".into(),
             amr: session.amr.clone(),
             auth_time: session.auth_time.unix_timestamp(),
+            acr: Some(if session.amr.iter().any(|m| m == "mfa") { "aal2" } else { "aal1" }.to_owned()),
             org_id: None,
             org_slug: None,
             org_role: None,

@@ -83,6 +83,15 @@ pub enum Factor {
     RecoveryCode(String),
 }
 
+/// What renews a session's authentication for a sensitive action.
+#[derive(Debug)]
+pub enum StepUpProof {
+    /// The password (accounts without a second factor).
+    Password(SecretString),
+    /// A second factor.
+    Factor(Factor),
+}
+
 /// The MFA use cases.
 #[derive(Debug, Clone)]
 pub struct MfaService {
@@ -365,8 +374,9 @@ impl MfaService {
         ctx: &RequestContext,
         access_token: &str,
         factor: &Factor,
+        step_up: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let (user, _) = self.auth.me(tenant, access_token).await?;
+        let (user, _) = self.auth.sensitive(tenant, ctx, access_token, step_up).await?;
         self.auth
             .limit_by(tenant, ctx, "mfa_verify", &format!("user:{}", user.id), 10, StdDuration::from_secs(300))
             .await?;
@@ -389,8 +399,9 @@ impl MfaService {
         ctx: &RequestContext,
         access_token: &str,
         code: &str,
+        step_up: Option<&str>,
     ) -> Result<Vec<SecretString>, ServiceError> {
-        let (user, _) = self.auth.me(tenant, access_token).await?;
+        let (user, _) = self.auth.sensitive(tenant, ctx, access_token, step_up).await?;
         self.auth
             .limit_by(tenant, ctx, "mfa_verify", &format!("user:{}", user.id), 10, StdDuration::from_secs(300))
             .await?;
@@ -407,6 +418,33 @@ impl MfaService {
         );
         self.store.replace_recovery_codes(&tenant.id, &user.id, &hashes, now, &event).await?;
         Ok(codes)
+    }
+
+    /// Proves a factor again for the signed-in session; returns a step-up token good
+    /// for one sensitive action within five minutes. With TOTP enabled, only the second
+    /// factor steps up (a password alone is weaker than the sign-in it would renew).
+    pub async fn step_up(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+        proof: StepUpProof,
+    ) -> Result<SecretString, ServiceError> {
+        let (user, _, session) = self.auth.signed_in(tenant, access_token).await?;
+        let subject = format!("user:{}", user.id);
+        self.auth.limit_by(tenant, ctx, "mfa_verify", &subject, 10, StdDuration::from_secs(300)).await?;
+        let totp_enabled = self.store.get_totp(&tenant.id, &user.id).await?.is_some_and(|f| f.enabled_at.is_some());
+        let method = match proof {
+            StepUpProof::Password(_) if totp_enabled => {
+                return Err(ServiceError::Forbidden("this account steps up with its second factor"));
+            }
+            StepUpProof::Password(password) => {
+                self.auth.check_password(tenant, ctx, &user, &password, "wrong_step_up_password").await?;
+                "pwd"
+            }
+            StepUpProof::Factor(factor) => self.check_factor(tenant, ctx, &user, &factor).await?,
+        };
+        self.auth.issue_step_up(tenant, ctx, &user, &session, method).await
     }
 
     /// Whether the user has TOTP enabled, and how many recovery codes are left.

@@ -389,8 +389,9 @@ impl VerificationService {
         ctx: &RequestContext,
         access_token: &str,
         new_email: &str,
+        step_up: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let (user, _) = self.auth.me(tenant, access_token).await?;
+        let (user, _) = self.auth.sensitive(tenant, ctx, access_token, step_up).await?;
         let new_email = Email::parse(new_email).map_err(|why| ServiceError::invalid("new_email", &why))?;
         if new_email.normalized() == user.email.normalized() {
             return Err(ServiceError::invalid("new_email", "is already the account's address"));
