@@ -89,6 +89,19 @@ async fn challenge(s: &TestServer, t: &Tenant, email: &str) -> String {
     r.body["mfa_token"].as_str().unwrap().to_owned()
 }
 
+/// The kinds of the messages queued for `email`, oldest first.
+async fn notices(s: &TestServer, t: &Tenant, email: &str) -> Vec<String> {
+    let r = s.get(&format!("/v1/tenants/{}/dev/outbox?limit=100", t.id), &s.admin).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["recipient"] == email)
+        .map(|m| m["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn claims(access: &str) -> Value {
     let payload = access.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -279,6 +292,11 @@ async fn recovery_codes_work_once_and_can_be_regenerated(backend: Backend) {
     let ok =
         auth(&s, &t, "mfa/verify", json!({"mfa_token": token, "factor": "recovery_code", "code": new_codes[0]})).await;
     assert_eq!(ok.status, 200, "{:?}", ok.body);
+    // Every factor change told the user.
+    assert_eq!(
+        notices(&s, &t, "rescue@example.com").await,
+        ["verify_email", "mfa_enabled", "recovery_code_used", "recovery_codes_regenerated", "recovery_code_used"]
+    );
 }
 
 async fn disabling_totp_needs_a_fresh_factor(backend: Backend) {
@@ -294,6 +312,10 @@ async fn disabling_totp_needs_a_fresh_factor(backend: Backend) {
     assert!(login.body["access_token"].is_string(), "{:?}", login.body);
     let status = s.get(&format!("/t/{}/auth/mfa", t.slug), &access).await;
     assert_eq!((status.body["totp"].clone(), status.body["recovery_codes_left"].clone()), (json!(false), json!(0)));
+    assert_eq!(
+        notices(&s, &t, "off@example.com").await,
+        ["verify_email", "mfa_enabled", "recovery_code_used", "mfa_disabled"]
+    );
 }
 
 async fn required_policy_makes_new_users_enroll_before_any_token(backend: Backend) {

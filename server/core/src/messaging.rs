@@ -62,11 +62,19 @@ pub enum MessageKind {
     PhoneVerify,
     /// Signs in with a code sent by SMS.
     SmsLoginCode,
+    /// Tells the user a second factor was turned on.
+    MfaEnabled,
+    /// Tells the user their second factor was turned off.
+    MfaDisabled,
+    /// Tells the user a recovery code was used to sign in.
+    RecoveryCodeUsed,
+    /// Tells the user their recovery codes were replaced.
+    RecoveryCodesRegenerated,
 }
 
 impl MessageKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 13] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordResetDone,
@@ -76,6 +84,10 @@ impl MessageKind {
         Self::EmailLoginCode,
         Self::PhoneVerify,
         Self::SmsLoginCode,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesRegenerated,
     ];
 
     /// Stored and URL form.
@@ -90,6 +102,10 @@ impl MessageKind {
             Self::EmailLoginCode => "email_login_code",
             Self::PhoneVerify => "phone_verify",
             Self::SmsLoginCode => "sms_login_code",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 

@@ -398,8 +398,9 @@ pub trait MfaStore: Send + Sync {
     /// The user's TOTP factor, pending or enabled.
     async fn get_totp(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<Option<TotpFactor>, StoreError>;
     /// Enables the pending factor created at `created_at` (so a setup replaced meanwhile
-    /// is not enabled), accepting `step`, and replaces the recovery codes, in one
-    /// transaction; `NotFound` if there is no such pending factor.
+    /// is not enabled), accepting `step`, replaces the recovery codes and queues the
+    /// notices, in one transaction; `NotFound` if there is no such pending factor.
+    #[allow(clippy::too_many_arguments, reason = "the change, its codes, notices and event: one transaction")]
     async fn enable_totp(
         &self,
         tenant_id: &TenantId,
@@ -407,13 +408,20 @@ pub trait MfaStore: Send + Sync {
         created_at: OffsetDateTime,
         step: i64,
         recovery_code_hashes: &[String],
+        messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
     /// Accepts a time step of the enabled factor if it is later than every step accepted
     /// before (atomically): `false` for a replayed or older code.
     async fn use_totp_step(&self, tenant_id: &TenantId, user_id: &UserId, step: i64) -> Result<bool, StoreError>;
     /// Removes the user's TOTP factor and recovery codes; `NotFound` if none.
-    async fn delete_totp(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn delete_totp(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
     /// Spends an unused recovery code (atomically: of parallel uses one succeeds).
     async fn use_recovery_code(
         &self,
@@ -429,6 +437,7 @@ pub trait MfaStore: Send + Sync {
         user_id: &UserId,
         code_hashes: &[String],
         now: OffsetDateTime,
+        messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
     /// Unused recovery codes left.

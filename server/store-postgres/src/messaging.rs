@@ -133,7 +133,11 @@ async fn insert_secret(tx: &mut Tx, tenant_id: &TenantId, secret: &OneTimeSecret
     Ok(())
 }
 
-async fn insert_messages(tx: &mut Tx, tenant_id: &TenantId, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+pub(crate) async fn insert_messages(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    messages: &[OutboxMessage],
+) -> Result<(), StoreError> {
     for m in messages {
         if &m.tenant_id != tenant_id {
             return Err(StoreError::NotFound);

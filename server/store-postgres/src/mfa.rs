@@ -1,10 +1,12 @@
 //! Second factors on Postgres.
 
 use crate::audit::insert_event;
+use crate::messaging::insert_messages;
 use crate::{PgStore, map_err};
 use async_trait::async_trait;
 use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{TenantId, UserId};
+use gatehouse_core::messaging::OutboxMessage;
 use gatehouse_core::mfa::TotpFactor;
 use gatehouse_core::store::{MfaStore, StoreError};
 use sqlx::Row;
@@ -98,6 +100,7 @@ impl MfaStore for PgStore {
         }))
     }
 
+    #[allow(clippy::too_many_arguments, reason = "the change, its codes, notices and event: one transaction")]
     async fn enable_totp(
         &self,
         tenant_id: &TenantId,
@@ -105,6 +108,7 @@ impl MfaStore for PgStore {
         created_at: OffsetDateTime,
         step: i64,
         hashes: &[String],
+        messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
@@ -125,6 +129,7 @@ impl MfaStore for PgStore {
             return Err(StoreError::NotFound);
         }
         insert_codes(&mut tx, tenant_id, user_id, hashes, now).await?;
+        insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -145,7 +150,13 @@ impl MfaStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_totp(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn delete_totp(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let done = sqlx::query("DELETE FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id.as_str())
@@ -157,6 +168,7 @@ impl MfaStore for PgStore {
             return Err(StoreError::NotFound);
         }
         insert_codes(&mut tx, tenant_id, user_id, &[], event.created_at).await?;
+        insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -190,10 +202,12 @@ impl MfaStore for PgStore {
         user_id: &UserId,
         hashes: &[String],
         now: OffsetDateTime,
+        messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
         insert_codes(&mut tx, tenant_id, user_id, hashes, now).await?;
+        insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }

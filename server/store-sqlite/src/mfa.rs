@@ -1,11 +1,13 @@
 //! Second factors on SQLite.
 
 use crate::audit::insert_event;
+use crate::messaging::insert_messages;
 use crate::time_codec::{dec, dec_opt, enc};
 use crate::{SqliteStore, map_err};
 use async_trait::async_trait;
 use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{TenantId, UserId};
+use gatehouse_core::messaging::OutboxMessage;
 use gatehouse_core::mfa::TotpFactor;
 use gatehouse_core::store::{MfaStore, StoreError};
 use sqlx::Row;
@@ -97,6 +99,7 @@ impl MfaStore for SqliteStore {
         }))
     }
 
+    #[allow(clippy::too_many_arguments, reason = "the change, its codes, notices and event: one transaction")]
     async fn enable_totp(
         &self,
         tenant_id: &TenantId,
@@ -104,6 +107,7 @@ impl MfaStore for SqliteStore {
         created_at: OffsetDateTime,
         step: i64,
         hashes: &[String],
+        messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
@@ -124,6 +128,7 @@ impl MfaStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         insert_codes(&mut tx, tenant_id, user_id, hashes, now).await?;
+        insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -144,7 +149,13 @@ impl MfaStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_totp(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn delete_totp(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM mfa_totp WHERE tenant_id = ?1 AND user_id = ?2")
             .bind(tenant_id.as_str())
@@ -156,6 +167,7 @@ impl MfaStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         insert_codes(&mut tx, tenant_id, user_id, &[], event.created_at).await?;
+        insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -189,10 +201,12 @@ impl MfaStore for SqliteStore {
         user_id: &UserId,
         hashes: &[String],
         now: OffsetDateTime,
+        messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         insert_codes(&mut tx, tenant_id, user_id, hashes, now).await?;
+        insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
     }

@@ -37,9 +37,9 @@ pub async fn totp_steps_are_accepted_once_and_in_order(store: &dyn Store) {
     assert!(store.get_totp(&other.id, &u.id).await.unwrap().is_none());
     // The replaced setup cannot be enabled.
     let ev = event("mfa.totp_enabled", Some(&t.id));
-    assert_eq!(store.enable_totp(&t.id, &u.id, first, 100, &[], &ev).await, Err(StoreError::NotFound));
+    assert_eq!(store.enable_totp(&t.id, &u.id, first, 100, &[], &[], &ev).await, Err(StoreError::NotFound));
     assert!(!store.use_totp_step(&t.id, &u.id, 101).await.unwrap(), "pending factors accept nothing");
-    store.enable_totp(&t.id, &u.id, second, 100, &["h1".into(), "h2".into()], &ev).await.unwrap();
+    store.enable_totp(&t.id, &u.id, second, 100, &["h1".into(), "h2".into()], &[], &ev).await.unwrap();
     assert_eq!(
         store.put_pending_totp(&t.id, &factor(&u, now(), b"three"), &event("mfa.totp_setup", Some(&t.id))).await,
         Err(StoreError::Conflict { constraint: "mfa_totp_enabled".into() })
@@ -52,10 +52,10 @@ pub async fn totp_steps_are_accepted_once_and_in_order(store: &dyn Store) {
     assert!(!store.use_totp_step(&other.id, &u.id, 102).await.unwrap(), "another tenant reaches nothing");
     assert!(store.use_totp_step(&t.id, &u.id, 102).await.unwrap());
     assert_eq!(store.count_recovery_codes(&t.id, &u.id).await.unwrap(), 2);
-    store.delete_totp(&t.id, &u.id, &event("mfa.totp_disabled", Some(&t.id))).await.unwrap();
+    store.delete_totp(&t.id, &u.id, &[], &event("mfa.totp_disabled", Some(&t.id))).await.unwrap();
     assert!(store.get_totp(&t.id, &u.id).await.unwrap().is_none());
     assert_eq!(store.count_recovery_codes(&t.id, &u.id).await.unwrap(), 0);
-    assert_eq!(store.delete_totp(&t.id, &u.id, &event("x", Some(&t.id))).await, Err(StoreError::NotFound));
+    assert_eq!(store.delete_totp(&t.id, &u.id, &[], &event("x", Some(&t.id))).await, Err(StoreError::NotFound));
 }
 
 /// Each recovery code works once, also when presented in parallel; a new set replaces
@@ -63,13 +63,13 @@ pub async fn totp_steps_are_accepted_once_and_in_order(store: &dyn Store) {
 pub async fn recovery_codes_are_single_use_even_in_parallel(store: &dyn Store) {
     let (t, u) = setup(store, "recovery").await;
     let codes: Vec<String> = (0..10).map(|i| format!("hash-{i}")).collect();
-    store.replace_recovery_codes(&t.id, &u.id, &codes, now(), &event("x", Some(&t.id))).await.unwrap();
+    store.replace_recovery_codes(&t.id, &u.id, &codes, now(), &[], &event("x", Some(&t.id))).await.unwrap();
     let race = (0..10).map(|_| store.use_recovery_code(&t.id, &u.id, "hash-3", now()));
     let won = futures::future::join_all(race).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(won, 1);
     assert_eq!(store.count_recovery_codes(&t.id, &u.id).await.unwrap(), 9);
     assert!(!store.use_recovery_code(&t.id, &u.id, "unknown", now()).await.unwrap());
-    store.replace_recovery_codes(&t.id, &u.id, &["fresh".into()], now(), &event("x", Some(&t.id))).await.unwrap();
+    store.replace_recovery_codes(&t.id, &u.id, &["fresh".into()], now(), &[], &event("x", Some(&t.id))).await.unwrap();
     assert!(!store.use_recovery_code(&t.id, &u.id, "hash-4", now()).await.unwrap(), "old set is gone");
     assert!(store.use_recovery_code(&t.id, &u.id, "fresh", now()).await.unwrap());
     assert_eq!(store.count_recovery_codes(&t.id, &u.id).await.unwrap(), 0);

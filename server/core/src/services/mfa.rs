@@ -12,7 +12,7 @@ use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::ids::OneTimeId;
-use crate::messaging::{OneTimeSecret, Purpose, Redemption, UserWrite};
+use crate::messaging::{MessageKind, OneTimeSecret, Purpose, Redemption, UserWrite};
 use crate::mfa::TotpFactor;
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::signing::Sealer;
@@ -99,6 +99,7 @@ pub struct MfaService {
     clock: Arc<dyn Clock>,
     auth: AuthService,
     sealer: Arc<Sealer>,
+    messenger: super::messenger::Messenger,
 }
 
 fn invalid_code() -> ServiceError {
@@ -129,8 +130,27 @@ fn new_recovery_code() -> String {
 
 impl MfaService {
     /// Wires the service.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: AuthService, sealer: Arc<Sealer>) -> Self {
-        Self { store, clock, auth, sealer }
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        auth: AuthService,
+        sealer: Arc<Sealer>,
+        messenger: super::messenger::Messenger,
+    ) -> Self {
+        Self { store, clock, auth, sealer, messenger }
+    }
+
+    /// The notice of a factor change, to queue with the change.
+    async fn notice(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        user: &User,
+        kind: MessageKind,
+    ) -> Result<crate::messaging::OutboxMessage, ServiceError> {
+        let vars = super::templates::TemplateVars::for_tenant(tenant);
+        let locale = user.profile.locale.as_deref();
+        self.messenger.compose(tenant, ctx, self.clock.now(), kind, user.email.as_str(), locale, &vars).await
     }
 
     fn recovery_hash(&self, tenant: &Tenant, user: &User, code: &str) -> String {
@@ -251,12 +271,15 @@ impl MfaService {
             serde_json::json!({}),
         );
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        self.store.enable_totp(&tenant.id, &user.id, factor.created_at, step, &hashes, &event).await.map_err(|e| {
-            match e {
+        let notice = self.notice(tenant, ctx, &user, MessageKind::MfaEnabled).await?;
+        self.store
+            .enable_totp(&tenant.id, &user.id, factor.created_at, step, &hashes, &[notice], &event)
+            .await
+            .map_err(|e| match e {
                 StoreError::NotFound => invalid_code(),
                 other => other.into(),
-            }
-        })?;
+            })?;
+        self.messenger.queued();
         let tokens = match challenge {
             Some(secret) => {
                 let amr = amr_with(&secret, "otp");
@@ -305,7 +328,10 @@ impl MfaService {
                     Some(user.id.as_str()),
                     data,
                 );
-                self.store.append_audit_events(std::slice::from_ref(&event)).await?;
+                // The notice and the event are stored together.
+                let notice = self.notice(tenant, ctx, user, MessageKind::RecoveryCodeUsed).await?;
+                self.store.enqueue_messages(&tenant.id, &[notice], &event).await?;
+                self.messenger.queued();
                 Ok("rc")
             }
         }
@@ -389,7 +415,13 @@ impl MfaService {
             Some(user.id.as_str()),
             serde_json::json!({}),
         );
-        self.store.delete_totp(&tenant.id, &user.id, &event).await.map_err(ServiceError::from_store("totp"))
+        let notice = self.notice(tenant, ctx, &user, MessageKind::MfaDisabled).await?;
+        self.store
+            .delete_totp(&tenant.id, &user.id, &[notice], &event)
+            .await
+            .map_err(ServiceError::from_store("totp"))?;
+        self.messenger.queued();
+        Ok(())
     }
 
     /// A new set of recovery codes (the old set stops working); needs a TOTP code.
@@ -416,7 +448,9 @@ impl MfaService {
             Some(user.id.as_str()),
             serde_json::json!({}),
         );
-        self.store.replace_recovery_codes(&tenant.id, &user.id, &hashes, now, &event).await?;
+        let notice = self.notice(tenant, ctx, &user, MessageKind::RecoveryCodesRegenerated).await?;
+        self.store.replace_recovery_codes(&tenant.id, &user.id, &hashes, now, &[notice], &event).await?;
+        self.messenger.queued();
         Ok(codes)
     }
 

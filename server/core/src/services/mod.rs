@@ -118,7 +118,7 @@ impl Services {
             config.password_hasher.clone(),
         );
         let passwordless = PasswordlessService::new(store.clone(), clock.clone(), auth.clone(), messenger.clone());
-        let mfa = MfaService::new(store.clone(), clock.clone(), auth.clone(), sealer.clone());
+        let mfa = MfaService::new(store.clone(), clock.clone(), auth.clone(), sealer.clone(), messenger.clone());
         Self {
             templates: TemplateService::new(store.clone(), clock.clone(), audit.clone()),
             outbox: OutboxService::new(store.clone(), audit.clone(), messenger.clone()),

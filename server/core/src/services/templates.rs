@@ -375,6 +375,54 @@ fn copy(kind: MessageKind, de: bool) -> (&'static str, &'static str, &'static st
             "",
             "Ihr Anmeldecode für {{ product_name }} lautet {{ code }}.\nEr verfällt in {{ expires_minutes }} Minuten. Wenn Sie ihn nicht angefordert haben, ignorieren Sie diese Nachricht.\n",
         ),
+        (K::MfaEnabled, false) => (
+            "Two-step sign-in is on for your {{ product_name }} account",
+            "An authenticator app now protects your account: sign-ins ask for its code. If this was not you, contact support at once.",
+            "",
+            "An authenticator app now protects your {{ product_name }} account: sign-ins ask for its code.\nIf this was not you, contact support at once.\n",
+        ),
+        (K::MfaEnabled, true) => (
+            "Die Anmeldung in zwei Schritten ist für Ihr Konto bei {{ product_name }} aktiv",
+            "Eine Authenticator-App schützt jetzt Ihr Konto: Anmeldungen fragen nach ihrem Code. Wenn Sie das nicht waren, wenden Sie sich sofort an den Support.",
+            "",
+            "Eine Authenticator-App schützt jetzt Ihr Konto bei {{ product_name }}: Anmeldungen fragen nach ihrem Code.\nWenn Sie das nicht waren, wenden Sie sich sofort an den Support.\n",
+        ),
+        (K::MfaDisabled, false) => (
+            "Two-step sign-in was turned off for your {{ product_name }} account",
+            "The authenticator app no longer protects your account. If this was not you, reset your password and contact support at once.",
+            "",
+            "The authenticator app no longer protects your {{ product_name }} account.\nIf this was not you, reset your password and contact support at once.\n",
+        ),
+        (K::MfaDisabled, true) => (
+            "Die Anmeldung in zwei Schritten wurde für Ihr Konto bei {{ product_name }} abgeschaltet",
+            "Die Authenticator-App schützt Ihr Konto nicht mehr. Wenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.",
+            "",
+            "Die Authenticator-App schützt Ihr Konto bei {{ product_name }} nicht mehr.\nWenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.\n",
+        ),
+        (K::RecoveryCodeUsed, false) => (
+            "A recovery code of your {{ product_name }} account was used",
+            "One of your recovery codes was just used on your account. If this was not you, reset your password and contact support at once.",
+            "",
+            "One of your recovery codes was just used on your {{ product_name }} account.\nIf this was not you, reset your password and contact support at once.\n",
+        ),
+        (K::RecoveryCodeUsed, true) => (
+            "Ein Wiederherstellungscode Ihres Kontos bei {{ product_name }} wurde benutzt",
+            "Soeben wurde einer Ihrer Wiederherstellungscodes für Ihr Konto benutzt. Wenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.",
+            "",
+            "Soeben wurde einer Ihrer Wiederherstellungscodes für Ihr Konto bei {{ product_name }} benutzt.\nWenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.\n",
+        ),
+        (K::RecoveryCodesRegenerated, false) => (
+            "New recovery codes for your {{ product_name }} account",
+            "Your recovery codes were replaced; the old ones no longer work. If this was not you, contact support at once.",
+            "",
+            "The recovery codes of your {{ product_name }} account were replaced; the old ones no longer work.\nIf this was not you, contact support at once.\n",
+        ),
+        (K::RecoveryCodesRegenerated, true) => (
+            "Neue Wiederherstellungscodes für Ihr Konto bei {{ product_name }}",
+            "Ihre Wiederherstellungscodes wurden ersetzt; die alten gelten nicht mehr. Wenn Sie das nicht waren, wenden Sie sich sofort an den Support.",
+            "",
+            "Die Wiederherstellungscodes Ihres Kontos bei {{ product_name }} wurden ersetzt; die alten gelten nicht mehr.\nWenn Sie das nicht waren, wenden Sie sich sofort an den Support.\n",
+        ),
         (K::PhoneVerify, false) => ("", "", "", "{{ code }} is your {{ product_name }} verification code."),
         (K::PhoneVerify, true) => ("", "", "", "{{ code }} ist Ihr Bestätigungscode für {{ product_name }}."),
         (K::SmsLoginCode, false) => ("", "", "", "{{ code }} is your {{ product_name }} sign-in code."),
@@ -439,7 +487,15 @@ mod tests {
                 let t = built_in(kind, lang);
                 let m = render(&t, &vars()).unwrap();
                 let carries = m.text.contains("042917") || m.text.contains("https://id.example.com");
-                assert!(carries || kind == MessageKind::PasswordResetDone, "{kind:?} {lang}");
+                let notice = matches!(
+                    kind,
+                    MessageKind::PasswordResetDone
+                        | MessageKind::MfaEnabled
+                        | MessageKind::MfaDisabled
+                        | MessageKind::RecoveryCodeUsed
+                        | MessageKind::RecoveryCodesRegenerated
+                );
+                assert!(carries || notice, "{kind:?} {lang}");
                 assert!(m.text.contains("Acme <b>"), "{kind:?} {lang}");
                 assert_eq!(m.html.is_some(), kind.channel() == crate::messaging::Channel::Email);
                 check(kind, &TemplateSource { subject: t.subject, html: t.html, text: t.text }).unwrap();
