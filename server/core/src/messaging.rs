@@ -254,6 +254,13 @@ pub enum Purpose {
     MfaChallenge,
     /// A step-up token: one sensitive action of one session.
     StepUp,
+    /// A cross-device sign-in waiting for approval (keyed by the QR code; target: the
+    /// poll token's hash).
+    QrLogin,
+    /// An approved cross-device sign-in (keyed by the poll token).
+    QrApproved,
+    /// A denied cross-device sign-in (keyed by the poll token).
+    QrDenied,
 }
 
 impl Purpose {
@@ -271,6 +278,9 @@ impl Purpose {
             Self::SmsLogin => "sms_login",
             Self::MfaChallenge => "mfa_challenge",
             Self::StepUp => "step_up",
+            Self::QrLogin => "qr_login",
+            Self::QrApproved => "qr_approved",
+            Self::QrDenied => "qr_denied",
         }
     }
 
@@ -288,6 +298,9 @@ impl Purpose {
             Self::SmsLogin,
             Self::MfaChallenge,
             Self::StepUp,
+            Self::QrLogin,
+            Self::QrApproved,
+            Self::QrDenied,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)

@@ -201,6 +201,14 @@ pub trait MessagingStore: Send + Sync {
         token_hash: &SecretHash,
         now: OffsetDateTime,
     ) -> Result<Option<OneTimeSecret>, StoreError>;
+    /// The newest live secret of this purpose and target.
+    async fn find_one_time_by_target(
+        &self,
+        tenant_id: &TenantId,
+        purpose: Purpose,
+        target: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeSecret>, StoreError>;
     /// Counts one code attempt against the newest live secret of this purpose and target
     /// that has attempts left, atomically, and returns it with the attempt counted;
     /// `None` if there is no such secret. Compare the code only after this call, so

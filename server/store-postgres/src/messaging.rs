@@ -204,6 +204,30 @@ impl MessagingStore for PgStore {
         row.as_ref().map(decode_secret).transpose()
     }
 
+    async fn find_one_time_by_target(
+        &self,
+        tenant_id: &TenantId,
+        purpose: Purpose,
+        target: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeSecret>, StoreError> {
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {SECRET_COLUMNS} FROM one_time_secrets
+             WHERE tenant_id = $1 AND purpose = $2 AND target = $3 AND consumed_at IS NULL AND expires_at > $4
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(purpose.as_str())
+        .bind(target)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.as_ref().map(decode_secret).transpose()
+    }
+
     async fn attempt_one_time_code(
         &self,
         tenant_id: &TenantId,

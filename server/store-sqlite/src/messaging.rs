@@ -205,6 +205,28 @@ impl MessagingStore for SqliteStore {
         row.as_ref().map(decode_secret).transpose()
     }
 
+    async fn find_one_time_by_target(
+        &self,
+        tenant_id: &TenantId,
+        purpose: Purpose,
+        target: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeSecret>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SECRET_COLUMNS} FROM one_time_secrets
+             WHERE tenant_id = ?1 AND purpose = ?2 AND target = ?3 AND consumed_at IS NULL AND expires_at > ?4
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(purpose.as_str())
+        .bind(target)
+        .bind(enc(now))
+        .fetch_optional(self.reader())
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(decode_secret).transpose()
+    }
+
     async fn attempt_one_time_code(
         &self,
         tenant_id: &TenantId,

@@ -16,6 +16,7 @@ pub mod oauth2;
 pub mod ops;
 pub mod pagination;
 pub mod passwordless_api;
+pub mod qr_api;
 pub mod secret_keys;
 pub mod signing_keys;
 pub mod tenants;
@@ -110,6 +111,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa_api::get_mfa))
         .routes(routes!(mfa_api::create_mfa_verify))
         .routes(routes!(mfa_api::create_step_up))
+        .routes(routes!(qr_api::create_qr_start))
+        .routes(routes!(qr_api::create_qr_inspect))
+        .routes(routes!(qr_api::create_qr_approve))
+        .routes(routes!(qr_api::create_qr_deny))
+        .routes(routes!(qr_api::create_qr_poll))
         .routes(routes!(messages::list_messages))
         .routes(routes!(messages::list_dev_outbox))
         .routes(routes!(messages::list_templates))

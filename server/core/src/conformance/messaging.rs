@@ -77,6 +77,15 @@ pub async fn one_time_secrets_are_single_use_and_superseded(store: &dyn Store) {
     let hash1 = crate::secret::SecretHash::of(&token1);
     let found = store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().unwrap();
     assert_eq!(found, s1);
+    let by_target = store.find_one_time_by_target(&t.id, Purpose::PasswordReset, "ots@example.com", now()).await;
+    assert_eq!(by_target.unwrap(), Some(s1.clone()));
+    assert!(
+        store
+            .find_one_time_by_target(&other.id, Purpose::PasswordReset, "ots@example.com", now())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.find_one_time_by_token(&t.id, Purpose::MagicLink, &hash1, now()).await.unwrap().is_none());
     assert!(store.find_one_time_by_token(&other.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().is_none());
     let later = now() + Duration::minutes(11);

@@ -12,6 +12,7 @@ pub mod messenger;
 pub mod mfa;
 pub mod outbox;
 pub mod passwordless;
+pub mod qr_login;
 pub mod secret_keys;
 pub mod templates;
 pub mod tenants;
@@ -27,6 +28,7 @@ pub use messenger::Messenger;
 pub use mfa::MfaService;
 pub use outbox::OutboxService;
 pub use passwordless::PasswordlessService;
+pub use qr_login::QrLoginService;
 pub use secret_keys::SecretKeyService;
 pub use templates::TemplateService;
 pub use tenants::TenantService;
@@ -68,6 +70,8 @@ pub struct Services {
     pub outbox: OutboxService,
     /// Second factors.
     pub mfa: MfaService,
+    /// Cross-device sign-in by QR code.
+    pub qr_login: QrLoginService,
 }
 
 /// What the services are built from.
@@ -97,6 +101,7 @@ impl Services {
         let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
         let messenger = Messenger::new(store.clone(), config.sealer.clone(), &config.public_url);
         let sealer = config.sealer.clone();
+        let public_url = config.public_url.clone();
         let tenant_cache = tenants::TenantCache::default();
         let auth = AuthService::new(auth::AuthDeps {
             store: store.clone(),
@@ -118,6 +123,7 @@ impl Services {
             config.password_hasher.clone(),
         );
         let passwordless = PasswordlessService::new(store.clone(), clock.clone(), auth.clone(), messenger.clone());
+        let qr_login = QrLoginService::new(store.clone(), clock.clone(), auth.clone(), &public_url);
         let mfa = MfaService::new(store.clone(), clock.clone(), auth.clone(), sealer.clone(), messenger.clone());
         Self {
             templates: TemplateService::new(store.clone(), clock.clone(), audit.clone()),
@@ -125,6 +131,7 @@ impl Services {
             verification,
             passwordless,
             mfa,
+            qr_login,
             messenger,
             auth,
             keys,
