@@ -67,6 +67,22 @@ enum SignIn {
     },
 }
 
+/// A sign-in completed by redeeming a one-time secret (a code, a link, a challenge, an
+/// approval): see [`AuthService::redeem_into_session`].
+#[derive(Debug)]
+pub struct SecretSignIn<'a> {
+    /// The secret consumed by the sign-in.
+    pub secret_id: &'a crate::ids::OneTimeId,
+    /// The user (its sign-in time is set here).
+    pub user: User,
+    /// Whether the user is new (inserted) rather than updated.
+    pub insert: bool,
+    /// The session's authentication methods.
+    pub amr: &'a [&'a str],
+    /// Audit data of `login.success` (the session id and `amr` are added).
+    pub data: serde_json::Value,
+}
+
 /// How a first factor ended.
 #[derive(Debug)]
 pub enum LoginOutcome {
@@ -660,6 +676,45 @@ impl AuthService {
     ) -> Result<TokenSet, ServiceError> {
         let access_token = self.access_token(tenant, &user, session).await?;
         Ok(TokenSet { access_token, expires_in: tenant.settings.access_token_ttl_seconds, refresh_token, user })
+    }
+
+    /// Consumes a one-time secret and starts a session in one transaction, with its
+    /// `login.success` event; the tokens. `gone` is the error when the secret was used or
+    /// expired meanwhile (of parallel redemptions, all but one get it).
+    pub async fn redeem_into_session(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        sign_in: SecretSignIn<'_>,
+        gone: ServiceError,
+    ) -> Result<TokenSet, ServiceError> {
+        let SecretSignIn { secret_id, mut user, insert, amr, mut data } = sign_in;
+        let (session, refresh, refresh_secret) = self.new_session(tenant, ctx, &user.id, amr);
+        user.last_login_at = Some(session.created_at);
+        data["session_id"] = serde_json::Value::String(session.id.to_string());
+        data["amr"] = serde_json::json!(amr);
+        let event =
+            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
+        let redemption = crate::messaging::Redemption {
+            secret_id,
+            now: session.created_at,
+            user: if insert {
+                crate::messaging::UserWrite::Insert(&user)
+            } else {
+                crate::messaging::UserWrite::Update(&user)
+            },
+            revoke_sessions: None,
+            session: Some((&session, &refresh)),
+            issue: None,
+            messages: &[],
+            event: &event,
+        };
+        match self.store.redeem_one_time(&tenant.id, &redemption).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(gone),
+            Err(e) => return Err(e.into()),
+        }
+        self.token_set(tenant, user, &session, refresh_secret).await
     }
 
     /// Forgets an account's failed sign-ins and lifts its back-off (after a password

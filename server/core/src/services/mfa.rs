@@ -7,12 +7,12 @@
 //! recovery code. Under `mfa: required`, a user without a factor gets the same
 //! challenge and enrolls with it (`totp/setup`, `totp/enable`) before any token exists.
 
-use super::auth::{AuthService, TokenSet};
+use super::auth::{AuthService, SecretSignIn, TokenSet};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::ids::OneTimeId;
-use crate::messaging::{MessageKind, OneTimeSecret, Purpose, Redemption, UserWrite};
+use crate::messaging::{MessageKind, OneTimeSecret, Purpose};
 use crate::mfa::TotpFactor;
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::signing::Sealer;
@@ -365,32 +365,19 @@ impl MfaService {
         tenant: &Tenant,
         ctx: &RequestContext,
         challenge: &OneTimeSecret,
-        mut user: User,
+        user: User,
         amr: &[String],
         via: &str,
     ) -> Result<TokenSet, ServiceError> {
-        let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
-        let (session, refresh, refresh_secret) = self.auth.new_session(tenant, ctx, &user.id, &amr_refs);
-        user.last_login_at = Some(session.created_at);
-        let data = serde_json::json!({ "session_id": session.id, "via": via, "amr": amr });
-        let event =
-            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
-        let redemption = Redemption {
+        let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
+        let sign_in = SecretSignIn {
             secret_id: &challenge.id,
-            now: session.created_at,
-            user: UserWrite::Update(&user),
-            revoke_sessions: None,
-            session: Some((&session, &refresh)),
-            issue: None,
-            messages: &[],
-            event: &event,
+            user,
+            insert: false,
+            amr: &amr,
+            data: serde_json::json!({ "via": via }),
         };
-        match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => {}
-            Err(StoreError::NotFound) => return Err(ServiceError::InvalidToken),
-            Err(e) => return Err(e.into()),
-        }
-        self.auth.token_set(tenant, user, &session, refresh_secret).await
+        self.auth.redeem_into_session(tenant, ctx, sign_in, ServiceError::InvalidToken).await
     }
 
     /// Removes TOTP and the recovery codes; needs a fresh second factor.

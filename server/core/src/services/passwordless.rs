@@ -5,7 +5,7 @@
 //! address). Links redirect only to the tenant's registered redirect URIs, and can be
 //! bound to the browser that asked for them.
 
-use super::auth::{AuthService, LoginOutcome};
+use super::auth::{AuthService, LoginOutcome, SecretSignIn};
 use super::messenger::{Dispatch, LINK_TOKEN_PREFIX, Messenger, is_code_shaped};
 use super::templates::TemplateVars;
 use super::verification::{REDEEMS_PER_IP, VerificationService, parse_phone};
@@ -400,28 +400,16 @@ impl PasswordlessService {
             self.redeem(tenant, &redemption).await?;
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        let (session, refresh, refresh_secret) = self.auth.new_session(tenant, ctx, &user.id, amr);
-        let created = matches!(write, UserWrite::Insert(_));
-        let event = AuditEvent::by_user(
-            session.created_at,
-            ctx,
-            "login.success",
-            &tenant.id,
-            Some(user.id.as_str()),
-            serde_json::json!({ "session_id": session.id, "via": via, "created_account": created }),
-        );
-        let redemption = Redemption {
+        let insert = matches!(write, UserWrite::Insert(_));
+        let sign_in = SecretSignIn {
             secret_id: &secret.id,
-            now: session.created_at,
-            user: write,
-            revoke_sessions: None,
-            session: Some((&session, &refresh)),
-            issue: None,
-            messages: &[],
-            event: &event,
+            user: user.clone(),
+            insert,
+            amr,
+            data: serde_json::json!({ "via": via, "created_account": insert }),
         };
-        self.redeem(tenant, &redemption).await?;
-        Ok(LoginOutcome::SignedIn(Box::new(self.auth.token_set(tenant, user.clone(), &session, refresh_secret).await?)))
+        let tokens = self.auth.redeem_into_session(tenant, ctx, sign_in, invalid_code()).await?;
+        Ok(LoginOutcome::SignedIn(Box::new(tokens)))
     }
 
     async fn redeem(&self, tenant: &Tenant, redemption: &Redemption<'_>) -> Result<(), ServiceError> {

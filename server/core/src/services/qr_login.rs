@@ -6,7 +6,7 @@
 //! approval or a denial keyed by the poll token's hash. Everything is single use and
 //! expires with the request (two minutes).
 
-use super::auth::{AuthService, LoginOutcome};
+use super::auth::{AuthService, LoginOutcome, SecretSignIn};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
@@ -236,7 +236,7 @@ impl QrLoginService {
         approved: &OneTimeSecret,
     ) -> Result<LoginOutcome, ServiceError> {
         let user_id = approved.user_id.clone().ok_or_else(invalid_code)?;
-        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+        let user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
         if user.status != UserStatus::Active {
             return Err(invalid_code());
         }
@@ -244,28 +244,15 @@ impl QrLoginService {
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_else(|| vec!["qr".into()]);
-        let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
-        let (session, refresh, refresh_secret) = self.auth.new_session(tenant, ctx, &user.id, &amr_refs);
-        user.last_login_at = Some(session.created_at);
-        let data = serde_json::json!({ "session_id": session.id, "via": "qr", "amr": amr });
-        let event =
-            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
-        let redemption = Redemption {
+        let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
+        let sign_in = SecretSignIn {
             secret_id: &approved.id,
-            now: session.created_at,
-            user: UserWrite::Update(&user),
-            revoke_sessions: None,
-            session: Some((&session, &refresh)),
-            issue: None,
-            messages: &[],
-            event: &event,
+            user,
+            insert: false,
+            amr: &amr,
+            data: serde_json::json!({ "via": "qr" }),
         };
-        match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => {}
-            Err(StoreError::NotFound) => return Err(invalid_code()),
-            Err(e) => return Err(e.into()),
-        }
-        let tokens = self.auth.token_set(tenant, user, &session, refresh_secret).await?;
+        let tokens = self.auth.redeem_into_session(tenant, ctx, sign_in, invalid_code()).await?;
         Ok(LoginOutcome::SignedIn(Box::new(tokens)))
     }
 }
