@@ -473,11 +473,8 @@ impl AuthService {
             messages: &[],
             event: &event,
         };
-        match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => Ok((user, claims)),
-            Err(StoreError::NotFound) => Err(ServiceError::StepUpRequired),
-            Err(e) => Err(e.into()),
-        }
+        super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::StepUpRequired).await?;
+        Ok((user, claims))
     }
 
     /// Checks the user's password as a sign-in would (back-off, failures counted).
@@ -709,11 +706,7 @@ impl AuthService {
             messages: &[],
             event: &event,
         };
-        match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => {}
-            Err(StoreError::NotFound) => return Err(gone),
-            Err(e) => return Err(e.into()),
-        }
+        super::redeem(self.store.as_ref(), &tenant.id, &redemption, gone).await?;
         self.token_set(tenant, user, &session, refresh_secret).await
     }
 

@@ -102,10 +102,6 @@ pub struct MfaService {
     messenger: super::messenger::Messenger,
 }
 
-fn invalid_code() -> ServiceError {
-    ServiceError::InvalidCode
-}
-
 /// The RFC 6238 parameters Gatehouse uses (SHA-1, 6 digits, 30 s, ±1 step), over `secret`.
 pub fn totp(secret: Vec<u8>, issuer: &str, account: &str) -> Result<totp_rs::Totp, ServiceError> {
     totp_rs::Builder::new()
@@ -258,8 +254,10 @@ impl MfaService {
         if factor.enabled_at.is_some() {
             return Err(ServiceError::Conflict { constraint: "mfa_totp_enabled".into() });
         }
-        let step =
-            self.totp_of(tenant, &user, &factor)?.check(code.trim(), self.unix_now()).ok_or_else(invalid_code)?;
+        let step = self
+            .totp_of(tenant, &user, &factor)?
+            .check(code.trim(), self.unix_now())
+            .ok_or(ServiceError::InvalidCode)?;
         let (codes, hashes) = self.new_recovery_codes(tenant, &user);
         let now = self.clock.now();
         let event = AuditEvent::by_user(
@@ -276,7 +274,7 @@ impl MfaService {
             .enable_totp(&tenant.id, &user.id, factor.created_at, step, &hashes, &[notice], &event)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound => invalid_code(),
+                StoreError::NotFound => ServiceError::InvalidCode,
                 other => other.into(),
             })?;
         self.messenger.queued();
@@ -301,22 +299,22 @@ impl MfaService {
         match factor {
             Factor::Totp(code) => {
                 let stored = self.store.get_totp(&tenant.id, &user.id).await?.filter(|f| f.enabled_at.is_some());
-                let stored = stored.ok_or_else(invalid_code)?;
+                let stored = stored.ok_or(ServiceError::InvalidCode)?;
                 let step = self
                     .totp_of(tenant, user, &stored)?
                     .check(code.trim(), self.unix_now())
-                    .ok_or_else(invalid_code)?;
+                    .ok_or(ServiceError::InvalidCode)?;
                 let step = i64::try_from(step).unwrap_or(i64::MAX);
                 // A code accepted once is refused for the rest of its window (and older ones).
                 if !self.store.use_totp_step(&tenant.id, &user.id, step).await? {
-                    return Err(invalid_code());
+                    return Err(ServiceError::InvalidCode);
                 }
                 Ok("otp")
             }
             Factor::RecoveryCode(code) => {
                 let hash = self.recovery_hash(tenant, user, code);
                 if !self.store.use_recovery_code(&tenant.id, &user.id, &hash, self.clock.now()).await? {
-                    return Err(invalid_code());
+                    return Err(ServiceError::InvalidCode);
                 }
                 let left = self.store.count_recovery_codes(&tenant.id, &user.id).await?;
                 let data = serde_json::json!({ "recovery_codes_left": left });

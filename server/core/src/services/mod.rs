@@ -39,6 +39,22 @@ use crate::clock::Clock;
 use crate::store::Store;
 use std::sync::Arc;
 
+/// Applies a redemption (see [`crate::store::MessagingStore::redeem_one_time`]); `gone` is
+/// the answer when its secret was used or expired meanwhile, which is how all but one of
+/// parallel redemptions end.
+pub(crate) async fn redeem(
+    store: &dyn Store,
+    tenant_id: &crate::ids::TenantId,
+    redemption: &crate::messaging::Redemption<'_>,
+    gone: crate::error::ServiceError,
+) -> Result<(), crate::error::ServiceError> {
+    match store.redeem_one_time(tenant_id, redemption).await {
+        Ok(()) => Ok(()),
+        Err(crate::store::StoreError::NotFound) => Err(gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Every service, wired to one store and clock.
 #[derive(Debug, Clone)]
 pub struct Services {

@@ -13,9 +13,9 @@ use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::ids::{OneTimeId, UserId};
-use crate::messaging::{Channel, MessageKind, OneTimeSecret, Purpose, Redemption, UserWrite};
+use crate::messaging::{MessageKind, OneTimeSecret, Purpose, Redemption, UserWrite};
 use crate::secret::{SecretHash, SecretString, generate_secret};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::tenant::{SignupMode, Tenant};
 use crate::user::{Email, User, UserStatus};
 use std::sync::Arc;
@@ -59,10 +59,6 @@ pub struct PasswordlessService {
     messenger: Messenger,
 }
 
-fn invalid_code() -> ServiceError {
-    ServiceError::InvalidCode
-}
-
 impl PasswordlessService {
     /// Wires the service.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: AuthService, messenger: Messenger) -> Self {
@@ -74,9 +70,9 @@ impl PasswordlessService {
     async fn email_account(&self, tenant: &Tenant, email: &Email) -> Result<Option<User>, ServiceError> {
         match self.store.find_user_by_email(&tenant.id, email.normalized()).await? {
             Some(user) if user.status == UserStatus::Active => Ok(Some(user)),
-            Some(_) => Err(invalid_code()),
+            Some(_) => Err(ServiceError::InvalidCode),
             None if tenant.settings.signup == SignupMode::Open => Ok(None),
-            None => Err(invalid_code()),
+            None => Err(ServiceError::InvalidCode),
         }
     }
 
@@ -138,23 +134,23 @@ impl PasswordlessService {
     ) -> Result<MagicLinkOutcome, ServiceError> {
         self.auth.limit(tenant, ctx, "one_time_redeem", REDEEMS_PER_IP).await?;
         if !token.starts_with(LINK_TOKEN_PREFIX) || token.len() > 128 {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let now = self.clock.now();
         let secret = self
             .store
             .find_one_time_by_token(&tenant.id, Purpose::MagicLink, &SecretHash::of(token), now)
             .await?
-            .ok_or_else(invalid_code)?;
+            .ok_or(ServiceError::InvalidCode)?;
         if let Some(expected) = secret.data["browser"].as_str() {
             let presented = SecretHash::of(browser.unwrap_or_default());
             let same: bool = subtle::ConstantTimeEq::ct_eq(presented.as_str().as_bytes(), expected.as_bytes()).into();
             if !same {
-                return Err(invalid_code());
+                return Err(ServiceError::InvalidCode);
             }
         }
         let redirect_uri = secret.data["redirect_uri"].as_str().unwrap_or_default().to_owned();
-        let email = Email::parse(&secret.target).map_err(|_| invalid_code())?;
+        let email = Email::parse(&secret.target).map_err(|_| ServiceError::InvalidCode)?;
         let existing = self.email_account(tenant, &email).await?;
         let (user, inserted) = self.signed_in_user(tenant, existing, email);
         let write = if inserted { UserWrite::Insert(&user) } else { UserWrite::Update(&user) };
@@ -196,8 +192,8 @@ impl PasswordlessService {
             messages: &[],
             event: &event,
         };
-        self.redeem(tenant, &redemption).await?;
-        let mut url = url::Url::parse(&redirect_uri).map_err(|_| invalid_code())?;
+        super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::InvalidCode).await?;
+        let mut url = url::Url::parse(&redirect_uri).map_err(|_| ServiceError::InvalidCode)?;
         url.query_pairs_mut().append_pair("code", code.value.expose());
         Ok(MagicLinkOutcome::Redirect(url.into()))
     }
@@ -211,18 +207,18 @@ impl PasswordlessService {
     ) -> Result<LoginOutcome, ServiceError> {
         self.auth.limit(tenant, ctx, "one_time_redeem", REDEEMS_PER_IP).await?;
         if !code.starts_with(MAGIC_CODE_PREFIX) || code.len() > 128 {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let now = self.clock.now();
         let secret = self
             .store
             .find_one_time_by_token(&tenant.id, Purpose::MagicLinkCode, &SecretHash::of(code), now)
             .await?
-            .ok_or_else(invalid_code)?;
-        let user_id: UserId = secret.user_id.clone().ok_or_else(invalid_code)?;
-        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+            .ok_or(ServiceError::InvalidCode)?;
+        let user_id: UserId = secret.user_id.clone().ok_or(ServiceError::InvalidCode)?;
+        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| ServiceError::InvalidCode)?;
         if user.status != UserStatus::Active {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         user.last_login_at = Some(now);
         self.sign_in(tenant, ctx, &secret, UserWrite::Update(&user), &user, &["email"], "magic_link").await
@@ -289,16 +285,19 @@ impl PasswordlessService {
         self.auth.limit(tenant, ctx, "one_time_redeem", REDEEMS_PER_IP).await?;
         let (purpose, target) = match &to {
             Address::Email(raw) => {
-                (Purpose::EmailLogin, Email::parse(raw).map_err(|_| invalid_code())?.normalized().to_owned())
+                (Purpose::EmailLogin, Email::parse(raw).map_err(|_| ServiceError::InvalidCode)?.normalized().to_owned())
             }
-            Address::Phone(raw) => (Purpose::SmsLogin, parse_phone(raw).map_err(|_| invalid_code())?),
+            Address::Phone(raw) => (Purpose::SmsLogin, parse_phone(raw).map_err(|_| ServiceError::InvalidCode)?),
         };
         if !is_code_shaped(code) {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let now = self.clock.now();
-        let secret =
-            self.store.attempt_one_time_code(&tenant.id, purpose, &target, now).await?.ok_or_else(invalid_code)?;
+        let secret = self
+            .store
+            .attempt_one_time_code(&tenant.id, purpose, &target, now)
+            .await?
+            .ok_or(ServiceError::InvalidCode)?;
         if !self.messenger.code_matches(&secret, code) {
             let left = secret.max_attempts.saturating_sub(secret.attempts);
             let event = AuditEvent::by_user(
@@ -310,11 +309,11 @@ impl PasswordlessService {
                 serde_json::json!({ "reason": "invalid_code", "attempts_left": left }),
             );
             self.auth_audit(event).await?;
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         match to {
             Address::Email(_) => {
-                let email = Email::parse(&secret.target).map_err(|_| invalid_code())?;
+                let email = Email::parse(&secret.target).map_err(|_| ServiceError::InvalidCode)?;
                 let existing = self.email_account(tenant, &email).await?;
                 let (user, inserted) = self.signed_in_user(tenant, existing, email);
                 let write = if inserted { UserWrite::Insert(&user) } else { UserWrite::Update(&user) };
@@ -326,7 +325,7 @@ impl PasswordlessService {
                     .find_user_by_verified_phone(&tenant.id, &secret.target)
                     .await?
                     .filter(|u| u.status == UserStatus::Active && Some(&u.id) == secret.user_id.as_ref())
-                    .ok_or_else(invalid_code)?;
+                    .ok_or(ServiceError::InvalidCode)?;
                 user.last_login_at = Some(now);
                 self.sign_in(tenant, ctx, &secret, UserWrite::Update(&user), &user, &["otp", "sms"], "sms_code").await
             }
@@ -397,7 +396,7 @@ impl PasswordlessService {
                 messages: &[],
                 event: &event,
             };
-            self.redeem(tenant, &redemption).await?;
+            super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::InvalidCode).await?;
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
         let insert = matches!(write, UserWrite::Insert(_));
@@ -408,23 +407,7 @@ impl PasswordlessService {
             amr,
             data: serde_json::json!({ "via": via, "created_account": insert }),
         };
-        let tokens = self.auth.redeem_into_session(tenant, ctx, sign_in, invalid_code()).await?;
+        let tokens = self.auth.redeem_into_session(tenant, ctx, sign_in, ServiceError::InvalidCode).await?;
         Ok(LoginOutcome::SignedIn(Box::new(tokens)))
-    }
-
-    async fn redeem(&self, tenant: &Tenant, redemption: &Redemption<'_>) -> Result<(), ServiceError> {
-        match self.store.redeem_one_time(&tenant.id, redemption).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::NotFound) => Err(invalid_code()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// The channel of an address.
-pub fn channel_of(address: &Address) -> Channel {
-    match address {
-        Address::Email(_) => Channel::Email,
-        Address::Phone(_) => Channel::Sms,
     }
 }

@@ -13,7 +13,7 @@ use crate::error::ServiceError;
 use crate::ids::OneTimeId;
 use crate::messaging::{OneTimeSecret, Purpose, Redemption, UserWrite};
 use crate::secret::{SecretHash, SecretString, generate_secret};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::tenant::Tenant;
 use crate::user::UserStatus;
 use std::sync::Arc;
@@ -72,10 +72,6 @@ pub struct QrLoginService {
     public_url: String,
 }
 
-fn invalid_code() -> ServiceError {
-    ServiceError::InvalidCode
-}
-
 impl QrLoginService {
     /// Wires the service.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: AuthService, public_url: &str) -> Self {
@@ -113,12 +109,12 @@ impl QrLoginService {
 
     async fn request(&self, tenant: &Tenant, code: &str) -> Result<OneTimeSecret, ServiceError> {
         if !code.starts_with(QR_CODE_PREFIX) || code.len() > 128 {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         self.store
             .find_one_time_by_token(&tenant.id, Purpose::QrLogin, &SecretHash::of(code), self.clock.now())
             .await?
-            .ok_or_else(invalid_code)
+            .ok_or(ServiceError::InvalidCode)
     }
 
     /// Device B, signed in, reads where the request came from.
@@ -175,11 +171,7 @@ impl QrLoginService {
             messages: &[],
             event: &event,
         };
-        match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::NotFound) => Err(invalid_code()),
-            Err(e) => Err(e.into()),
-        }
+        super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::InvalidCode).await
     }
 
     /// Device A asks how its request stands, waiting up to `wait` for a decision.
@@ -191,7 +183,7 @@ impl QrLoginService {
         wait: StdDuration,
     ) -> Result<PollOutcome, ServiceError> {
         if !poll_token.starts_with(POLL_TOKEN_PREFIX) || poll_token.len() > 128 {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let hash = SecretHash::of(poll_token);
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
@@ -215,12 +207,12 @@ impl QrLoginService {
                     messages: &[],
                     event: &event,
                 };
-                self.store.redeem_one_time(&tenant.id, &redemption).await.map_err(|_| invalid_code())?;
+                super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::InvalidCode).await?;
                 return Err(ServiceError::Forbidden("the sign-in was denied on the other device"));
             }
             let pending = self.store.find_one_time_by_target(&tenant.id, Purpose::QrLogin, hash.as_str(), now).await?;
             if pending.is_none() {
-                return Err(invalid_code());
+                return Err(ServiceError::InvalidCode);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(PollOutcome::Pending);
@@ -235,10 +227,10 @@ impl QrLoginService {
         ctx: &RequestContext,
         approved: &OneTimeSecret,
     ) -> Result<LoginOutcome, ServiceError> {
-        let user_id = approved.user_id.clone().ok_or_else(invalid_code)?;
-        let user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+        let user_id = approved.user_id.clone().ok_or(ServiceError::InvalidCode)?;
+        let user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| ServiceError::InvalidCode)?;
         if user.status != UserStatus::Active {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let amr: Vec<String> = approved.data["amr"]
             .as_array()
@@ -252,7 +244,7 @@ impl QrLoginService {
             amr: &amr,
             data: serde_json::json!({ "via": "qr" }),
         };
-        let tokens = self.auth.redeem_into_session(tenant, ctx, sign_in, invalid_code()).await?;
+        let tokens = self.auth.redeem_into_session(tenant, ctx, sign_in, ServiceError::InvalidCode).await?;
         Ok(LoginOutcome::SignedIn(Box::new(tokens)))
     }
 }

@@ -12,7 +12,7 @@ use crate::error::ServiceError;
 use crate::messaging::{MessageKind, OneTimeSecret, Purpose, Redemption, UserWrite};
 use crate::password::{PasswordHasher, check_policy};
 use crate::secret::{SecretHash, SecretString};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::tenant::Tenant;
 use crate::user::{Email, User, UserStatus};
 use std::sync::Arc;
@@ -60,10 +60,6 @@ pub struct VerificationService {
     auth: AuthService,
     messenger: Messenger,
     hasher: PasswordHasher,
-}
-
-fn invalid_code() -> ServiceError {
-    ServiceError::InvalidCode
 }
 
 impl VerificationService {
@@ -180,28 +176,28 @@ impl VerificationService {
         match proof {
             Proof::Token(token) => {
                 if !token.starts_with(super::messenger::LINK_TOKEN_PREFIX) || token.len() > 128 {
-                    return Err(invalid_code());
+                    return Err(ServiceError::InvalidCode);
                 }
                 self.store
                     .find_one_time_by_token(&tenant.id, purpose, &SecretHash::of(token), now)
                     .await?
-                    .ok_or_else(invalid_code)
+                    .ok_or(ServiceError::InvalidCode)
             }
             Proof::Code { email, code } => {
                 let target = match (email, signed_in) {
-                    (Some(raw), _) => Email::parse(raw).map_err(|_| invalid_code())?.normalized().to_owned(),
+                    (Some(raw), _) => Email::parse(raw).map_err(|_| ServiceError::InvalidCode)?.normalized().to_owned(),
                     (None, Some(user)) => target_of(user),
                     (None, None) => return Err(ServiceError::invalid("email", "is required with a code")),
                 };
                 if !is_code_shaped(code) {
-                    return Err(invalid_code());
+                    return Err(ServiceError::InvalidCode);
                 }
                 let secret = self
                     .store
                     .attempt_one_time_code(&tenant.id, purpose, &target, now)
                     .await?
-                    .ok_or_else(invalid_code)?;
-                if self.messenger.code_matches(&secret, code) { Ok(secret) } else { Err(invalid_code()) }
+                    .ok_or(ServiceError::InvalidCode)?;
+                if self.messenger.code_matches(&secret, code) { Ok(secret) } else { Err(ServiceError::InvalidCode) }
             }
         }
     }
@@ -221,11 +217,11 @@ impl VerificationService {
         let secret = self
             .find(tenant, ctx, Purpose::VerifyEmail, &proof, signed_in.as_ref(), |u| u.email.normalized().to_owned())
             .await?;
-        let user_id = secret.user_id.clone().ok_or_else(invalid_code)?;
-        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+        let user_id = secret.user_id.clone().ok_or(ServiceError::InvalidCode)?;
+        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| ServiceError::InvalidCode)?;
         // The address must still be the one the secret was sent to.
         if user.email.normalized() != secret.target {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let now = self.clock.now();
         user.email_verified = true;
@@ -268,16 +264,11 @@ impl VerificationService {
             messages,
             event,
         };
-        match self.store.redeem_one_time(&tenant.id, &redemption).await {
-            Ok(()) => {
-                if !messages.is_empty() {
-                    self.messenger.queued();
-                }
-                Ok(())
-            }
-            Err(StoreError::NotFound) => Err(invalid_code()),
-            Err(e) => Err(e.into()),
+        super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::InvalidCode).await?;
+        if !messages.is_empty() {
+            self.messenger.queued();
         }
+        Ok(())
     }
 
     /// Sends a password-reset link if an active account has this address; answers the
@@ -352,10 +343,10 @@ impl VerificationService {
         let secret = self
             .find(tenant, ctx, Purpose::PasswordReset, &Proof::Token(token.to_owned()), None, |_| String::new())
             .await?;
-        let user_id = secret.user_id.clone().ok_or_else(invalid_code)?;
-        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+        let user_id = secret.user_id.clone().ok_or(ServiceError::InvalidCode)?;
+        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| ServiceError::InvalidCode)?;
         if user.email.normalized() != secret.target || user.status != UserStatus::Active {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         check_policy(&tenant.settings.password_policy, new_password.expose(), &user.email)
             .map_err(|e| ServiceError::Validation(vec![crate::error::FieldError::new("new_password", e.message)]))?;
@@ -443,13 +434,13 @@ impl VerificationService {
         };
         let secret =
             self.find(tenant, ctx, Purpose::EmailChange, &proof, signed_in.as_ref(), |u| u.id.to_string()).await?;
-        let user_id = secret.user_id.clone().ok_or_else(invalid_code)?;
-        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+        let user_id = secret.user_id.clone().ok_or(ServiceError::InvalidCode)?;
+        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| ServiceError::InvalidCode)?;
         let new_email =
-            secret.data["new_email"].as_str().and_then(|e| Email::parse(e).ok()).ok_or_else(invalid_code)?;
+            secret.data["new_email"].as_str().and_then(|e| Email::parse(e).ok()).ok_or(ServiceError::InvalidCode)?;
         let old_email = user.email.clone();
         if secret.data["old_email"].as_str() != Some(old_email.as_str()) {
-            return Err(invalid_code());
+            return Err(ServiceError::InvalidCode);
         }
         let now = self.clock.now();
         user.email = new_email.clone();
@@ -505,10 +496,10 @@ impl VerificationService {
         let secret = self
             .find(tenant, ctx, Purpose::EmailChangeUndo, &Proof::Token(token.to_owned()), None, |_| String::new())
             .await?;
-        let user_id = secret.user_id.clone().ok_or_else(invalid_code)?;
-        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| invalid_code())?;
+        let user_id = secret.user_id.clone().ok_or(ServiceError::InvalidCode)?;
+        let mut user = self.store.get_user(&tenant.id, &user_id).await.map_err(|_| ServiceError::InvalidCode)?;
         let old_email =
-            secret.data["old_email"].as_str().and_then(|e| Email::parse(e).ok()).ok_or_else(invalid_code)?;
+            secret.data["old_email"].as_str().and_then(|e| Email::parse(e).ok()).ok_or(ServiceError::InvalidCode)?;
         let now = self.clock.now();
         user.email = old_email;
         user.email_verified = true;
