@@ -65,6 +65,8 @@ pub struct Messenger {
     public_url: String,
     /// Wakes this replica's delivery worker when a message was queued.
     wake: Arc<tokio::sync::Notify>,
+    /// Tenants' template overrides, shared with the template service.
+    overrides: super::templates::OverrideCache,
 }
 
 /// Wrong codes after which a code dies.
@@ -72,12 +74,18 @@ pub const MAX_CODE_ATTEMPTS: u32 = 5;
 
 impl Messenger {
     /// Wires the messenger.
-    pub fn new(store: Arc<dyn Store>, sealer: Arc<Sealer>, public_url: &str) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Arc<Sealer>,
+        public_url: &str,
+        overrides: super::templates::OverrideCache,
+    ) -> Self {
         Self {
             store,
             sealer,
             public_url: public_url.trim_end_matches('/').to_owned(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            overrides,
         }
     }
 
@@ -194,7 +202,7 @@ impl Messenger {
             vars.primary_color = base.primary_color;
         }
         let languages = templates::preferred_languages(user_locale, ctx.accept_language.as_deref());
-        let overrides = self.store.list_templates(&tenant.id).await?;
+        let overrides = self.overrides.get(self.store.as_ref(), &tenant.id).await?;
         let (_, template) = templates::choose(kind, &languages, &overrides);
         let rendered = templates::render(&template, &vars)?;
         let id = MessageId::generate();

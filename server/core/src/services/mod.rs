@@ -115,7 +115,8 @@ impl Services {
     ) -> Self {
         let audit = AuditLog::new(store.clone(), clock.clone(), config.audit_reads);
         let keys = KeyService::new(store.clone(), clock.clone(), audit.clone(), config.sealer.clone());
-        let messenger = Messenger::new(store.clone(), config.sealer.clone(), &config.public_url);
+        let overrides = templates::OverrideCache::default();
+        let messenger = Messenger::new(store.clone(), config.sealer.clone(), &config.public_url, overrides.clone());
         let sealer = config.sealer.clone();
         let public_url = config.public_url.clone();
         let tenant_cache = tenants::TenantCache::default();
@@ -142,7 +143,7 @@ impl Services {
         let qr_login = QrLoginService::new(store.clone(), clock.clone(), auth.clone(), &public_url);
         let mfa = MfaService::new(store.clone(), clock.clone(), auth.clone(), sealer.clone(), messenger.clone());
         Self {
-            templates: TemplateService::new(store.clone(), clock.clone(), audit.clone()),
+            templates: TemplateService::new(store.clone(), clock.clone(), audit.clone(), overrides),
             outbox: OutboxService::new(store.clone(), audit.clone(), messenger.clone()),
             verification,
             passwordless,

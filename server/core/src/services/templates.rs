@@ -180,18 +180,62 @@ pub fn check_locale(locale: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// How long a replica may render from a tenant's overrides as read. The replica that
+/// changes them forgets at once; others lag by at most this much (as tenants, ADR 11).
+const OVERRIDES_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+type OverrideEntries =
+    std::collections::HashMap<crate::ids::TenantId, (std::time::Instant, Arc<Vec<TemplateOverride>>)>;
+
+/// Each tenant's template overrides, kept a moment in memory: every message needs them,
+/// and they change rarely.
+#[derive(Debug, Clone, Default)]
+pub struct OverrideCache {
+    entries: Arc<std::sync::Mutex<OverrideEntries>>,
+}
+
+impl OverrideCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OverrideEntries> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tenant's overrides, from memory when read less than two seconds ago.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        tenant_id: &crate::ids::TenantId,
+    ) -> Result<Arc<Vec<TemplateOverride>>, ServiceError> {
+        if let Some((at, overrides)) = self.lock().get(tenant_id)
+            && at.elapsed() < OVERRIDES_TTL
+        {
+            return Ok(overrides.clone());
+        }
+        let overrides = Arc::new(store.list_templates(tenant_id).await?);
+        let mut entries = self.lock();
+        entries.retain(|_, (at, _)| at.elapsed() < OVERRIDES_TTL);
+        entries.insert(tenant_id.clone(), (std::time::Instant::now(), overrides.clone()));
+        Ok(overrides)
+    }
+
+    /// Forgets a tenant whose overrides changed.
+    pub fn forget(&self, tenant_id: &crate::ids::TenantId) {
+        self.lock().remove(tenant_id);
+    }
+}
+
 /// The management of a tenant's template overrides.
 #[derive(Debug, Clone)]
 pub struct TemplateService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     audit: AuditLog,
+    cache: OverrideCache,
 }
 
 impl TemplateService {
-    /// Wires the service.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog) -> Self {
-        Self { store, clock, audit }
+    /// Wires the service; changes make `cache` forget the tenant.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditLog, cache: OverrideCache) -> Self {
+        Self { store, clock, audit, cache }
     }
 
     /// The effective template of each kind and built-in language, overrides marked.
@@ -246,6 +290,7 @@ impl TemplateService {
             .put_template(access.tenant_id(), &template, &event)
             .await
             .map_err(ServiceError::from_store("tenant"))?;
+        self.cache.forget(access.tenant_id());
         Ok(template)
     }
 
@@ -268,7 +313,9 @@ impl TemplateService {
         self.store
             .delete_template(access.tenant_id(), kind, locale, &event)
             .await
-            .map_err(ServiceError::from_store("template"))
+            .map_err(ServiceError::from_store("template"))?;
+        self.cache.forget(access.tenant_id());
+        Ok(())
     }
 }
 
