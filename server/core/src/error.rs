@@ -54,6 +54,10 @@ pub enum ServiceError {
     /// A one-time link or code is wrong, expired, used up or already used.
     #[error("invalid code")]
     InvalidCode,
+    /// A WebAuthn ceremony failed verification (origin, RP id, challenge, signature,
+    /// counter, user verification, attestation policy); the text says which check.
+    #[error("passkey rejected: {0}")]
+    PasskeyRejected(&'static str),
     /// The tenant requires a verified email before sign-in completes.
     #[error("email not verified")]
     EmailNotVerified,

@@ -144,6 +144,11 @@ define_id!(
     MessageId,
     "msg"
 );
+define_id!(
+    /// A passkey (WebAuthn credential) of a user.
+    PasskeyId,
+    "pkey"
+);
 
 #[cfg(test)]
 mod tests {

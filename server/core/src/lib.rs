@@ -16,6 +16,7 @@ pub mod ids;
 pub mod messaging;
 pub mod mfa;
 pub mod page;
+pub mod passkey;
 pub mod password;
 pub mod secret;
 pub mod services;

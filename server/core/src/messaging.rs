@@ -70,11 +70,15 @@ pub enum MessageKind {
     RecoveryCodeUsed,
     /// Tells the user their recovery codes were replaced.
     RecoveryCodesRegenerated,
+    /// Tells the user a passkey was added to their account.
+    PasskeyAdded,
+    /// Tells the user a passkey was removed from their account.
+    PasskeyRemoved,
 }
 
 impl MessageKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordResetDone,
@@ -88,6 +92,8 @@ impl MessageKind {
         Self::MfaDisabled,
         Self::RecoveryCodeUsed,
         Self::RecoveryCodesRegenerated,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     /// Stored and URL form.
@@ -106,6 +112,8 @@ impl MessageKind {
             Self::MfaDisabled => "mfa_disabled",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 

@@ -4,12 +4,13 @@
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
-use crate::ids::{AdminTokenId, MessageId, SecretKeyId, SessionId, TenantId, UserId};
+use crate::ids::{AdminTokenId, MessageId, PasskeyId, SecretKeyId, SessionId, TenantId, UserId};
 use crate::messaging::{
     DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, TemplateOverride,
 };
 use crate::mfa::TotpFactor;
 use crate::page::{Page, PageRequest};
+use crate::passkey::{Passkey, PasskeyUse, SecondFactors};
 use crate::secret::SecretHash;
 use crate::session::{RefreshOutcome, RefreshToken, Session};
 use crate::signing::SigningKeyRecord;
@@ -450,6 +451,66 @@ pub trait MfaStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Unused recovery codes left.
     async fn count_recovery_codes(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<u32, StoreError>;
+    /// The user's enabled second factors (TOTP, passkeys), in one read.
+    async fn second_factors(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<SecondFactors, StoreError>;
+}
+
+/// A new account created together with its first passkey.
+#[derive(Debug, Clone, Copy)]
+pub struct PasskeySignup<'a> {
+    /// The user to insert.
+    pub user: &'a User,
+    /// Its email-verification secret.
+    pub verification: &'a OneTimeSecret,
+}
+
+/// Passkeys.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Stores a new passkey (and, at sign-up, its new user and verification secret), the
+    /// messages and the event, in one transaction. `Conflict{passkeys_credential_id_key}`
+    /// when the credential id is registered anywhere, in any tenant;
+    /// `Conflict{users_tenant_id_email_normalized_key}` when the sign-up's email is taken;
+    /// `NotFound` when the owner does not exist.
+    async fn insert_passkey(
+        &self,
+        tenant_id: &TenantId,
+        signup: Option<PasskeySignup<'_>>,
+        passkey: &Passkey,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The user's passkeys, oldest first.
+    async fn list_passkeys(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<Vec<Passkey>, StoreError>;
+    /// The passkey with this credential id in the tenant.
+    async fn find_passkey_by_credential(
+        &self,
+        tenant_id: &TenantId,
+        credential_id: &[u8],
+    ) -> Result<Option<Passkey>, StoreError>;
+    /// Records a verified assertion if its counter moved forward (or both it and the stored
+    /// one are 0, for authenticators without a counter), atomically: `false` when the
+    /// counter did not advance, so of two parallel uses of one signature one fails, and a
+    /// cloned authenticator is caught.
+    async fn use_passkey(&self, tenant_id: &TenantId, used: &PasskeyUse) -> Result<bool, StoreError>;
+    /// Renames one of the user's passkeys; `NotFound` for anyone else's.
+    async fn rename_passkey(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        id: &PasskeyId,
+        name: &str,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Deletes one of the user's passkeys with its notices; `NotFound` for anyone else's.
+    async fn delete_passkey(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        id: &PasskeyId,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything a storage backend provides.
@@ -464,6 +525,7 @@ pub trait Store:
     + AuditStore
     + MessagingStore
     + MfaStore
+    + PasskeyStore
     + std::fmt::Debug
 {
     /// Checks the database answers.

@@ -104,6 +104,114 @@ pub enum MfaPolicy {
     Required,
 }
 
+/// What attestation (proof of the authenticator's make) registration asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationPolicy {
+    /// None: the usual choice for consumer passkeys (privacy-friendly, any authenticator).
+    #[default]
+    None,
+    /// Whatever the client is willing to convey (it may anonymise it).
+    Indirect,
+    /// The authenticator's own attestation statement.
+    Direct,
+}
+
+/// Whether authenticators must verify the user (PIN, biometrics) on every ceremony.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserVerification {
+    /// Required: a passkey sign-in is multi-factor on its own.
+    #[default]
+    Required,
+    /// Asked for; an assertion without it counts as one factor (possession).
+    Preferred,
+}
+
+/// Attestation statement formats an authenticator may present (WebAuthn registry names).
+pub const ATTESTATION_FORMATS: [&str; 6] = ["none", "packed", "tpm", "android-key", "fido-u2f", "apple"];
+
+/// Passkey (WebAuthn) settings of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasskeySettings {
+    /// Relying-party id: the domain passkeys are bound to, e.g. `example.com`
+    /// (default: the host of `GATEHOUSE_PUBLIC_URL`).
+    pub rp_id: Option<String>,
+    /// Origins allowed to run passkey ceremonies; each must be the RP id or a subdomain of
+    /// it (default: the public URL's origin plus `allowed_origins`).
+    pub origins: Vec<String>,
+    /// Attestation asked of authenticators at registration.
+    pub attestation: AttestationPolicy,
+    /// Attestation formats accepted at registration (empty: any).
+    pub allowed_attestation_formats: Vec<String>,
+    /// Authenticator models accepted, by AAGUID (empty: any). Only meaningful with
+    /// `attestation: direct`; with `none`, browsers report a zero AAGUID.
+    pub allowed_aaguids: Vec<String>,
+    /// User verification policy.
+    pub user_verification: UserVerification,
+}
+
+impl PasskeySettings {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        if let Some(rp_id) = &self.rp_id
+            && !is_domain(rp_id)
+        {
+            errors.push(FieldError::new("settings.passkeys.rp_id", "must be a lowercase domain such as example.com"));
+        }
+        for (i, origin) in self.origins.iter().enumerate() {
+            let field = format!("settings.passkeys.origins[{i}]");
+            if let Err(why) = check_origin(origin) {
+                errors.push(FieldError::new(field, why));
+                continue;
+            }
+            let host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+            if let Some(rp_id) = &self.rp_id
+                && host != *rp_id
+                && !host.ends_with(&format!(".{rp_id}"))
+            {
+                errors.push(FieldError::new(field, "must be the rp_id or one of its subdomains"));
+            }
+        }
+        for (i, format) in self.allowed_attestation_formats.iter().enumerate() {
+            if !ATTESTATION_FORMATS.contains(&format.as_str()) {
+                errors.push(FieldError::new(
+                    format!("settings.passkeys.allowed_attestation_formats[{i}]"),
+                    format!("must be one of {}", ATTESTATION_FORMATS.join(", ")),
+                ));
+            }
+        }
+        for (i, aaguid) in self.allowed_aaguids.iter().enumerate() {
+            if !is_uuid(aaguid) {
+                errors.push(FieldError::new(
+                    format!("settings.passkeys.allowed_aaguids[{i}]"),
+                    "must be a lowercase UUID (8-4-4-4-12 hex digits)",
+                ));
+            }
+        }
+        if self.origins.len() > 100 || self.allowed_aaguids.len() > 1000 {
+            errors.push(FieldError::new("settings.passkeys", "at most 100 origins and 1000 AAGUIDs"));
+        }
+    }
+}
+
+fn is_domain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 /// The algorithm that signs a tenant's access tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 pub enum SigningAlg {
@@ -183,6 +291,8 @@ pub struct TenantSettings {
     /// A magic link works only in the browser that asked for it (a cookie set when it
     /// was requested), so a link forwarded or intercepted cannot sign someone else in.
     pub magic_link_same_browser: bool,
+    /// Passkeys.
+    pub passkeys: PasskeySettings,
 }
 
 impl Default for TenantSettings {
@@ -202,6 +312,7 @@ impl Default for TenantSettings {
             password_policy: PasswordPolicy::default(),
             branding: Branding::default(),
             magic_link_same_browser: false,
+            passkeys: PasskeySettings::default(),
         }
     }
 }
@@ -259,6 +370,7 @@ impl TenantSettings {
         if !(8..=64).contains(&self.password_policy.min_length) {
             errors.push(FieldError::new("settings.password_policy.min_length", "must be 8 to 64"));
         }
+        self.passkeys.validate(&mut errors);
         let branding = &self.branding;
         if branding.display_name.as_ref().is_some_and(|n| n.chars().count() > 100) {
             errors.push(FieldError::new("settings.branding.display_name", "at most 100 characters"));
@@ -415,5 +527,36 @@ mod tests {
             ["settings.allowed_origins[0]", "settings.allowed_origins[1]", "settings.access_token_ttl_seconds"]
         );
         assert!(TenantSettings::from_json(serde_json::json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn passkey_settings_are_checked() {
+        let ok = TenantSettings::from_json(serde_json::json!({"passkeys": {
+            "rp_id": "example.com",
+            "origins": ["https://example.com", "https://app.example.com"],
+            "attestation": "direct",
+            "allowed_attestation_formats": ["packed"],
+            "allowed_aaguids": ["ee882879-721c-4913-9775-3dfcce97072a"],
+        }}))
+        .unwrap();
+        assert_eq!(ok.passkeys.attestation, AttestationPolicy::Direct);
+        assert_eq!(ok.passkeys.user_verification, UserVerification::Required);
+        let err = TenantSettings::from_json(serde_json::json!({"passkeys": {
+            "rp_id": "Example.com",
+            "origins": ["https://evil.com"],
+            "allowed_attestation_formats": ["selfie"],
+            "allowed_aaguids": ["not-a-uuid"],
+        }}));
+        let Err(ServiceError::Validation(fields)) = err else { panic!("validation must fail") };
+        let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "settings.passkeys.rp_id",
+                "settings.passkeys.origins[0]",
+                "settings.passkeys.allowed_attestation_formats[0]",
+                "settings.passkeys.allowed_aaguids[0]"
+            ]
+        );
     }
 }

@@ -13,6 +13,7 @@ mod credentials;
 mod error;
 mod messaging;
 mod mfa;
+mod passkeys;
 mod sessions;
 mod signing_keys;
 mod tenants;

@@ -95,7 +95,7 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-async fn insert_secret(tx: &mut Tx, tenant_id: &TenantId, secret: &OneTimeSecret) -> Result<(), StoreError> {
+pub(crate) async fn insert_secret(tx: &mut Tx, tenant_id: &TenantId, secret: &OneTimeSecret) -> Result<(), StoreError> {
     if &secret.tenant_id != tenant_id {
         return Err(StoreError::NotFound);
     }

@@ -96,7 +96,7 @@ fn count(n: u32) -> i64 {
     i64::from(n)
 }
 
-async fn insert_secret(tx: &mut Tx, tenant_id: &TenantId, secret: &OneTimeSecret) -> Result<(), StoreError> {
+pub(crate) async fn insert_secret(tx: &mut Tx, tenant_id: &TenantId, secret: &OneTimeSecret) -> Result<(), StoreError> {
     if &secret.tenant_id != tenant_id {
         return Err(StoreError::NotFound);
     }

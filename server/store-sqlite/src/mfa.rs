@@ -9,6 +9,7 @@ use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{TenantId, UserId};
 use gatehouse_core::messaging::OutboxMessage;
 use gatehouse_core::mfa::TotpFactor;
+use gatehouse_core::passkey::SecondFactors;
 use gatehouse_core::store::{MfaStore, StoreError};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -221,5 +222,22 @@ impl MfaStore for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn second_factors(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<SecondFactors, StoreError> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM mfa_totp WHERE tenant_id = ?1 AND user_id = ?2 AND enabled_at IS NOT NULL),
+                    (SELECT count(*) FROM passkeys WHERE tenant_id = ?1 AND user_id = ?2)",
+        )
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .fetch_one(self.reader())
+        .await
+        .map_err(map_err)?;
+        let passkeys: i64 = row.try_get(1).map_err(map_err)?;
+        Ok(SecondFactors {
+            totp: row.try_get(0).map_err(map_err)?,
+            passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
+        })
     }
 }

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidToken,
     /// A one-time link or code is wrong, expired, used up or already used.
     InvalidCode,
+    /// A passkey registration or assertion failed verification; `detail` names the check.
+    PasskeyRejected,
     /// The tenant requires a verified email address before sign-in completes.
     EmailNotVerified,
     /// A sensitive action needs a recent sign-in: get a step-up token first.
@@ -71,6 +73,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
             Self::InvalidCode => "invalid_code",
+            Self::PasskeyRejected => "passkey_rejected",
             Self::EmailNotVerified => "email_not_verified",
             Self::StepUpRequired => "step_up_required",
             Self::Forbidden => "forbidden",
@@ -86,9 +89,12 @@ impl ErrorCode {
 
     fn status(self) -> StatusCode {
         match self {
-            Self::MalformedJson | Self::InvalidPath | Self::InvalidQuery | Self::InvalidCursor | Self::InvalidCode => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedJson
+            | Self::InvalidPath
+            | Self::InvalidQuery
+            | Self::InvalidCursor
+            | Self::InvalidCode
+            | Self::PasskeyRejected => StatusCode::BAD_REQUEST,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -116,6 +122,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "Invalid email or password",
             Self::InvalidToken => "Invalid token",
             Self::InvalidCode => "Invalid, expired or used link or code",
+            Self::PasskeyRejected => "Passkey rejected",
             Self::EmailNotVerified => "Email address not verified",
             Self::StepUpRequired => "Recent authentication required",
             Self::Forbidden => "Not allowed",
@@ -222,6 +229,7 @@ impl From<ServiceError> for ApiError {
                 ErrorCode::StepUpRequired,
                 "this action needs a recent sign-in: get a step-up token at /auth/step-up and send it as X-Step-Up-Token",
             ),
+            ServiceError::PasskeyRejected(why) => ApiError::new(ErrorCode::PasskeyRejected, why),
             ServiceError::EmailNotVerified => ApiError::new(
                 ErrorCode::EmailNotVerified,
                 "confirm your email address first; a new confirmation message can be requested",

@@ -118,10 +118,15 @@ pub async fn create_totp_enable(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FactorRequest {
-    /// `totp` or `recovery_code`.
+    /// `totp`, `recovery_code` or `passkey`.
     pub factor: FactorKind,
-    /// The code.
-    pub code: String,
+    /// The code (`totp`, `recovery_code`).
+    pub code: Option<String>,
+    /// The ceremony from `passkeys/login/begin` (`passkey`).
+    pub ceremony_id: Option<String>,
+    /// The assertion from `navigator.credentials.get()` (`passkey`).
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// A second factor's kind.
@@ -132,13 +137,27 @@ pub enum FactorKind {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey assertion.
+    Passkey,
 }
 
-fn factor(kind: FactorKind, code: String) -> Factor {
-    match kind {
-        FactorKind::Totp => Factor::Totp(code),
-        FactorKind::RecoveryCode => Factor::RecoveryCode(code),
-    }
+fn factor(
+    kind: FactorKind,
+    code: Option<String>,
+    ceremony_id: Option<String>,
+    credential: Option<serde_json::Value>,
+) -> Result<Factor, ServiceError> {
+    let code = || code.clone().ok_or_else(|| ServiceError::invalid("code", "is required for this factor"));
+    Ok(match kind {
+        FactorKind::Totp => Factor::Totp(code()?),
+        FactorKind::RecoveryCode => Factor::RecoveryCode(code()?),
+        FactorKind::Passkey => Factor::Passkey {
+            ceremony_id: ceremony_id.ok_or_else(|| {
+                ServiceError::invalid("ceremony_id", "is required for a passkey (passkeys/login/begin)")
+            })?,
+            credential: credential.ok_or_else(|| ServiceError::invalid("credential", "is required for a passkey"))?,
+        },
+    })
 }
 
 /// Removes TOTP and the recovery codes; needs a fresh factor.
@@ -154,7 +173,7 @@ pub async fn create_totp_disable(
     ApiJson(body): ApiJson<FactorRequest>,
 ) -> ApiResult<StatusCode> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let factor = factor(body.factor, body.code);
+    let factor = factor(body.factor, body.code, body.ceremony_id, body.credential)?;
     state.services.mfa.disable(&tenant, &ctx, &token, &factor, step_up.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -190,6 +209,8 @@ pub async fn create_recovery_codes(
 pub struct MfaStatus {
     /// Whether TOTP is enabled.
     pub totp: bool,
+    /// Registered passkeys.
+    pub passkeys: u32,
     /// Unused recovery codes left.
     pub recovery_codes_left: u32,
 }
@@ -204,8 +225,8 @@ pub async fn get_mfa(
     AccessToken(token): AccessToken,
 ) -> ApiResult<Json<MfaStatus>> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let (totp, recovery_codes_left) = state.services.mfa.status(&tenant, &token).await?;
-    Ok(Json(MfaStatus { totp, recovery_codes_left }))
+    let (factors, recovery_codes_left) = state.services.mfa.status(&tenant, &token).await?;
+    Ok(Json(MfaStatus { totp: factors.totp, passkeys: factors.passkeys, recovery_codes_left }))
 }
 
 /// Body of `POST /t/{t}/auth/mfa/verify`.
@@ -214,10 +235,15 @@ pub async fn get_mfa(
 pub struct MfaVerifyRequest {
     /// From the sign-in's challenge.
     pub mfa_token: String,
-    /// `totp` or `recovery_code`.
+    /// `totp`, `recovery_code` or `passkey`.
     pub factor: FactorKind,
-    /// The code.
-    pub code: String,
+    /// The code (`totp`, `recovery_code`).
+    pub code: Option<String>,
+    /// The ceremony from `passkeys/login/begin` with this `mfa_token` (`passkey`).
+    pub ceremony_id: Option<String>,
+    /// The assertion from `navigator.credentials.get()` (`passkey`).
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
     /// Refresh-token transport (default `json`).
     #[serde(default)]
     pub transport: Transport,
@@ -234,7 +260,8 @@ pub async fn create_mfa_verify(
     ApiJson(body): ApiJson<MfaVerifyRequest>,
 ) -> ApiResult<Response> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let tokens = state.services.mfa.verify(&tenant, &ctx, &body.mfa_token, &factor(body.factor, body.code)).await?;
+    let factor = factor(body.factor, body.code, body.ceremony_id, body.credential)?;
+    let tokens = state.services.mfa.verify(&tenant, &ctx, &body.mfa_token, &factor).await?;
     Ok(token_response(StatusCode::OK, &tenant, tokens, body.transport))
 }
 
@@ -242,10 +269,15 @@ pub async fn create_mfa_verify(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpRequest {
-    /// `password`, `totp` or `recovery_code` (with TOTP enabled, only the last two).
+    /// `password`, `totp`, `recovery_code` or `passkey` (with a second factor, not `password`).
     pub factor: StepUpFactor,
     /// The password or code.
-    pub code: String,
+    pub code: Option<String>,
+    /// The ceremony from `passkeys/login/begin` with the bearer (`passkey`).
+    pub ceremony_id: Option<String>,
+    /// The assertion from `navigator.credentials.get()` (`passkey`).
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// What proves the user again.
@@ -258,6 +290,8 @@ pub enum StepUpFactor {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey assertion.
+    Passkey,
 }
 
 /// A step-up token.
@@ -283,10 +317,17 @@ pub async fn create_step_up(
     ApiJson(body): ApiJson<StepUpRequest>,
 ) -> ApiResult<Json<StepUpResponse>> {
     let tenant = state.services.auth.tenant(&path.t).await?;
-    let proof = match body.factor {
-        StepUpFactor::Password => StepUpProof::Password(SecretString::new(body.code)),
-        StepUpFactor::Totp => StepUpProof::Factor(Factor::Totp(body.code)),
-        StepUpFactor::RecoveryCode => StepUpProof::Factor(Factor::RecoveryCode(body.code)),
+    let kind = match body.factor {
+        StepUpFactor::Password => None,
+        StepUpFactor::Totp => Some(FactorKind::Totp),
+        StepUpFactor::RecoveryCode => Some(FactorKind::RecoveryCode),
+        StepUpFactor::Passkey => Some(FactorKind::Passkey),
+    };
+    let proof = match kind {
+        None => StepUpProof::Password(SecretString::new(
+            body.code.ok_or_else(|| ServiceError::invalid("code", "is required: the password"))?,
+        )),
+        Some(kind) => StepUpProof::Factor(factor(kind, body.code, body.ceremony_id, body.credential)?),
     };
     let step_up = state.services.mfa.step_up(&tenant, &ctx, &token, proof).await?;
     Ok(Json(StepUpResponse { step_up_token: step_up.expose().to_owned(), expires_in: 300 }))

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod oauth2;
 pub mod ops;
 pub mod pagination;
+pub mod passkeys_api;
 pub mod passwordless_api;
 pub mod qr_api;
 pub mod secret_keys;
@@ -111,6 +112,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa_api::get_mfa))
         .routes(routes!(mfa_api::create_mfa_verify))
         .routes(routes!(mfa_api::create_step_up))
+        .routes(routes!(passkeys_api::create_passkey_register_begin))
+        .routes(routes!(passkeys_api::create_passkey_register_finish))
+        .routes(routes!(passkeys_api::create_passkey_login_begin))
+        .routes(routes!(passkeys_api::create_passkey_login_finish))
+        .routes(routes!(passkeys_api::list_passkeys))
+        .routes(routes!(passkeys_api::update_passkey, passkeys_api::delete_passkey))
         .routes(routes!(qr_api::create_qr_start))
         .routes(routes!(qr_api::create_qr_inspect))
         .routes(routes!(qr_api::create_qr_approve))

@@ -11,6 +11,7 @@
 pub mod ephemeral;
 pub mod messaging;
 pub mod mfa;
+pub mod passkeys;
 pub mod store;
 
 /// Stamps every storage conformance test. `$make` is an async fn returning
@@ -60,6 +61,19 @@ macro_rules! store_conformance_tests {
             totp_steps_are_accepted_once_and_in_order,
             recovery_codes_are_single_use_even_in_parallel,
         );
+        $crate::store_conformance_tests!(@passkeys $make;
+            passkey_counters_only_advance_and_rows_are_scoped,
+            credential_ids_are_unique_everywhere_and_sign_ups_are_atomic,
+        );
+    };
+    (@passkeys $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $make().await;
+                $crate::conformance::passkeys::$name(store.as_ref()).await;
+            }
+        )*
     };
     (@mfa $make:path; $($name:ident),* $(,)?) => {
         $(

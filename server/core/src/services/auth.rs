@@ -710,6 +710,46 @@ impl AuthService {
         self.token_set(tenant, user, &session, refresh_secret).await
     }
 
+    /// Ends a first factor other than a password (a passkey): a challenge when the
+    /// tenant's policy and the user's factors ask for another, else a session (sign-in
+    /// time, session, refresh token and `login.success` in one transaction).
+    pub async fn sign_in_with(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        mut user: User,
+        amr: &[&str],
+        mut data: serde_json::Value,
+    ) -> Result<LoginOutcome, ServiceError> {
+        let now = self.clock.now();
+        if let Some((secret, challenge)) =
+            super::mfa::challenge_for(self.store.as_ref(), tenant, &user, amr, now).await?
+        {
+            let data = serde_json::json!({
+                "factors": challenge.factors,
+                "enrollment_required": challenge.enrollment_required,
+                "amr": amr,
+            });
+            let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
+            self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
+        let (session, first, secret) = self.new_session(tenant, ctx, &user.id, amr);
+        user.last_login_at = Some(session.created_at);
+        data["session_id"] = serde_json::Value::String(session.id.to_string());
+        data["amr"] = serde_json::json!(amr);
+        let event =
+            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
+        self.store.record_login(&tenant.id, &user, &session, &first, &event).await?;
+        let tokens = self.token_set(tenant, user, &session, secret).await?;
+        Ok(LoginOutcome::SignedIn(Box::new(tokens)))
+    }
+
+    /// Records an audit event on its own.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), ServiceError> {
+        self.audit.record(event).await
+    }
+
     /// Forgets an account's failed sign-ins and lifts its back-off (after a password
     /// reset proved the owner).
     pub async fn clear_backoff(&self, tenant: &Tenant, user: &User) -> Result<(), ServiceError> {

@@ -7,13 +7,15 @@
 //! recovery code. Under `mfa: required`, a user without a factor gets the same
 //! challenge and enrolls with it (`totp/setup`, `totp/enable`) before any token exists.
 
-use super::auth::{AuthService, SecretSignIn, TokenSet};
+use super::auth::{AuthService, SecretSignIn, SignupOutcome, TokenSet};
+use super::passkeys::{AssertionFor, Ceremony, PasskeyService, Registrant};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::ids::OneTimeId;
 use crate::messaging::{MessageKind, OneTimeSecret, Purpose};
 use crate::mfa::TotpFactor;
+use crate::passkey::{Passkey, SecondFactors};
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::signing::Sealer;
 use crate::store::{Store, StoreError};
@@ -81,6 +83,43 @@ pub enum Factor {
     Totp(String),
     /// A recovery code.
     RecoveryCode(String),
+    /// A passkey assertion answering a ceremony begun for this user.
+    Passkey {
+        /// The ceremony (`passkeys/login/begin` with the `mfa_token` or bearer).
+        ceremony_id: String,
+        /// The credential as `navigator.credentials.get()` returned it.
+        credential: serde_json::Value,
+    },
+}
+
+/// Who starts or finishes a passkey ceremony.
+#[derive(Debug, Clone)]
+pub enum PasskeyCaller {
+    /// A signed-in user (`Authorization: Bearer`).
+    Bearer(String),
+    /// An `mfa_token`: enrolling a passkey (registration) or answering with one (assertion).
+    Challenge(String),
+    /// Nobody yet: sign-up (registration; `email` required) or sign-in (assertion;
+    /// discoverable without `email`, email-first with it).
+    Anonymous {
+        /// The account's email.
+        email: Option<String>,
+        /// A display name for a new account.
+        name: Option<String>,
+    },
+}
+
+/// How a passkey registration ended.
+#[derive(Debug)]
+pub enum PasskeyRegistration {
+    /// Stored for the signed-in user.
+    Stored(Passkey),
+    /// Signed in: a passkey sign-up, or enrollment from a challenge completed.
+    SignedIn(Passkey, Box<TokenSet>),
+    /// A sign-up whose account must answer a second-factor challenge first.
+    MfaRequired(Passkey, Challenge),
+    /// A sign-up whose email must be verified first.
+    VerificationRequired(Passkey),
 }
 
 /// What renews a session's authentication for a sensitive action.
@@ -100,6 +139,7 @@ pub struct MfaService {
     auth: AuthService,
     sealer: Arc<Sealer>,
     messenger: super::messenger::Messenger,
+    passkeys: PasskeyService,
 }
 
 /// The RFC 6238 parameters Gatehouse uses (SHA-1, 6 digits, 30 s, ±1 step), over `secret`.
@@ -132,8 +172,88 @@ impl MfaService {
         auth: AuthService,
         sealer: Arc<Sealer>,
         messenger: super::messenger::Messenger,
+        passkeys: PasskeyService,
     ) -> Self {
-        Self { store, clock, auth, sealer, messenger }
+        Self { store, clock, auth, sealer, messenger, passkeys }
+    }
+
+    /// Starts a passkey registration: for the signed-in user, a user enrolling from a
+    /// challenge, or a new account (`Anonymous` with an email).
+    pub async fn passkey_register_begin(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        caller: PasskeyCaller,
+    ) -> Result<Ceremony, ServiceError> {
+        let registrant = match caller {
+            PasskeyCaller::Bearer(token) => Registrant::User(self.auth.me(tenant, &token).await?.0),
+            PasskeyCaller::Challenge(token) => {
+                Registrant::Enrolling(self.caller(tenant, &Caller::Challenge(token)).await?.0)
+            }
+            PasskeyCaller::Anonymous { email: Some(email), name } => Registrant::Signup { email, name },
+            PasskeyCaller::Anonymous { email: None, .. } => {
+                return Err(ServiceError::invalid("email", "is required to sign up with a passkey (or sign in first)"));
+            }
+        };
+        self.passkeys.register_begin(tenant, ctx, registrant).await
+    }
+
+    /// Finishes a passkey registration begun by the same caller. Enrolling from a
+    /// challenge completes the sign-in; a sign-up signs in (or asks for what is missing).
+    pub async fn passkey_register_finish(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        caller: PasskeyCaller,
+        ceremony_id: &str,
+        credential: serde_json::Value,
+        name: Option<String>,
+    ) -> Result<PasskeyRegistration, ServiceError> {
+        let (user, challenge) = match &caller {
+            PasskeyCaller::Bearer(token) => (Some(self.auth.me(tenant, token).await?.0), None),
+            PasskeyCaller::Challenge(token) => {
+                let (user, secret) = self.caller(tenant, &Caller::Challenge(token.clone())).await?;
+                (Some(user), secret)
+            }
+            PasskeyCaller::Anonymous { .. } => (None, None),
+        };
+        let registered = self
+            .passkeys
+            .register_finish(tenant, ctx, user.as_ref(), challenge.is_some(), ceremony_id, credential, name)
+            .await?;
+        if let (Some(secret), Some(user)) = (challenge, user) {
+            let amr = amr_with(&secret, registered.method);
+            let tokens = self.complete(tenant, ctx, &secret, user, &amr, "passkey_enrollment").await?;
+            return Ok(PasskeyRegistration::SignedIn(registered.passkey, Box::new(tokens)));
+        }
+        Ok(match registered.signup {
+            None => PasskeyRegistration::Stored(registered.passkey),
+            Some(SignupOutcome::SignedIn(tokens)) => PasskeyRegistration::SignedIn(registered.passkey, tokens),
+            Some(SignupOutcome::MfaRequired(c)) => PasskeyRegistration::MfaRequired(registered.passkey, c),
+            Some(SignupOutcome::VerificationRequired) => PasskeyRegistration::VerificationRequired(registered.passkey),
+        })
+    }
+
+    /// Starts a passkey assertion: a sign-in (anonymous), a second factor for a
+    /// challenge's user, or a step-up for the signed-in user.
+    pub async fn passkey_assertion_begin(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        caller: PasskeyCaller,
+    ) -> Result<Ceremony, ServiceError> {
+        let purpose = match caller {
+            PasskeyCaller::Bearer(token) => AssertionFor::User(Box::new(self.auth.me(tenant, &token).await?.0)),
+            PasskeyCaller::Challenge(token) => {
+                let (secret, user) = self.challenge(tenant, &token).await?;
+                if secret.data["enroll"] == serde_json::Value::Bool(true) {
+                    return Err(ServiceError::Forbidden("enroll a second factor first (passkeys/register/begin)"));
+                }
+                AssertionFor::User(Box::new(user))
+            }
+            PasskeyCaller::Anonymous { email, .. } => AssertionFor::SignIn(email),
+        };
+        self.passkeys.assertion_begin(tenant, ctx, purpose).await
     }
 
     /// The notice of a factor change, to queue with the change.
@@ -332,6 +452,9 @@ impl MfaService {
                 self.messenger.queued();
                 Ok("rc")
             }
+            Factor::Passkey { ceremony_id, credential } => {
+                self.passkeys.verify_factor(tenant, ctx, user, ceremony_id, credential.clone()).await
+            }
         }
     }
 
@@ -452,9 +575,9 @@ impl MfaService {
         let (user, _, session) = self.auth.signed_in(tenant, access_token).await?;
         let subject = format!("user:{}", user.id);
         self.auth.limit_by(tenant, ctx, "mfa_verify", &subject, 10, StdDuration::from_secs(300)).await?;
-        let totp_enabled = self.store.get_totp(&tenant.id, &user.id).await?.is_some_and(|f| f.enabled_at.is_some());
+        let has_factor = self.store.second_factors(&tenant.id, &user.id).await?.any();
         let method = match proof {
-            StepUpProof::Password(_) if totp_enabled => {
+            StepUpProof::Password(_) if has_factor => {
                 return Err(ServiceError::Forbidden("this account steps up with its second factor"));
             }
             StepUpProof::Password(password) => {
@@ -466,11 +589,11 @@ impl MfaService {
         self.auth.issue_step_up(tenant, ctx, &user, &session, method).await
     }
 
-    /// Whether the user has TOTP enabled, and how many recovery codes are left.
-    pub async fn status(&self, tenant: &Tenant, access_token: &str) -> Result<(bool, u32), ServiceError> {
+    /// The user's second factors, and how many recovery codes are left.
+    pub async fn status(&self, tenant: &Tenant, access_token: &str) -> Result<(SecondFactors, u32), ServiceError> {
         let (user, _) = self.auth.me(tenant, access_token).await?;
-        let enabled = self.store.get_totp(&tenant.id, &user.id).await?.is_some_and(|f| f.enabled_at.is_some());
-        Ok((enabled, self.store.count_recovery_codes(&tenant.id, &user.id).await?))
+        let factors = self.store.second_factors(&tenant.id, &user.id).await?;
+        Ok((factors, self.store.count_recovery_codes(&tenant.id, &user.id).await?))
     }
 }
 
@@ -519,13 +642,25 @@ pub async fn challenge_for(
     amr: &[&str],
     now: time::OffsetDateTime,
 ) -> Result<Option<(OneTimeSecret, Challenge)>, ServiceError> {
-    if tenant.settings.mfa == MfaPolicy::Off {
+    // A first factor that is multi-factor itself (a user-verified passkey) needs no other.
+    if tenant.settings.mfa == MfaPolicy::Off || amr.contains(&"mfa") {
         return Ok(None);
     }
-    let enabled = store.get_totp(&tenant.id, &user.id).await?.is_some_and(|f| f.enabled_at.is_some());
-    let enroll = !enabled && tenant.settings.mfa == MfaPolicy::Required;
-    if !enabled && !enroll {
+    let have = store.second_factors(&tenant.id, &user.id).await?;
+    let passkey_first = amr.iter().any(|m| *m == "hwk" || *m == "swk");
+    let mut factors = Vec::new();
+    if have.totp {
+        factors.extend(["totp", "recovery_code"]);
+    }
+    if have.passkeys > 0 && !passkey_first {
+        factors.push("passkey");
+    }
+    let enroll = factors.is_empty() && tenant.settings.mfa == MfaPolicy::Required;
+    if factors.is_empty() && !enroll {
         return Ok(None);
+    }
+    if enroll {
+        factors = vec!["totp", "passkey"];
     }
     let token = generate_secret(MFA_TOKEN_PREFIX);
     let secret = OneTimeSecret {
@@ -543,7 +678,6 @@ pub async fn challenge_for(
         expires_at: now + CHALLENGE_TTL,
         consumed_at: None,
     };
-    let factors = if enroll { vec!["totp"] } else { vec!["totp", "recovery_code"] };
     Ok(Some((secret, Challenge { mfa_token: token.value, factors, enrollment_required: enroll })))
 }
 

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod messenger;
 pub mod mfa;
 pub mod outbox;
+pub mod passkeys;
 pub mod passwordless;
 pub mod qr_login;
 pub mod secret_keys;
@@ -27,6 +28,7 @@ pub use keys::KeyService;
 pub use messenger::Messenger;
 pub use mfa::MfaService;
 pub use outbox::OutboxService;
+pub use passkeys::PasskeyService;
 pub use passwordless::PasswordlessService;
 pub use qr_login::QrLoginService;
 pub use secret_keys::SecretKeyService;
@@ -86,6 +88,8 @@ pub struct Services {
     pub outbox: OutboxService,
     /// Second factors.
     pub mfa: MfaService,
+    /// Passkeys.
+    pub passkeys: PasskeyService,
     /// Cross-device sign-in by QR code.
     pub qr_login: QrLoginService,
 }
@@ -122,7 +126,7 @@ impl Services {
         let tenant_cache = tenants::TenantCache::default();
         let auth = AuthService::new(auth::AuthDeps {
             store: store.clone(),
-            ephemeral,
+            ephemeral: ephemeral.clone(),
             clock: clock.clone(),
             audit: audit.clone(),
             hasher: config.password_hasher.clone(),
@@ -141,13 +145,30 @@ impl Services {
         );
         let passwordless = PasswordlessService::new(store.clone(), clock.clone(), auth.clone(), messenger.clone());
         let qr_login = QrLoginService::new(store.clone(), clock.clone(), auth.clone(), &public_url);
-        let mfa = MfaService::new(store.clone(), clock.clone(), auth.clone(), sealer.clone(), messenger.clone());
+        let passkeys = PasskeyService::new(
+            store.clone(),
+            ephemeral,
+            clock.clone(),
+            auth.clone(),
+            messenger.clone(),
+            sealer.clone(),
+            &public_url,
+        );
+        let mfa = MfaService::new(
+            store.clone(),
+            clock.clone(),
+            auth.clone(),
+            sealer.clone(),
+            messenger.clone(),
+            passkeys.clone(),
+        );
         Self {
             templates: TemplateService::new(store.clone(), clock.clone(), audit.clone(), overrides),
             outbox: OutboxService::new(store.clone(), audit.clone(), messenger.clone()),
             verification,
             passwordless,
             mfa,
+            passkeys,
             qr_login,
             messenger,
             auth,

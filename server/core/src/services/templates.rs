@@ -458,6 +458,30 @@ fn copy(kind: MessageKind, de: bool) -> (&'static str, &'static str, &'static st
             "",
             "Soeben wurde einer Ihrer Wiederherstellungscodes für Ihr Konto bei {{ product_name }} benutzt.\nWenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.\n",
         ),
+        (K::PasskeyAdded, false) => (
+            "A passkey was added to your {{ product_name }} account",
+            "A new passkey can now sign in to your account. If this was not you, remove it and contact support at once.",
+            "",
+            "A new passkey can now sign in to your {{ product_name }} account.\nIf this was not you, remove it and contact support at once.\n",
+        ),
+        (K::PasskeyAdded, true) => (
+            "Ein Passkey wurde Ihrem Konto bei {{ product_name }} hinzugefügt",
+            "Ein neuer Passkey kann sich jetzt bei Ihrem Konto anmelden. Wenn Sie das nicht waren, entfernen Sie ihn und wenden Sie sich sofort an den Support.",
+            "",
+            "Ein neuer Passkey kann sich jetzt bei Ihrem Konto bei {{ product_name }} anmelden.\nWenn Sie das nicht waren, entfernen Sie ihn und wenden Sie sich sofort an den Support.\n",
+        ),
+        (K::PasskeyRemoved, false) => (
+            "A passkey was removed from your {{ product_name }} account",
+            "A passkey can no longer sign in to your account. If this was not you, reset your password and contact support at once.",
+            "",
+            "A passkey can no longer sign in to your {{ product_name }} account.\nIf this was not you, reset your password and contact support at once.\n",
+        ),
+        (K::PasskeyRemoved, true) => (
+            "Ein Passkey wurde aus Ihrem Konto bei {{ product_name }} entfernt",
+            "Ein Passkey kann sich nicht mehr bei Ihrem Konto anmelden. Wenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.",
+            "",
+            "Ein Passkey kann sich nicht mehr bei Ihrem Konto bei {{ product_name }} anmelden.\nWenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.\n",
+        ),
         (K::RecoveryCodesRegenerated, false) => (
             "New recovery codes for your {{ product_name }} account",
             "Your recovery codes were replaced; the old ones no longer work. If this was not you, contact support at once.",
@@ -541,6 +565,8 @@ mod tests {
                         | MessageKind::MfaDisabled
                         | MessageKind::RecoveryCodeUsed
                         | MessageKind::RecoveryCodesRegenerated
+                        | MessageKind::PasskeyAdded
+                        | MessageKind::PasskeyRemoved
                 );
                 assert!(carries || notice, "{kind:?} {lang}");
                 assert!(m.text.contains("Acme <b>"), "{kind:?} {lang}");
