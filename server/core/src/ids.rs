@@ -149,6 +149,16 @@ define_id!(
     PasskeyId,
     "pkey"
 );
+define_id!(
+    /// An organization inside a tenant.
+    OrganizationId,
+    "org"
+);
+define_id!(
+    /// An invitation to an organization.
+    InvitationId,
+    "inv"
+);
 
 #[cfg(test)]
 mod tests {

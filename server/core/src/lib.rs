@@ -15,6 +15,7 @@ pub mod error;
 pub mod ids;
 pub mod messaging;
 pub mod mfa;
+pub mod org;
 pub mod page;
 pub mod passkey;
 pub mod password;

@@ -74,11 +74,13 @@ pub enum MessageKind {
     PasskeyAdded,
     /// Tells the user a passkey was removed from their account.
     PasskeyRemoved,
+    /// Invites an address to join an organization.
+    Invitation,
 }
 
 impl MessageKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::VerifyEmail,
         Self::PasswordReset,
         Self::PasswordResetDone,
@@ -94,6 +96,7 @@ impl MessageKind {
         Self::RecoveryCodesRegenerated,
         Self::PasskeyAdded,
         Self::PasskeyRemoved,
+        Self::Invitation,
     ];
 
     /// Stored and URL form.
@@ -114,6 +117,7 @@ impl MessageKind {
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
+            Self::Invitation => "invitation",
         }
     }
 

@@ -29,6 +29,9 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
+    /// The organization its tokens are scoped to (an org session from
+    /// `organizations/{org_id}/token`); removing the member revokes it.
+    pub org_id: Option<crate::ids::OrganizationId>,
 }
 
 impl Session {

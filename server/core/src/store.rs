@@ -4,11 +4,15 @@
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
-use crate::ids::{AdminTokenId, MessageId, PasskeyId, SecretKeyId, SessionId, TenantId, UserId};
+use crate::ids::{
+    AdminTokenId, InvitationId, MessageId, OrganizationId, PasskeyId, SecretKeyId, SessionId, TenantId, UserId,
+};
 use crate::messaging::{
     DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, TemplateOverride,
+    UserWrite,
 };
 use crate::mfa::TotpFactor;
+use crate::org::{Invitation, Membership, Organization, Role};
 use crate::page::{Page, PageRequest};
 use crate::passkey::{Passkey, PasskeyUse, SecondFactors};
 use crate::secret::SecretHash;
@@ -513,6 +517,156 @@ pub trait PasskeyStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Which organizations to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgFilter {
+    /// Only the direct children of this organization.
+    pub parent_id: Option<OrganizationId>,
+    /// Only this organization's descendants (all levels).
+    pub subtree_of: Option<OrganizationId>,
+}
+
+/// An accepted invitation and everything it changes, stored in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Acceptance<'a> {
+    /// The invitation (must still be pending at `now`).
+    pub invitation_id: &'a InvitationId,
+    /// When.
+    pub now: OffsetDateTime,
+    /// A new account (sign-up by invitation) or the existing one's changes.
+    pub user: UserWrite<'a>,
+    /// The membership to create.
+    pub membership: &'a Membership,
+    /// A session to start, with its first refresh token.
+    pub session: Option<(&'a Session, &'a RefreshToken)>,
+    /// The event.
+    pub event: &'a AuditEvent,
+}
+
+/// Organizations, members, roles and invitations.
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Creates an organization (and its first owner, if given). `NotFound` when the parent
+    /// or the owner does not exist; `Conflict{organizations_tenant_id_slug_key}`.
+    async fn create_org(
+        &self,
+        tenant_id: &TenantId,
+        org: &Organization,
+        owner: Option<&Membership>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// One organization.
+    async fn get_org(&self, tenant_id: &TenantId, id: &OrganizationId) -> Result<Organization, StoreError>;
+    /// Organizations by id, a page at a time.
+    async fn list_orgs(
+        &self,
+        tenant_id: &TenantId,
+        filter: &OrgFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Organization>, StoreError>;
+    /// Overwrites slug, name, logo and metadata.
+    async fn update_org(&self, tenant_id: &TenantId, org: &Organization, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes an organization with its members and invitations, revoking its sessions;
+    /// `Conflict{organizations_has_children}` while it has sub-organizations.
+    async fn delete_org(
+        &self,
+        tenant_id: &TenantId,
+        id: &OrganizationId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Adds a member; `Conflict{org_members_pkey}` if already one, `NotFound` if the user
+    /// or organization does not exist.
+    async fn add_member(&self, tenant_id: &TenantId, member: &Membership, event: &AuditEvent)
+    -> Result<(), StoreError>;
+    /// A user's membership of an organization.
+    async fn get_member(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        user_id: &UserId,
+    ) -> Result<Option<Membership>, StoreError>;
+    /// Members by user id, a page at a time.
+    async fn list_members(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        page: &PageRequest,
+    ) -> Result<Page<Membership>, StoreError>;
+    /// Changes a member's role; `Conflict{last_owner}` if that would leave no owner.
+    async fn change_member_role(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        user_id: &UserId,
+        role: &str,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Removes a member and revokes their sessions bound to the organization;
+    /// `Conflict{last_owner}` for the last owner.
+    async fn remove_member(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        user_id: &UserId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The user's organizations with their memberships.
+    async fn list_user_memberships(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> Result<Vec<(Organization, Membership)>, StoreError>;
+    /// Creates (`Conflict{org_roles_pkey}`) or replaces (`NotFound`) a custom role.
+    async fn put_role(
+        &self,
+        tenant_id: &TenantId,
+        role: &Role,
+        create: bool,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The tenant's custom roles, by key.
+    async fn list_roles(&self, tenant_id: &TenantId) -> Result<Vec<Role>, StoreError>;
+    /// Deletes a custom role; `Conflict{org_roles_in_use}` while members or pending
+    /// invitations hold it.
+    async fn delete_role(&self, tenant_id: &TenantId, key: &str, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Stores an invitation with its message; older pending invitations of the same
+    /// address to the same organization are revoked.
+    async fn create_invitation(
+        &self,
+        tenant_id: &TenantId,
+        invitation: &Invitation,
+        messages: &[OutboxMessage],
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// The organization's invitations, newest first.
+    async fn list_invitations(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// A pending invitation by the hash of its token.
+    async fn find_invitation_by_token(
+        &self,
+        tenant_id: &TenantId,
+        token_hash: &SecretHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError>;
+    /// Revokes a pending invitation; `NotFound` if there is none.
+    async fn revoke_invitation(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        id: &InvitationId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Accepts a pending invitation with all its effects, or nothing: `NotFound` when it
+    /// was accepted, revoked or expired meanwhile (of parallel acceptances one wins).
+    async fn accept_invitation(&self, tenant_id: &TenantId, acceptance: &Acceptance<'_>) -> Result<(), StoreError>;
+}
+
 /// Everything a storage backend provides.
 #[async_trait]
 pub trait Store:
@@ -526,6 +680,7 @@ pub trait Store:
     + MessagingStore
     + MfaStore
     + PasskeyStore
+    + OrgStore
     + std::fmt::Debug
 {
     /// Checks the database answers.

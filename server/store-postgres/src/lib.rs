@@ -13,6 +13,7 @@ mod credentials;
 mod error;
 mod messaging;
 mod mfa;
+mod orgs;
 mod passkeys;
 mod sessions;
 mod signing_keys;

@@ -14,7 +14,7 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
 const COLUMNS: &str =
-    "id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent, revoked_at";
+    "id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent, revoked_at, org_id";
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
@@ -32,6 +32,12 @@ fn decode(row: &PgRow) -> Result<Session, StoreError> {
         ip: row.try_get("ip").map_err(map_err)?,
         user_agent: row.try_get("user_agent").map_err(map_err)?,
         revoked_at: row.try_get("revoked_at").map_err(map_err)?,
+        org_id: row
+            .try_get::<Option<String>, _>("org_id")
+            .map_err(map_err)?
+            .map(|o| o.parse())
+            .transpose()
+            .map_err(|_| corrupt("org_id"))?,
     })
 }
 
@@ -57,8 +63,8 @@ pub(crate) async fn insert_refresh(
 
 pub(crate) async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &Session) -> Result<(), StoreError> {
     sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent, org_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(session.id.as_str())
         .bind(tenant_id.as_str())
@@ -70,6 +76,7 @@ pub(crate) async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &
         .bind(serde_json::json!(session.amr))
         .bind(&session.ip)
         .bind(&session.user_agent)
+        .bind(session.org_id.as_ref().map(|o| o.as_str()))
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -182,7 +189,7 @@ impl SessionStore for PgStore {
         // The user comes with the token (the caller needs it for the new access token).
         let row = sqlx::query(&format!(
             "SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
-                    s.ip, s.user_agent, s.revoked_at, rt.expires_at AS token_expires_at,
+                    s.ip, s.user_agent, s.revoked_at, s.org_id, rt.expires_at AS token_expires_at,
                     rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed, {}
              FROM refresh_tokens rt JOIN sessions s ON s.tenant_id = rt.tenant_id AND s.id = rt.session_id
              JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id

@@ -14,6 +14,8 @@ pub mod mfa_api;
 pub mod middleware;
 pub mod oauth2;
 pub mod ops;
+pub mod orgs;
+pub mod orgs_api;
 pub mod pagination;
 pub mod passkeys_api;
 pub mod passwordless_api;
@@ -44,6 +46,7 @@ use utoipa_axum::routes;
         (name = "secret-keys", description = "Tenant secret keys (sk_…) for server-side access to one tenant"),
         (name = "admin-tokens", description = "Operator API tokens (gh_admin_…)"),
         (name = "users", description = "A tenant's users"),
+        (name = "organizations", description = "A tenant's organizations, members, roles and invitations"),
         (name = "signing-keys", description = "Token signing keys of a tenant"),
         (name = "audit", description = "The append-only audit log"),
         (name = "messages", description = "Email and SMS a tenant's users are sent: delivery status, dev outbox, templates"),
@@ -80,6 +83,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
         .routes(routes!(users::create_user_import))
+        .routes(routes!(orgs::create_organization, orgs::list_organizations))
+        .routes(routes!(orgs::get_organization, orgs::update_organization, orgs::delete_organization))
+        .routes(routes!(orgs::create_member, orgs::list_members))
+        .routes(routes!(orgs::update_member, orgs::delete_member))
+        .routes(routes!(orgs::create_check))
+        .routes(routes!(orgs::create_invitation, orgs::list_invitations))
+        .routes(routes!(orgs::create_invitation_resend))
+        .routes(routes!(orgs::delete_invitation))
+        .routes(routes!(orgs::list_roles, orgs::create_role))
+        .routes(routes!(orgs::update_role, orgs::delete_role))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_keys))
         .routes(routes!(audit::list_audit_events))
@@ -118,6 +131,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys_api::create_passkey_login_finish))
         .routes(routes!(passkeys_api::list_passkeys))
         .routes(routes!(passkeys_api::update_passkey, passkeys_api::delete_passkey))
+        .routes(routes!(orgs_api::list_my_organizations))
+        .routes(routes!(orgs_api::create_org_token))
+        .routes(routes!(orgs_api::create_invitation_accept))
         .routes(routes!(qr_api::create_qr_start))
         .routes(routes!(qr_api::create_qr_inspect))
         .routes(routes!(qr_api::create_qr_approve))

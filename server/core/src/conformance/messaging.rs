@@ -132,6 +132,7 @@ pub async fn parallel_redemptions_have_exactly_one_winner(store: &dyn Store) {
                 ip: None,
                 user_agent: None,
                 revoked_at: None,
+                org_id: None,
             };
             let refresh = crate::session::RefreshToken {
                 hash: generate_secret("rt_").hash,

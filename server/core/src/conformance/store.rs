@@ -567,6 +567,7 @@ async fn signed_in(store: &dyn Store, name: &str) -> (Tenant, User, Session, Sec
         ip: Some("198.51.100.7".into()),
         user_agent: Some("Firefox ✓".into()),
         revoked_at: None,
+        org_id: None,
     };
     let (first, hash) = refresh(Duration::days(7));
     store.create_session(&t.id, &session, &first, &event("login.success", Some(&t.id))).await.unwrap();

@@ -658,6 +658,7 @@ impl AuthService {
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
             revoked_at: None,
+            org_id: None,
         };
         let (first, secret) = self.new_refresh_token(tenant, now);
         (session, first, secret)
@@ -791,6 +792,20 @@ impl AuthService {
     }
 
     async fn access_token(&self, tenant: &Tenant, user: &User, session: &Session) -> Result<String, ServiceError> {
+        // An org session's tokens carry the organization and the member's current role;
+        // a member who left gets none.
+        let org = match &session.org_id {
+            Some(org_id) => {
+                let member =
+                    self.store.get_member(&tenant.id, org_id, &user.id).await?.ok_or(ServiceError::InvalidToken)?;
+                let org = self.store.get_org(&tenant.id, org_id).await.map_err(|_| ServiceError::InvalidToken)?;
+                let permissions = super::orgs::role_permissions(self.store.as_ref(), &tenant.id, &member.role)
+                    .await?
+                    .unwrap_or_default();
+                Some((org, member.role, permissions))
+            }
+            None => None,
+        };
         let now = self.clock.now().unix_timestamp();
         let claims = AccessClaims {
             iss: self.issuer(tenant),
@@ -806,10 +821,10 @@ impl AuthService {
             amr: session.amr.clone(),
             auth_time: session.auth_time.unix_timestamp(),
             acr: Some(if session.amr.iter().any(|m| m == "mfa") { "aal2" } else { "aal1" }.to_owned()),
-            org_id: None,
-            org_slug: None,
-            org_role: None,
-            permissions: Vec::new(),
+            org_id: org.as_ref().map(|(o, _, _)| o.id.to_string()),
+            org_slug: org.as_ref().map(|(o, _, _)| o.slug.clone()),
+            org_role: org.as_ref().map(|(_, role, _)| role.clone()),
+            permissions: org.map(|(_, _, p)| p).unwrap_or_default(),
         };
         self.keys.signer(tenant).await?.sign(&claims)
     }

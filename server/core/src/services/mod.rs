@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod keys;
 pub mod messenger;
 pub mod mfa;
+pub mod orgs;
 pub mod outbox;
 pub mod passkeys;
 pub mod passwordless;
@@ -27,6 +28,7 @@ pub use authenticate::Authenticator;
 pub use keys::KeyService;
 pub use messenger::Messenger;
 pub use mfa::MfaService;
+pub use orgs::OrgService;
 pub use outbox::OutboxService;
 pub use passkeys::PasskeyService;
 pub use passwordless::PasswordlessService;
@@ -90,6 +92,8 @@ pub struct Services {
     pub mfa: MfaService,
     /// Passkeys.
     pub passkeys: PasskeyService,
+    /// Organizations, members, roles, invitations.
+    pub orgs: OrgService,
     /// Cross-device sign-in by QR code.
     pub qr_login: QrLoginService,
 }
@@ -168,6 +172,13 @@ impl Services {
             verification,
             passwordless,
             mfa,
+            orgs: OrgService::new(
+                store.clone(),
+                clock.clone(),
+                auth.clone(),
+                messenger.clone(),
+                config.password_hasher.clone(),
+            ),
             passkeys,
             qr_login,
             messenger,

@@ -38,6 +38,8 @@ pub struct TemplateVars {
     pub email: Option<String>,
     /// The new address (email change).
     pub new_email: Option<String>,
+    /// The organization (invitations).
+    pub org_name: Option<String>,
 }
 
 impl TemplateVars {
@@ -148,6 +150,7 @@ pub fn check(kind: MessageKind, source: &TemplateSource) -> Result<(), ServiceEr
         expires_minutes: Some(15),
         email: Some("user@example.com".into()),
         new_email: Some("new@example.com".into()),
+        org_name: Some("Example Org".into()),
         ..TemplateVars::default()
     };
     let mut errors = Vec::new();
@@ -457,6 +460,18 @@ fn copy(kind: MessageKind, de: bool) -> (&'static str, &'static str, &'static st
             "Soeben wurde einer Ihrer Wiederherstellungscodes für Ihr Konto benutzt. Wenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.",
             "",
             "Soeben wurde einer Ihrer Wiederherstellungscodes für Ihr Konto bei {{ product_name }} benutzt.\nWenn Sie das nicht waren, setzen Sie Ihr Passwort zurück und wenden Sie sich sofort an den Support.\n",
+        ),
+        (K::Invitation, false) => (
+            "You are invited to join {{ org_name }} on {{ product_name }}",
+            "You are invited to join <strong>{{ org_name }}</strong>. <a href=\"{{ link }}\">Accept the invitation</a>; it expires in {{ expires_minutes // 1440 }} days.",
+            "",
+            "You are invited to join {{ org_name }} on {{ product_name }}.\nAccept the invitation: {{ link }}\nIt expires in {{ expires_minutes // 1440 }} days. If you did not expect it, ignore this message.\n",
+        ),
+        (K::Invitation, true) => (
+            "Einladung zu {{ org_name }} bei {{ product_name }}",
+            "Sie sind eingeladen, <strong>{{ org_name }}</strong> beizutreten. <a href=\"{{ link }}\">Einladung annehmen</a>; sie verfällt in {{ expires_minutes // 1440 }} Tagen.",
+            "",
+            "Sie sind eingeladen, {{ org_name }} bei {{ product_name }} beizutreten.\nEinladung annehmen: {{ link }}\nSie verfällt in {{ expires_minutes // 1440 }} Tagen. Wenn Sie sie nicht erwartet haben, ignorieren Sie diese Nachricht.\n",
         ),
         (K::PasskeyAdded, false) => (
             "A passkey was added to your {{ product_name }} account",
