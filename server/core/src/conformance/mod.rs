@@ -11,6 +11,7 @@
 pub mod ephemeral;
 pub mod messaging;
 pub mod mfa;
+pub mod orgs;
 pub mod passkeys;
 pub mod store;
 
@@ -65,6 +66,20 @@ macro_rules! store_conformance_tests {
             passkey_counters_only_advance_and_rows_are_scoped,
             credential_ids_are_unique_everywhere_and_sign_ups_are_atomic,
         );
+        $crate::store_conformance_tests!(@orgs $make;
+            organizations_nest_and_list_by_subtree,
+            the_last_owner_stays_and_removal_ends_org_sessions,
+            invitations_are_accepted_once,
+        );
+    };
+    (@orgs $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $make().await;
+                $crate::conformance::orgs::$name(store.as_ref()).await;
+            }
+        )*
     };
     (@passkeys $make:path; $($name:ident),* $(,)?) => {
         $(
