@@ -141,6 +141,8 @@ pub struct Config {
     /// How often the delivery worker looks for due messages (it is also woken at once
     /// when this replica queues one).
     pub delivery_poll: std::time::Duration,
+    /// The name server for domain-verification lookups; `None`: the system's.
+    pub dns_resolver: Option<std::net::SocketAddr>,
 }
 
 /// The SMS provider.
@@ -195,6 +197,7 @@ pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_SMS_WEBHOOK_URL",
     "GATEHOUSE_SMS_WEBHOOK_SECRET",
     "GATEHOUSE_DELIVERY_POLL_MS",
+    "GATEHOUSE_DNS_RESOLVER",
 ];
 
 impl Config {
@@ -330,7 +333,14 @@ impl Config {
             60_000,
             "GATEHOUSE_DELIVERY_POLL_MS",
         )? as u64);
+        let dns_resolver = get("GATEHOUSE_DNS_RESOLVER")
+            .map(|v| {
+                v.parse::<std::net::SocketAddr>()
+                    .map_err(|_| err("GATEHOUSE_DNS_RESOLVER", format!("{v:?} is not an address such as 127.0.0.1:53")))
+            })
+            .transpose()?;
         Ok(Self {
+            dns_resolver,
             mail_from,
             sms,
             delivery_poll,

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod dns;
 pub mod http;
 pub mod openapi;
 pub mod startup;

@@ -132,6 +132,7 @@ pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Pre
             password_hasher: PasswordHasher::new(config.argon2, hash_concurrency())?,
             sealer: Arc::new(Sealer::new(&master_key.0)?),
             public_url: config.public_url.as_str().to_owned(),
+            resolver: Arc::new(crate::dns::HickoryTxt::new(config.dns_resolver)?),
         },
     );
     let bootstrap_token =

@@ -28,6 +28,7 @@ async fn a_due_tenant_rotates_once_and_a_manual_one_never() {
                 .unwrap(),
             sealer: Arc::new(Sealer::new(&[3u8; 32]).unwrap()),
             public_url: "http://127.0.0.1:8080".into(),
+            resolver: Arc::new(gatehouse_server::dns::HickoryTxt::new(None).unwrap()),
         },
     );
     let op = Principal::BreakGlass.operator().unwrap();

@@ -58,6 +58,9 @@ pub enum ServiceError {
     /// counter, user verification, attestation policy); the text says which check.
     #[error("passkey rejected: {0}")]
     PasskeyRejected(&'static str),
+    /// The domain's TXT record was not found (or does not carry the token).
+    #[error("domain not verified")]
+    DomainNotVerified,
     /// The tenant requires a verified email before sign-in completes.
     #[error("email not verified")]
     EmailNotVerified,

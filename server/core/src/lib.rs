@@ -10,6 +10,7 @@ pub mod argon_memory;
 pub mod audit;
 pub mod clock;
 pub mod credentials;
+pub mod dns;
 pub mod ephemeral;
 pub mod error;
 pub mod ids;

@@ -31,12 +31,82 @@ pub struct Organization {
     pub parent_id: Option<OrganizationId>,
     /// 0 for a root organization, the parent's depth + 1 otherwise.
     pub depth: u32,
+    /// What users with a verified email at one of its verified domains may do.
+    pub domain_join: DomainJoin,
+    /// The role such users join with.
+    pub domain_join_role: String,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// What a verified domain does for users with a verified email there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainJoin {
+    /// Nothing.
+    #[default]
+    Off,
+    /// They join automatically when their email is verified (and may join on request).
+    AutoJoin,
+    /// The organization is offered to them (`organizations/discoverable`); they join on request.
+    Offer,
+}
+
+impl DomainJoin {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::AutoJoin => "auto_join",
+            Self::Offer => "offer",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Off, Self::AutoJoin, Self::Offer].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// A domain claimed by an organization, proven by a DNS TXT record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrgDomain {
+    /// The organization.
+    pub org_id: OrganizationId,
+    /// The domain (lowercase).
+    pub domain: String,
+    /// The value to publish in a TXT record at `_gatehouse-challenge.<domain>`.
+    pub verification_token: String,
+    /// When the record was found.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+    /// When it was claimed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The DNS name whose TXT records prove a domain.
+pub fn challenge_name(domain: &str) -> String {
+    format!("_gatehouse-challenge.{domain}")
+}
+
+/// Checks a domain name: lowercase labels of letters, digits and `-`, at least two.
+pub fn check_domain(domain: &str) -> Result<(), FieldError> {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok { Ok(()) } else { Err(FieldError::new("domain", "must be a lowercase domain name such as example.com")) }
 }
 
 /// A user's membership of an organization: one role each.

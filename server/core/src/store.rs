@@ -12,7 +12,7 @@ use crate::messaging::{
     UserWrite,
 };
 use crate::mfa::TotpFactor;
-use crate::org::{Invitation, Membership, Organization, Role};
+use crate::org::{Invitation, Membership, OrgDomain, Organization, Role};
 use crate::page::{Page, PageRequest};
 use crate::passkey::{Passkey, PasskeyUse, SecondFactors};
 use crate::secret::SecretHash;
@@ -665,6 +665,35 @@ pub trait OrgStore: Send + Sync {
     /// Accepts a pending invitation with all its effects, or nothing: `NotFound` when it
     /// was accepted, revoked or expired meanwhile (of parallel acceptances one wins).
     async fn accept_invitation(&self, tenant_id: &TenantId, acceptance: &Acceptance<'_>) -> Result<(), StoreError>;
+    /// Claims a domain for an organization (unverified); `Conflict{org_domains_pkey}` if
+    /// it already claimed it, `NotFound` without the organization.
+    async fn add_domain(&self, tenant_id: &TenantId, domain: &OrgDomain, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The organization's domains.
+    async fn list_domains(&self, tenant_id: &TenantId, org_id: &OrganizationId) -> Result<Vec<OrgDomain>, StoreError>;
+    /// Marks a claimed domain verified; `Conflict{org_domains_verified_key}` when another
+    /// organization of the tenant verified it first.
+    async fn verify_domain(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        domain: &str,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Removes a domain claim.
+    async fn delete_domain(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        domain: &str,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Organizations with this verified domain whose `domain_join` is not `off`.
+    async fn orgs_by_verified_domain(
+        &self,
+        tenant_id: &TenantId,
+        domain: &str,
+    ) -> Result<Vec<Organization>, StoreError>;
 }
 
 /// Everything a storage backend provides.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{InvitationId, OrganizationId, TenantId, UserId};
 use gatehouse_core::messaging::{OutboxMessage, UserWrite};
-use gatehouse_core::org::{Invitation, Membership, OWNER, Organization, Role};
+use gatehouse_core::org::{DomainJoin, Invitation, Membership, OWNER, OrgDomain, Organization, Role};
 use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{Acceptance, OrgFilter, OrgStore, StoreError};
@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
-const ORG_COLUMNS: &str = "id, slug, name, logo_url, metadata, parent_id, depth, created_at, updated_at";
+const ORG_COLUMNS: &str =
+    "id, slug, name, logo_url, metadata, parent_id, depth, created_at, updated_at, domain_join, domain_join_role";
 const INVITATION_COLUMNS: &str =
     "id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at";
 
@@ -47,6 +48,9 @@ fn decode_org(row: &SqliteRow) -> Result<Organization, StoreError> {
             .transpose()
             .map_err(|_| corrupt("parent_id"))?,
         depth: u32::try_from(row.try_get::<i64, _>("depth").map_err(map_err)?).map_err(|_| corrupt("depth"))?,
+        domain_join: DomainJoin::parse(&row.try_get::<String, _>("domain_join").map_err(map_err)?)
+            .ok_or_else(|| corrupt("domain_join"))?,
+        domain_join_role: row.try_get("domain_join_role").map_err(map_err)?,
         created_at: dec(row.try_get("created_at").map_err(map_err)?)?,
         updated_at: dec(row.try_get("updated_at").map_err(map_err)?)?,
     })
@@ -84,6 +88,16 @@ fn decode_invitation(row: &SqliteRow) -> Result<Invitation, StoreError> {
         expires_at: dec(row.try_get("expires_at").map_err(map_err)?)?,
         accepted_at: dec_opt(row.try_get("accepted_at").map_err(map_err)?)?,
         revoked_at: dec_opt(row.try_get("revoked_at").map_err(map_err)?)?,
+    })
+}
+
+fn decode_domain(row: &SqliteRow) -> Result<OrgDomain, StoreError> {
+    Ok(OrgDomain {
+        org_id: parse(row, "org_id")?,
+        domain: row.try_get("domain").map_err(map_err)?,
+        verification_token: row.try_get("verification_token").map_err(map_err)?,
+        verified_at: dec_opt(row.try_get("verified_at").map_err(map_err)?)?,
+        created_at: dec(row.try_get("created_at").map_err(map_err)?)?,
     })
 }
 
@@ -165,7 +179,7 @@ impl OrgStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(&format!(
             "INSERT INTO organizations (tenant_id, {ORG_COLUMNS})
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
              WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND deleted_at IS NULL)
                AND (?7 IS NULL OR EXISTS (SELECT 1 FROM organizations WHERE tenant_id = ?1 AND id = ?7))"
         ))
@@ -179,6 +193,8 @@ impl OrgStore for SqliteStore {
         .bind(i64::from(org.depth))
         .bind(enc(org.created_at))
         .bind(enc(org.updated_at))
+        .bind(org.domain_join.as_str())
+        .bind(&org.domain_join_role)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -235,7 +251,8 @@ impl OrgStore for SqliteStore {
     async fn update_org(&self, tenant_id: &TenantId, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE organizations SET slug = ?3, name = ?4, logo_url = ?5, metadata = ?6, updated_at = ?7
+            "UPDATE organizations SET slug = ?3, name = ?4, logo_url = ?5, metadata = ?6, updated_at = ?7,
+                                      domain_join = ?8, domain_join_role = ?9
              WHERE tenant_id = ?1 AND id = ?2",
         )
         .bind(tenant_id.as_str())
@@ -245,6 +262,8 @@ impl OrgStore for SqliteStore {
         .bind(&org.logo_url)
         .bind(org.metadata.to_string())
         .bind(enc(org.updated_at))
+        .bind(org.domain_join.as_str())
+        .bind(&org.domain_join_role)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -400,6 +419,7 @@ impl OrgStore for SqliteStore {
     ) -> Result<Vec<(Organization, Membership)>, StoreError> {
         let rows = sqlx::query(
             "SELECT o.id, o.slug, o.name, o.logo_url, o.metadata, o.parent_id, o.depth, o.created_at, o.updated_at,
+                    o.domain_join, o.domain_join_role,
                     m.org_id, m.user_id, m.role, m.created_at AS member_created_at
              FROM org_members m JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.org_id
              WHERE m.tenant_id = ?1 AND m.user_id = ?2 ORDER BY o.id",
@@ -619,5 +639,111 @@ impl OrgStore for SqliteStore {
         }
         insert_event(&mut tx, a.event).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn add_domain(&self, tenant_id: &TenantId, d: &OrgDomain, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "INSERT INTO org_domains (tenant_id, org_id, domain, verification_token, verified_at, created_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM organizations WHERE tenant_id = ?1 AND id = ?2)",
+        )
+        .bind(tenant_id.as_str())
+        .bind(d.org_id.as_str())
+        .bind(&d.domain)
+        .bind(&d.verification_token)
+        .bind(d.verified_at.map(enc))
+        .bind(enc(d.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| named(map_err(e), "org_domains"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_domains(&self, tenant_id: &TenantId, org_id: &OrganizationId) -> Result<Vec<OrgDomain>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT org_id, domain, verification_token, verified_at, created_at FROM org_domains
+             WHERE tenant_id = ?1 AND org_id = ?2 ORDER BY domain",
+        )
+        .bind(tenant_id.as_str())
+        .bind(org_id.as_str())
+        .fetch_all(self.reader())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(decode_domain).collect()
+    }
+
+    async fn verify_domain(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        domain: &str,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE org_domains SET verified_at = COALESCE(verified_at, ?4)
+             WHERE tenant_id = ?1 AND org_id = ?2 AND domain = ?3",
+        )
+        .bind(tenant_id.as_str())
+        .bind(org_id.as_str())
+        .bind(domain)
+        .bind(enc(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Conflict { .. } => StoreError::Conflict { constraint: "org_domains_verified_key".into() },
+            other => other,
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_domain(
+        &self,
+        tenant_id: &TenantId,
+        org_id: &OrganizationId,
+        domain: &str,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM org_domains WHERE tenant_id = ?1 AND org_id = ?2 AND domain = ?3")
+            .bind(tenant_id.as_str())
+            .bind(org_id.as_str())
+            .bind(domain)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn orgs_by_verified_domain(
+        &self,
+        tenant_id: &TenantId,
+        domain: &str,
+    ) -> Result<Vec<Organization>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations
+             WHERE tenant_id = ?1 AND domain_join <> 'off'
+               AND id IN (SELECT org_id FROM org_domains WHERE tenant_id = ?1 AND domain = ?2 AND verified_at IS NOT NULL)
+             ORDER BY id"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(domain)
+        .fetch_all(self.reader())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(decode_org).collect()
     }
 }

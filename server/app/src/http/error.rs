@@ -37,6 +37,8 @@ pub enum ErrorCode {
     InvalidCode,
     /// A passkey registration or assertion failed verification; `detail` names the check.
     PasskeyRejected,
+    /// The domain's TXT record was not found: publish it, then verify again.
+    DomainNotVerified,
     /// The tenant requires a verified email address before sign-in completes.
     EmailNotVerified,
     /// A sensitive action needs a recent sign-in: get a step-up token first.
@@ -74,6 +76,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InvalidCode => "invalid_code",
             Self::PasskeyRejected => "passkey_rejected",
+            Self::DomainNotVerified => "domain_not_verified",
             Self::EmailNotVerified => "email_not_verified",
             Self::StepUpRequired => "step_up_required",
             Self::Forbidden => "forbidden",
@@ -94,7 +97,8 @@ impl ErrorCode {
             | Self::InvalidQuery
             | Self::InvalidCursor
             | Self::InvalidCode
-            | Self::PasskeyRejected => StatusCode::BAD_REQUEST,
+            | Self::PasskeyRejected
+            | Self::DomainNotVerified => StatusCode::BAD_REQUEST,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -123,6 +127,7 @@ impl ErrorCode {
             Self::InvalidToken => "Invalid token",
             Self::InvalidCode => "Invalid, expired or used link or code",
             Self::PasskeyRejected => "Passkey rejected",
+            Self::DomainNotVerified => "Domain not verified",
             Self::EmailNotVerified => "Email address not verified",
             Self::StepUpRequired => "Recent authentication required",
             Self::Forbidden => "Not allowed",
@@ -230,6 +235,10 @@ impl From<ServiceError> for ApiError {
                 "this action needs a recent sign-in: get a step-up token at /auth/step-up and send it as X-Step-Up-Token",
             ),
             ServiceError::PasskeyRejected(why) => ApiError::new(ErrorCode::PasskeyRejected, why),
+            ServiceError::DomainNotVerified => ApiError::new(
+                ErrorCode::DomainNotVerified,
+                "no TXT record with the verification token at _gatehouse-challenge.<domain> yet",
+            ),
             ServiceError::EmailNotVerified => ApiError::new(
                 ErrorCode::EmailNotVerified,
                 "confirm your email address first; a new confirmation message can be requested",

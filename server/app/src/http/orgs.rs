@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gatehouse_core::ids::{InvitationId, OrganizationId, TenantId, UserId};
-use gatehouse_core::org::{Invitation, Membership, Organization, Role};
+use gatehouse_core::org::{DomainJoin, Invitation, Membership, OrgDomain, Organization, Role, challenge_name};
 use gatehouse_core::services::orgs::{NewOrg, OrgPatch};
 use gatehouse_core::store::OrgFilter;
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,10 @@ pub struct CreateOrgRequest {
     pub parent_id: Option<OrganizationId>,
     /// A user of the tenant to make its first owner.
     pub owner_user_id: Option<UserId>,
+    /// What its verified domains do: `off` (default), `auto_join` or `offer`.
+    pub domain_join: Option<DomainJoin>,
+    /// The role users join with through a domain (default `member`).
+    pub domain_join_role: Option<String>,
 }
 
 /// Creates an organization.
@@ -97,6 +101,8 @@ pub async fn create_organization(
         metadata: body.metadata,
         parent_id: body.parent_id,
         owner_user_id: body.owner_user_id,
+        domain_join: body.domain_join,
+        domain_join_role: body.domain_join_role,
     };
     Ok((StatusCode::CREATED, Json(state.services.orgs.create(&access, &ctx, input).await?)))
 }
@@ -158,6 +164,10 @@ pub struct UpdateOrgRequest {
     /// New metadata (replaces the old).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// New domain policy.
+    pub domain_join: Option<DomainJoin>,
+    /// New role for domain joins.
+    pub domain_join_role: Option<String>,
 }
 
 /// Changes an organization.
@@ -172,7 +182,14 @@ pub async fn update_organization(
     ApiJson(body): ApiJson<UpdateOrgRequest>,
 ) -> ApiResult<Json<Organization>> {
     let access = principal.tenant(&path.tenant_id)?;
-    let patch = OrgPatch { slug: body.slug, name: body.name, logo_url: body.logo_url, metadata: body.metadata };
+    let patch = OrgPatch {
+        slug: body.slug,
+        name: body.name,
+        logo_url: body.logo_url,
+        metadata: body.metadata,
+        domain_join: body.domain_join,
+        domain_join_role: body.domain_join_role,
+    };
     Ok(Json(state.services.orgs.update(&access, &ctx, &path.org_id, patch).await?))
 }
 
@@ -476,5 +493,134 @@ pub async fn delete_role(
 ) -> ApiResult<StatusCode> {
     let access = principal.tenant(&path.tenant_id)?;
     state.services.orgs.delete_role(&access, &ctx, &path.key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Path of one domain.
+#[derive(Debug, Deserialize)]
+pub struct DomainPath {
+    /// Tenant id.
+    pub tenant_id: TenantId,
+    /// Organization id.
+    pub org_id: OrganizationId,
+    /// The domain.
+    pub domain: String,
+}
+
+/// The DNS record that proves a domain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DomainVerification {
+    /// Always `TXT`.
+    #[serde(rename = "type")]
+    pub record_type: &'static str,
+    /// Where to publish it.
+    pub name: String,
+    /// What to publish.
+    pub value: String,
+}
+
+/// A domain of an organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DomainResponse {
+    /// The domain.
+    pub domain: String,
+    /// When the record was found (`null` until then).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<time::OffsetDateTime>,
+    /// The record to publish.
+    pub verification: DomainVerification,
+}
+
+impl From<OrgDomain> for DomainResponse {
+    fn from(d: OrgDomain) -> Self {
+        Self {
+            verification: DomainVerification {
+                record_type: "TXT",
+                name: challenge_name(&d.domain),
+                value: d.verification_token,
+            },
+            domain: d.domain,
+            verified_at: d.verified_at,
+        }
+    }
+}
+
+/// Body of `POST …/domains`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddDomainRequest {
+    /// The domain, e.g. `example.com`.
+    pub domain: String,
+}
+
+/// Claims a domain: answers the TXT record to publish before verifying.
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/organizations/{org_id}/domains", tag = "organizations",
+    security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("org_id" = OrganizationId, Path)), request_body = AddDomainRequest,
+    responses((status = 201, body = DomainResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_domain(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<OrgPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<AddDomainRequest>,
+) -> ApiResult<(StatusCode, Json<DomainResponse>)> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let domain = state.services.orgs.add_domain(&access, &ctx, &path.org_id, &body.domain).await?;
+    Ok((StatusCode::CREATED, Json(domain.into())))
+}
+
+/// The organization's domains.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DomainList {
+    /// By domain.
+    pub data: Vec<DomainResponse>,
+    /// Always `null`.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists the organization's domains.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/organizations/{org_id}/domains", tag = "organizations",
+    security(("bearer" = [])), params(("tenant_id" = TenantId, Path), ("org_id" = OrganizationId, Path)),
+    responses((status = 200, body = DomainList), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_domains(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<OrgPath>,
+    Auth(principal): Auth,
+) -> ApiResult<Json<DomainList>> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let data = state.services.orgs.domains(&access, &path.org_id).await?.into_iter().map(Into::into).collect();
+    Ok(Json(DomainList { data, next_cursor: None }))
+}
+
+/// Looks up the TXT record now and marks the domain verified when it is there
+/// (`400 domain_not_verified` otherwise; `409` when another organization verified it).
+#[utoipa::path(post, path = "/v1/tenants/{tenant_id}/organizations/{org_id}/domains/{domain}/verify", tag = "organizations",
+    security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("org_id" = OrganizationId, Path), ("domain" = String, Path)),
+    responses((status = 200, body = DomainResponse), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_domain_verify(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<DomainPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+) -> ApiResult<Json<DomainResponse>> {
+    let access = principal.tenant(&path.tenant_id)?;
+    Ok(Json(state.services.orgs.verify_domain(&access, &ctx, &path.org_id, &path.domain).await?.into()))
+}
+
+/// Removes a domain claim.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/organizations/{org_id}/domains/{domain}", tag = "organizations",
+    security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("org_id" = OrganizationId, Path), ("domain" = String, Path)),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_domain(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<DomainPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+) -> ApiResult<StatusCode> {
+    let access = principal.tenant(&path.tenant_id)?;
+    state.services.orgs.delete_domain(&access, &ctx, &path.org_id, &path.domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

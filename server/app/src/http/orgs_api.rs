@@ -154,3 +154,40 @@ pub async fn create_invitation_accept(
         }
     }
 }
+
+/// Organizations the user may join through their verified email's domain.
+#[utoipa::path(get, path = "/t/{t}/auth/organizations/discoverable", tag = "auth",
+    params(("t" = String, Path, description = "Tenant slug")), security(("bearer" = [])),
+    responses((status = 200, body = DiscoverableList), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_discoverable_organizations(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TenantSlugPath>,
+    AccessToken(token): AccessToken,
+) -> ApiResult<Json<DiscoverableList>> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    let data = state.services.orgs.discoverable(&tenant, &token).await?;
+    Ok(Json(DiscoverableList { data, next_cursor: None }))
+}
+
+/// Organizations open to the user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscoverableList {
+    /// By id.
+    pub data: Vec<Organization>,
+    /// Always `null`.
+    pub next_cursor: Option<String>,
+}
+
+/// Joins an organization open to the user's verified email domain.
+#[utoipa::path(post, path = "/t/{t}/auth/organizations/{org_id}/join", tag = "auth",
+    params(("t" = String, Path, description = "Tenant slug"), ("org_id" = OrganizationId, Path)), security(("bearer" = [])),
+    responses((status = 201, body = Membership), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_org_join(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<MyOrgPath>,
+    Ctx(ctx): Ctx,
+    AccessToken(token): AccessToken,
+) -> ApiResult<(StatusCode, Json<Membership>)> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    Ok((StatusCode::CREATED, Json(state.services.orgs.join(&tenant, &ctx, &token, &path.org_id).await?)))
+}

@@ -70,6 +70,7 @@ macro_rules! store_conformance_tests {
             organizations_nest_and_list_by_subtree,
             the_last_owner_stays_and_removal_ends_org_sessions,
             invitations_are_accepted_once,
+            verified_domains_belong_to_one_organization,
         );
     };
     (@orgs $make:path; $($name:ident),* $(,)?) => {

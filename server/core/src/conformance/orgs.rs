@@ -21,6 +21,8 @@ fn org(slug: &str, parent: Option<&Organization>) -> Organization {
         metadata: serde_json::json!({ "plan": "gold" }),
         parent_id: parent.map(|p| p.id.clone()),
         depth: parent.map_or(0, |p| p.depth + 1),
+        domain_join: crate::org::DomainJoin::Off,
+        domain_join_role: "member".into(),
         created_at: at,
         updated_at: at,
     }
@@ -216,4 +218,41 @@ pub async fn invitations_are_accepted_once(store: &dyn Store) {
     assert!(listed.iter().any(|i| i.id == old.id && i.revoked_at.is_some()));
     let ev = event("invitation.revoke", Some(&t.id));
     assert_eq!(store.revoke_invitation(&t.id, &o.id, &inv.id, now(), &ev).await, Err(StoreError::NotFound));
+}
+
+/// A domain is verified by one organization per tenant; only verified domains of
+/// organizations whose policy is not `off` are found for joining.
+pub async fn verified_domains_belong_to_one_organization(store: &dyn Store) {
+    let t = tenant("domains");
+    store.create_tenant(&t, &event("tenant.create", Some(&t.id))).await.unwrap();
+    let ev = |action: &str| event(action, Some(&t.id));
+    let open = Organization { domain_join: crate::org::DomainJoin::Offer, ..org("open", None) };
+    let closed = org("closed", None);
+    for o in [&open, &closed] {
+        store.create_org(&t.id, o, None, &ev("organization.create")).await.unwrap();
+    }
+    let claim = |o: &Organization, domain: &str| crate::org::OrgDomain {
+        org_id: o.id.clone(),
+        domain: domain.into(),
+        verification_token: "gatehouse-domain-verification=x".into(),
+        verified_at: None,
+        created_at: now(),
+    };
+    store.add_domain(&t.id, &claim(&open, "example.com"), &ev("d")).await.unwrap();
+    store.add_domain(&t.id, &claim(&closed, "example.com"), &ev("d")).await.unwrap();
+    let pkey = Err(StoreError::Conflict { constraint: "org_domains_pkey".into() });
+    assert_eq!(store.add_domain(&t.id, &claim(&open, "example.com"), &ev("d")).await, pkey);
+    assert!(store.orgs_by_verified_domain(&t.id, "example.com").await.unwrap().is_empty(), "not verified yet");
+    store.verify_domain(&t.id, &open.id, "example.com", now(), &ev("v")).await.unwrap();
+    let taken = Err(StoreError::Conflict { constraint: "org_domains_verified_key".into() });
+    assert_eq!(store.verify_domain(&t.id, &closed.id, "example.com", now(), &ev("v")).await, taken);
+    let found: Vec<_> =
+        store.orgs_by_verified_domain(&t.id, "example.com").await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(found, vec![open.id.clone()]);
+    assert!(store.list_domains(&t.id, &open.id).await.unwrap()[0].verified_at.is_some());
+    store.delete_domain(&t.id, &open.id, "example.com", &ev("x")).await.unwrap();
+    assert_eq!(store.delete_domain(&t.id, &open.id, "example.com", &ev("x")).await, Err(StoreError::NotFound));
+    // The other organization may verify it now; its policy `off` keeps it out of joins.
+    store.verify_domain(&t.id, &closed.id, "example.com", now(), &ev("v")).await.unwrap();
+    assert!(store.orgs_by_verified_domain(&t.id, "example.com").await.unwrap().is_empty());
 }

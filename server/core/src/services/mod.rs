@@ -111,6 +111,8 @@ pub struct ServiceConfig {
     pub sealer: Arc<crate::signing::Sealer>,
     /// `GATEHOUSE_PUBLIC_URL`.
     pub public_url: String,
+    /// TXT lookups for domain verification.
+    pub resolver: Arc<dyn crate::dns::TxtResolver>,
 }
 
 impl Services {
@@ -178,6 +180,7 @@ impl Services {
                 auth.clone(),
                 messenger.clone(),
                 config.password_hasher.clone(),
+                config.resolver.clone(),
             ),
             passkeys,
             qr_login,

@@ -228,7 +228,9 @@ impl VerificationService {
         user.updated_at = now;
         let event =
             AuditEvent::by_user(now, ctx, "email.verified", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
-        self.redeem(tenant, &secret, UserWrite::Update(&user), None, &[], &event).await
+        self.redeem(tenant, &secret, UserWrite::Update(&user), None, &[], &event).await?;
+        // A verified address at an organization's verified domain may join it at once.
+        super::orgs::auto_join(self.store.as_ref(), tenant, ctx, &user, now).await
     }
 
     async fn redeem(
