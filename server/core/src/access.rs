@@ -5,6 +5,85 @@ use crate::audit::{ActorType, AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::ids::{AdminTokenId, EventId, SecretKeyId, TenantId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What an operator may do, by role (issue 6's operator roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorRole {
+    /// Everything, including operator tokens and accounts.
+    #[default]
+    Owner,
+    /// Reads, changes, secrets, signing keys and the audit log.
+    SecurityAdmin,
+    /// Reads and changes tenants' users, organizations and settings.
+    SupportAdmin,
+    /// Reads only (tenants and their usage).
+    BillingAdmin,
+    /// Reads and the audit log.
+    ReadOnlyAuditor,
+}
+
+/// A class of management action, checked against the caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Reading resources.
+    Read,
+    /// Creating, changing and deleting resources.
+    Write,
+    /// Issuing or revoking credentials (secret keys) and reading message bodies.
+    Secrets,
+    /// Rotating signing keys.
+    Keys,
+    /// Reading the audit log.
+    Audit,
+    /// Managing operator tokens and accounts.
+    Operators,
+}
+
+impl OperatorRole {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::SecurityAdmin => "security_admin",
+            Self::SupportAdmin => "support_admin",
+            Self::BillingAdmin => "billing_admin",
+            Self::ReadOnlyAuditor => "read_only_auditor",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Owner, Self::SecurityAdmin, Self::SupportAdmin, Self::BillingAdmin, Self::ReadOnlyAuditor]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    /// Whether the role allows a class of action.
+    pub fn allows(self, cap: Capability) -> bool {
+        use Capability::*;
+        match self {
+            Self::Owner => true,
+            Self::SecurityAdmin => matches!(cap, Read | Write | Secrets | Keys | Audit),
+            Self::SupportAdmin => matches!(cap, Read | Write),
+            Self::BillingAdmin => matches!(cap, Read),
+            Self::ReadOnlyAuditor => matches!(cap, Read | Audit),
+        }
+    }
+}
+
+fn denied(cap: Capability) -> ServiceError {
+    ServiceError::Forbidden(match cap {
+        Capability::Read => "this role may not read here",
+        Capability::Write => "this role may not change anything",
+        Capability::Secrets => "this role may not handle secrets",
+        Capability::Keys => "this role may not rotate signing keys",
+        Capability::Audit => "this role may not read the audit log",
+        Capability::Operators => "only operator owners manage operators",
+    })
+}
 
 /// An authenticated management-API caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +96,8 @@ pub enum Principal {
         id: AdminTokenId,
         /// Reachable tenants; `None` means all.
         tenant_scope: Option<Vec<TenantId>>,
+        /// What it may do there.
+        role: OperatorRole,
     },
     /// A tenant secret key: its own tenant only.
     SecretKey {
@@ -53,6 +134,21 @@ impl Principal {
             Self::AdminToken { tenant_scope, .. } => tenant_scope.clone(),
             Self::SecretKey { tenant_id, .. } => Some(vec![tenant_id.clone()]),
         }
+    }
+
+    /// Whether the caller may do this class of thing at all (a secret key may do
+    /// everything in its tenant except manage operators).
+    pub fn allows(&self, cap: Capability) -> bool {
+        match self {
+            Self::BreakGlass => true,
+            Self::AdminToken { role, .. } => role.allows(cap),
+            Self::SecretKey { .. } => cap != Capability::Operators,
+        }
+    }
+
+    /// Refuses unless the caller's role allows `cap`.
+    pub fn require(&self, cap: Capability) -> Result<(), ServiceError> {
+        if self.allows(cap) { Ok(()) } else { Err(denied(cap)) }
     }
 
     /// A handle on one tenant. Outside the caller's reach the tenant is reported as
@@ -120,6 +216,12 @@ impl TenantAccess {
     pub fn principal(&self) -> &Principal {
         &self.principal
     }
+
+    /// The handle, if the caller's role allows `cap` (else `Forbidden`).
+    pub fn require(&self, cap: Capability) -> Result<&Self, ServiceError> {
+        self.principal.require(cap)?;
+        Ok(self)
+    }
 }
 
 /// Proof that the caller is an unrestricted operator.
@@ -132,6 +234,12 @@ impl OperatorAccess {
     /// The caller.
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+
+    /// The handle, if the caller's role allows `cap` (else `Forbidden`).
+    pub fn require(&self, cap: Capability) -> Result<&Self, ServiceError> {
+        self.principal.require(cap)?;
+        Ok(self)
     }
 }
 
@@ -152,10 +260,32 @@ mod tests {
     #[test]
     fn a_scoped_operator_token_reaches_only_listed_tenants() {
         let listed = TenantId::generate();
-        let token = Principal::AdminToken { id: AdminTokenId::generate(), tenant_scope: Some(vec![listed.clone()]) };
+        let token = Principal::AdminToken {
+            id: AdminTokenId::generate(),
+            tenant_scope: Some(vec![listed.clone()]),
+            role: OperatorRole::Owner,
+        };
         assert!(token.tenant(&listed).is_ok());
         assert!(token.tenant(&TenantId::generate()).is_err());
         assert!(token.operator().is_err());
         assert!(Principal::BreakGlass.operator().is_ok());
+    }
+
+    #[test]
+    fn roles_allow_their_classes_only() {
+        use Capability::*;
+        let all = [Read, Write, Secrets, Keys, Audit, Operators];
+        let allowed = |role: OperatorRole| all.iter().filter(|c| role.allows(**c)).count();
+        assert_eq!(allowed(OperatorRole::Owner), 6);
+        assert_eq!(allowed(OperatorRole::SecurityAdmin), 5);
+        assert!(!OperatorRole::SecurityAdmin.allows(Operators));
+        assert!(OperatorRole::SupportAdmin.allows(Write) && !OperatorRole::SupportAdmin.allows(Secrets));
+        assert!(OperatorRole::ReadOnlyAuditor.allows(Audit) && !OperatorRole::ReadOnlyAuditor.allows(Write));
+        assert_eq!(allowed(OperatorRole::BillingAdmin), 1);
+        for role in ["owner", "security_admin", "support_admin", "billing_admin", "read_only_auditor"] {
+            assert_eq!(OperatorRole::parse(role).unwrap().as_str(), role);
+        }
+        let key = Principal::SecretKey { id: SecretKeyId::generate(), tenant_id: TenantId::generate() };
+        assert!(key.allows(Secrets) && !key.allows(Operators));
     }
 }

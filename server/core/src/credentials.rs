@@ -48,6 +48,8 @@ pub struct AdminTokenRecord {
     pub hash: SecretHash,
     /// Tenants it may act on; `None` means every tenant and operator-level actions.
     pub tenant_scope: Option<Vec<TenantId>>,
+    /// What it may do.
+    pub role: crate::access::OperatorRole,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last successful use (updated at most once a minute).

@@ -15,7 +15,8 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.name, k.display_prefix, k.secret_hash, k.created_at, k.last_used_at, k.expires_at, k.revoked_at";
-const TOKEN_COLUMNS: &str = "id, name, display_prefix, secret_hash, tenant_scope, created_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str =
+    "id, name, display_prefix, secret_hash, tenant_scope, created_at, last_used_at, revoked_at, role";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt credential row: {what}"))
@@ -38,6 +39,8 @@ fn decode_key(row: &SqliteRow) -> Result<SecretKeyRecord, StoreError> {
 fn decode_token(row: &SqliteRow) -> Result<AdminTokenRecord, StoreError> {
     let scope: Option<String> = row.try_get("tenant_scope").map_err(map_err)?;
     Ok(AdminTokenRecord {
+        role: gatehouse_core::access::OperatorRole::parse(&row.try_get::<String, _>("role").map_err(map_err)?)
+            .ok_or_else(|| corrupt("role"))?,
         id: row.try_get::<String, _>("id").map_err(map_err)?.parse().map_err(|_| corrupt("id"))?,
         name: row.try_get("name").map_err(map_err)?,
         display_prefix: row.try_get("display_prefix").map_err(map_err)?,
@@ -226,8 +229,8 @@ async fn insert_token(
         .transpose()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO admin_tokens (id, name, display_prefix, secret_hash, tenant_scope, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO admin_tokens (id, name, display_prefix, secret_hash, tenant_scope, created_at, role)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .bind(token.id.as_str())
     .bind(&token.name)
@@ -235,6 +238,7 @@ async fn insert_token(
     .bind(token.hash.as_str())
     .bind(scope)
     .bind(enc(token.created_at))
+    .bind(token.role.as_str())
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;

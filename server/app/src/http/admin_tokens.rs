@@ -8,6 +8,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use gatehouse_core::access::OperatorRole;
 use gatehouse_core::credentials::AdminTokenRecord;
 use gatehouse_core::ids::{AdminTokenId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub struct AdminToken {
     pub prefix: String,
     /// Tenants it may act on; `null` means all tenants and operator-level actions.
     pub tenant_ids: Option<Vec<TenantId>>,
+    /// What it may do: `owner`, `security_admin`, `support_admin`, `billing_admin`,
+    /// `read_only_auditor`.
+    pub role: OperatorRole,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -46,6 +50,7 @@ impl From<AdminTokenRecord> for AdminToken {
             name: r.name,
             prefix: r.display_prefix,
             tenant_ids: r.tenant_scope,
+            role: r.role,
             created_at: r.created_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
@@ -64,6 +69,9 @@ pub struct CreateAdminTokenRequest {
     pub name: Option<String>,
     /// Restrict the token to these tenants; omit for an unrestricted token.
     pub tenant_ids: Option<Vec<TenantId>>,
+    /// Its role (default `owner`).
+    #[serde(default)]
+    pub role: OperatorRole,
 }
 
 /// Path of one token.
@@ -84,7 +92,7 @@ pub async fn create_admin_token(
     ApiJson(body): ApiJson<CreateAdminTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<AdminToken>)> {
     let op = principal.operator()?;
-    let issued = state.services.admin_tokens.create(&op, &ctx, body.name, body.tenant_ids).await?;
+    let issued = state.services.admin_tokens.create(&op, &ctx, body.name, body.tenant_ids, body.role).await?;
     let token = AdminToken { secret: Some(issued.secret.expose().to_owned()), ..issued.record.into() };
     Ok((StatusCode::CREATED, Json(token)))
 }

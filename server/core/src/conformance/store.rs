@@ -73,6 +73,7 @@ fn key_for(tenant_id: &TenantId) -> (SecretKeyRecord, String) {
 fn admin_token(scope: Option<Vec<TenantId>>) -> (AdminTokenRecord, String) {
     let generated = generate_secret("gh_admin_");
     let record = AdminTokenRecord {
+        role: crate::access::OperatorRole::Owner,
         id: AdminTokenId::generate(),
         name: "automation".into(),
         display_prefix: generated.display_prefix,

@@ -2,7 +2,7 @@
 
 use super::AuditLog;
 use super::secret_keys::check_key_name;
-use crate::access::OperatorAccess;
+use crate::access::{Capability, OperatorAccess, OperatorRole};
 use crate::audit::{ActorType, AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::credentials::AdminTokenRecord;
@@ -46,7 +46,9 @@ impl AdminTokenService {
         ctx: &RequestContext,
         name: Option<String>,
         tenant_scope: Option<Vec<TenantId>>,
+        role: OperatorRole,
     ) -> Result<IssuedAdminToken, ServiceError> {
+        op.require(Capability::Operators)?;
         let name = check_key_name(name)?;
         if let Some(scope) = &tenant_scope {
             if scope.is_empty() || scope.len() > 100 {
@@ -58,7 +60,8 @@ impl AdminTokenService {
                 }
             }
         }
-        let issued = self.issue(name, tenant_scope);
+        let mut issued = self.issue(name, tenant_scope);
+        issued.record.role = role;
         let target = Some(("admin_token", issued.record.id.as_str()));
         let event = self.audit.change(op.principal(), ctx, "admin_token.create", None, target);
         self.store.create_admin_token(&issued.record, &event).await?;
@@ -72,6 +75,7 @@ impl AdminTokenService {
         ctx: &RequestContext,
         page: &PageRequest,
     ) -> Result<Page<AdminTokenRecord>, ServiceError> {
+        op.require(Capability::Operators)?;
         let tokens = self.store.list_admin_tokens(page).await?;
         self.audit.read(op.principal(), ctx, "admin_token.list", None, None).await?;
         Ok(tokens)
@@ -84,6 +88,7 @@ impl AdminTokenService {
         ctx: &RequestContext,
         token_id: &AdminTokenId,
     ) -> Result<(), ServiceError> {
+        op.require(Capability::Operators)?;
         let target = Some(("admin_token", token_id.as_str()));
         let event = self.audit.change(op.principal(), ctx, "admin_token.revoke", None, target);
         self.store
@@ -122,6 +127,7 @@ impl AdminTokenService {
             display_prefix: generated.display_prefix,
             hash: generated.hash,
             tenant_scope,
+            role: OperatorRole::Owner,
             created_at: self.clock.now(),
             last_used_at: None,
             revoked_at: None,

@@ -6,7 +6,7 @@
 //! caller waits until its event is committed. Under load many reads share a commit; no
 //! event is ever acknowledged before it is stored.
 
-use crate::access::Principal;
+use crate::access::{Capability, Principal};
 use crate::audit::{AuditEvent, AuditQuery, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
@@ -104,9 +104,11 @@ impl AuditLog {
         filter: AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>, ServiceError> {
+        // Out of reach is "not found" before anything else, as on every tenant route.
         if let Some(tenant_id) = &filter.tenant_id {
             principal.tenant(tenant_id)?;
         }
+        principal.require(Capability::Audit)?;
         let query = AuditQuery {
             tenant_id: filter.tenant_id,
             tenant_scope: principal.tenant_scope(),

@@ -52,7 +52,7 @@ impl Authenticator {
             if token.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL) {
                 self.store.touch_admin_token(&token.id, now).await?;
             }
-            return Ok(Principal::AdminToken { id: token.id, tenant_scope: token.tenant_scope });
+            return Ok(Principal::AdminToken { id: token.id, tenant_scope: token.tenant_scope, role: token.role });
         }
         Err(ServiceError::Unauthenticated)
     }

@@ -4,7 +4,7 @@
 //! are parsed for verification once per cached key set.
 
 use super::AuditLog;
-use crate::access::TenantAccess;
+use crate::access::{Capability, TenantAccess};
 use crate::audit::{ActorType, AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::error::ServiceError;
@@ -128,6 +128,7 @@ impl KeyService {
         access: &TenantAccess,
         ctx: &RequestContext,
     ) -> Result<Vec<SigningKeyRecord>, ServiceError> {
+        access.require(Capability::Read)?;
         let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let keys = self.load_published(&tenant).await?;
         self.audit.read(access.principal(), ctx, "signing_key.list", Some(&tenant.id), None).await?;
@@ -136,6 +137,7 @@ impl KeyService {
 
     /// Rotates through the management API.
     pub async fn rotate(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<SigningKeyId, ServiceError> {
+        access.require(Capability::Keys)?;
         let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let event = self.audit.change(access.principal(), ctx, "signing_key.rotate", Some(&tenant.id), None);
         self.rotate_with_event(&tenant, event).await

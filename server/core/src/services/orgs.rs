@@ -9,7 +9,7 @@
 use super::auth::{AuthService, LoginOutcome, TokenSet};
 use super::messenger::Messenger;
 use super::templates::TemplateVars;
-use crate::access::TenantAccess;
+use crate::access::{Capability, TenantAccess};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::dns::TxtResolver;
@@ -215,6 +215,7 @@ impl OrgService {
         ctx: &RequestContext,
         input: NewOrg,
     ) -> Result<Organization, ServiceError> {
+        access.require(Capability::Write)?;
         self.tenant(access).await?;
         let tenant_id = access.tenant_id();
         let mut errors = Vec::new();
@@ -273,6 +274,7 @@ impl OrgService {
 
     /// One organization.
     pub async fn get(&self, access: &TenantAccess, id: &OrganizationId) -> Result<Organization, ServiceError> {
+        access.require(Capability::Read)?;
         self.store.get_org(access.tenant_id(), id).await.map_err(ServiceError::from_store("organization"))
     }
 
@@ -283,6 +285,7 @@ impl OrgService {
         filter: &OrgFilter,
         page: &PageRequest,
     ) -> Result<Page<Organization>, ServiceError> {
+        access.require(Capability::Read)?;
         self.tenant(access).await?;
         for id in [&filter.parent_id, &filter.subtree_of].into_iter().flatten() {
             self.get(access, id).await?;
@@ -298,6 +301,7 @@ impl OrgService {
         id: &OrganizationId,
         patch: OrgPatch,
     ) -> Result<Organization, ServiceError> {
+        access.require(Capability::Write)?;
         let mut org = self.get(access, id).await?;
         let mut errors = Vec::new();
         if let Some(slug) = patch.slug {
@@ -345,6 +349,7 @@ impl OrgService {
         ctx: &RequestContext,
         id: &OrganizationId,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let event = self.event(access, ctx, "organization.delete", ("organization", id.as_str()));
         self.store
             .delete_org(access.tenant_id(), id, self.clock.now(), &event)
@@ -361,6 +366,7 @@ impl OrgService {
         user_id: &UserId,
         role: &str,
     ) -> Result<Membership, ServiceError> {
+        access.require(Capability::Write)?;
         self.get(access, org_id).await?;
         self.known_role(access.tenant_id(), role).await?;
         let member = Membership {
@@ -385,6 +391,7 @@ impl OrgService {
         org_id: &OrganizationId,
         page: &PageRequest,
     ) -> Result<Page<Membership>, ServiceError> {
+        access.require(Capability::Read)?;
         self.get(access, org_id).await?;
         Ok(self.store.list_members(access.tenant_id(), org_id, page).await?)
     }
@@ -398,6 +405,7 @@ impl OrgService {
         user_id: &UserId,
         role: &str,
     ) -> Result<Membership, ServiceError> {
+        access.require(Capability::Write)?;
         self.known_role(access.tenant_id(), role).await?;
         let mut event = self.event(access, ctx, "organization.member_role_change", ("organization", org_id.as_str()));
         event.data = serde_json::json!({ "user_id": user_id, "role": role });
@@ -419,6 +427,7 @@ impl OrgService {
         org_id: &OrganizationId,
         user_id: &UserId,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let mut event = self.event(access, ctx, "organization.member_remove", ("organization", org_id.as_str()));
         event.data = serde_json::json!({ "user_id": user_id });
         self.store
@@ -429,6 +438,7 @@ impl OrgService {
 
     /// Built-in and custom roles.
     pub async fn roles(&self, access: &TenantAccess) -> Result<Vec<Role>, ServiceError> {
+        access.require(Capability::Read)?;
         self.tenant(access).await?;
         let mut roles = org::built_in_roles();
         roles.extend(self.store.list_roles(access.tenant_id()).await?);
@@ -443,6 +453,7 @@ impl OrgService {
         role: Role,
         create: bool,
     ) -> Result<Role, ServiceError> {
+        access.require(Capability::Write)?;
         if org::built_in_role(&role.key).is_some() {
             return Err(ServiceError::Forbidden("built-in roles cannot be changed"));
         }
@@ -479,6 +490,7 @@ impl OrgService {
         ctx: &RequestContext,
         key: &str,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         if org::built_in_role(key).is_some() {
             return Err(ServiceError::Forbidden("built-in roles cannot be deleted"));
         }
@@ -494,6 +506,7 @@ impl OrgService {
         user_id: &UserId,
         permission: &str,
     ) -> Result<PermissionCheck, ServiceError> {
+        access.require(Capability::Read)?;
         org::check_permission(permission).map_err(|why| ServiceError::invalid("permission", &why))?;
         self.get(access, org_id).await?;
         let Some(member) = self.store.get_member(access.tenant_id(), org_id, user_id).await? else {
@@ -524,6 +537,7 @@ impl OrgService {
         email: &str,
         role: &str,
     ) -> Result<Invitation, ServiceError> {
+        access.require(Capability::Write)?;
         let tenant = self.tenant(access).await?;
         let org = self.get(access, org_id).await?;
         let email = Email::parse(email).map_err(|why| ServiceError::invalid("email", &why))?;
@@ -567,6 +581,7 @@ impl OrgService {
         access: &TenantAccess,
         org_id: &OrganizationId,
     ) -> Result<Vec<Invitation>, ServiceError> {
+        access.require(Capability::Read)?;
         self.get(access, org_id).await?;
         Ok(self.store.list_invitations(access.tenant_id(), org_id).await?)
     }
@@ -580,6 +595,7 @@ impl OrgService {
         org_id: &OrganizationId,
         id: &InvitationId,
     ) -> Result<Invitation, ServiceError> {
+        access.require(Capability::Write)?;
         let old = self
             .invitations(access, org_id)
             .await?
@@ -598,6 +614,7 @@ impl OrgService {
         org_id: &OrganizationId,
         id: &InvitationId,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let event = self.event(access, ctx, "invitation.revoke", ("invitation", id.as_str()));
         self.store
             .revoke_invitation(access.tenant_id(), org_id, id, self.clock.now(), &event)
@@ -614,6 +631,7 @@ impl OrgService {
         org_id: &OrganizationId,
         domain: &str,
     ) -> Result<OrgDomain, ServiceError> {
+        access.require(Capability::Write)?;
         let domain = domain.trim().trim_end_matches('.').to_lowercase();
         org::check_domain(&domain).map_err(|e| ServiceError::Validation(vec![e]))?;
         self.get(access, org_id).await?;
@@ -640,6 +658,7 @@ impl OrgService {
         access: &TenantAccess,
         org_id: &OrganizationId,
     ) -> Result<Vec<OrgDomain>, ServiceError> {
+        access.require(Capability::Read)?;
         self.get(access, org_id).await?;
         Ok(self.store.list_domains(access.tenant_id(), org_id).await?)
     }
@@ -652,6 +671,7 @@ impl OrgService {
         org_id: &OrganizationId,
         domain: &str,
     ) -> Result<OrgDomain, ServiceError> {
+        access.require(Capability::Write)?;
         let claim = self
             .domains(access, org_id)
             .await?
@@ -687,6 +707,7 @@ impl OrgService {
         org_id: &OrganizationId,
         domain: &str,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let mut event = self.event(access, ctx, "organization.domain_delete", ("organization", org_id.as_str()));
         event.data = serde_json::json!({ "domain": domain });
         self.store

@@ -3,7 +3,7 @@
 
 use super::AuditLog;
 use super::messenger::Messenger;
-use crate::access::{Principal, TenantAccess};
+use crate::access::{Capability, Principal, TenantAccess};
 use crate::audit::RequestContext;
 use crate::error::ServiceError;
 use crate::messaging::{OutboxRecord, RenderedMessage};
@@ -32,6 +32,7 @@ impl OutboxService {
         ctx: &RequestContext,
         page: &PageRequest,
     ) -> Result<Page<OutboxRecord>, ServiceError> {
+        access.require(Capability::Read)?;
         self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let page = self.store.list_messages(access.tenant_id(), page).await?;
         self.audit.read(access.principal(), ctx, "message.list", Some(access.tenant_id()), None).await?;
@@ -48,6 +49,7 @@ impl OutboxService {
         page: &PageRequest,
         enabled: bool,
     ) -> Result<Page<(OutboxRecord, RenderedMessage)>, ServiceError> {
+        access.require(Capability::Secrets)?;
         if !enabled {
             return Err(ServiceError::NotFound { resource: "dev outbox (a relay is configured)" });
         }

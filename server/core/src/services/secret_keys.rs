@@ -1,7 +1,7 @@
 //! Tenant secret keys (`sk_…`): created and shown once, listed by prefix, revoked, rotated.
 
 use super::AuditLog;
-use crate::access::TenantAccess;
+use crate::access::{Capability, TenantAccess};
 use crate::audit::RequestContext;
 use crate::clock::Clock;
 use crate::credentials::SecretKeyRecord;
@@ -49,6 +49,7 @@ impl SecretKeyService {
         ctx: &RequestContext,
         name: Option<String>,
     ) -> Result<IssuedSecretKey, ServiceError> {
+        access.require(Capability::Secrets)?;
         let name = check_key_name(name)?;
         let issued = self.issue(access, name);
         let event = self.audit.change(
@@ -72,6 +73,7 @@ impl SecretKeyService {
         ctx: &RequestContext,
         page: &PageRequest,
     ) -> Result<Page<SecretKeyRecord>, ServiceError> {
+        access.require(Capability::Read)?;
         self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let keys = self.store.list_secret_keys(access.tenant_id(), page).await?;
         self.audit.read(access.principal(), ctx, "secret_key.list", Some(access.tenant_id()), None).await?;
@@ -85,6 +87,7 @@ impl SecretKeyService {
         ctx: &RequestContext,
         key_id: &SecretKeyId,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Secrets)?;
         let event = self.audit.change(
             access.principal(),
             ctx,
@@ -106,6 +109,7 @@ impl SecretKeyService {
         key_id: &SecretKeyId,
         overlap: Option<time::Duration>,
     ) -> Result<IssuedSecretKey, ServiceError> {
+        access.require(Capability::Secrets)?;
         let overlap = overlap.unwrap_or(DEFAULT_ROTATION_OVERLAP);
         if overlap.is_negative() || overlap > MAX_ROTATION_OVERLAP {
             return Err(ServiceError::invalid("overlap_seconds", "must be 0 to 604800"));

@@ -3,7 +3,7 @@
 //! name, an address) can never inject markup; subjects and text bodies are plain text.
 
 use super::AuditLog;
-use crate::access::TenantAccess;
+use crate::access::{Capability, TenantAccess};
 use crate::audit::RequestContext;
 use crate::clock::Clock;
 use crate::error::{FieldError, ServiceError};
@@ -247,6 +247,7 @@ impl TemplateService {
         access: &TenantAccess,
         ctx: &RequestContext,
     ) -> Result<Vec<(TemplateOverride, bool)>, ServiceError> {
+        access.require(Capability::Read)?;
         self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let overrides = self.store.list_templates(access.tenant_id()).await?;
         let mut out: Vec<(TemplateOverride, bool)> = overrides.iter().cloned().map(|o| (o, true)).collect();
@@ -271,6 +272,7 @@ impl TemplateService {
         locale: &str,
         source: TemplateSource,
     ) -> Result<TemplateOverride, ServiceError> {
+        access.require(Capability::Write)?;
         check_locale(locale)?;
         check(kind, &source)?;
         let template = TemplateOverride {
@@ -305,6 +307,7 @@ impl TemplateService {
         kind: MessageKind,
         locale: &str,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let target = format!("{}/{locale}", kind.as_str());
         let event = self.audit.change(
             access.principal(),

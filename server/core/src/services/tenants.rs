@@ -1,7 +1,7 @@
 //! Creating, reading, changing and deleting tenants.
 
 use super::AuditLog;
-use crate::access::{OperatorAccess, Principal, TenantAccess};
+use crate::access::{Capability, OperatorAccess, Principal, TenantAccess};
 use crate::audit::RequestContext;
 use crate::clock::Clock;
 use crate::error::{FieldError, ServiceError};
@@ -95,6 +95,7 @@ impl TenantService {
         ctx: &RequestContext,
         input: NewTenant,
     ) -> Result<Tenant, ServiceError> {
+        op.require(Capability::Write)?;
         let mut errors = Vec::new();
         let slug = TenantSlug::parse(&input.slug).map_err(|why| errors.push(FieldError::new("slug", why)));
         let name = check_tenant_name(&input.name).map_err(|e| errors.push(e));
@@ -124,6 +125,7 @@ impl TenantService {
 
     /// One tenant.
     pub async fn get(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<Tenant, ServiceError> {
+        access.require(Capability::Read)?;
         let tenant = self.load(access).await?;
         let target = Some(("tenant", tenant.id.as_str()));
         self.audit.read(access.principal(), ctx, "tenant.read", Some(&tenant.id), target).await?;
@@ -137,6 +139,7 @@ impl TenantService {
         ctx: &RequestContext,
         page: &PageRequest,
     ) -> Result<Page<Tenant>, ServiceError> {
+        principal.require(Capability::Read)?;
         let scope = principal.tenant_scope();
         let tenants = self.store.list_tenants(scope.as_deref(), page).await?;
         self.audit.read(principal, ctx, "tenant.list", None, None).await?;
@@ -150,6 +153,7 @@ impl TenantService {
         ctx: &RequestContext,
         patch: TenantPatch,
     ) -> Result<Tenant, ServiceError> {
+        access.require(Capability::Write)?;
         let name =
             patch.name.as_deref().map(check_tenant_name).transpose().map_err(|e| ServiceError::Validation(vec![e]))?;
         for _ in 0..UPDATE_ATTEMPTS {
@@ -183,6 +187,7 @@ impl TenantService {
 
     /// Soft-deletes a tenant: it disappears from every API and its keys stop working.
     pub async fn delete(&self, access: &TenantAccess, ctx: &RequestContext) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let id = access.tenant_id();
         let event =
             self.audit.change(access.principal(), ctx, "tenant.delete", Some(id), Some(("tenant", id.as_str())));

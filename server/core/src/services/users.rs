@@ -1,7 +1,7 @@
 //! Managing a tenant's users (the management API's side; sign-up comes with the auth API).
 
 use super::AuditLog;
-use crate::access::TenantAccess;
+use crate::access::{Capability, TenantAccess};
 use crate::audit::RequestContext;
 use crate::clock::Clock;
 use crate::error::{FieldError, ServiceError};
@@ -108,6 +108,7 @@ impl UserService {
         ctx: &RequestContext,
         input: NewUser,
     ) -> Result<User, ServiceError> {
+        access.require(Capability::Write)?;
         let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let mut errors = Vec::new();
         let email = Email::parse(&input.email).map_err(|why| errors.push(FieldError::new("email", why)));
@@ -168,6 +169,7 @@ impl UserService {
         ctx: &RequestContext,
         rows: Vec<ImportUser>,
     ) -> Result<usize, ServiceError> {
+        access.require(Capability::Write)?;
         let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         if rows.is_empty() || rows.len() > MAX_IMPORT_BATCH {
             return Err(ServiceError::invalid("users", "must hold 1 to 1000 users"));
@@ -235,6 +237,7 @@ impl UserService {
         ctx: &RequestContext,
         user_id: &UserId,
     ) -> Result<User, ServiceError> {
+        access.require(Capability::Read)?;
         let user = self.store.get_user(access.tenant_id(), user_id).await.map_err(ServiceError::from_store("user"))?;
         let target = Some(("user", user_id.as_str()));
         self.audit.read(access.principal(), ctx, "user.read", Some(access.tenant_id()), target).await?;
@@ -249,6 +252,7 @@ impl UserService {
         filter: UserFilter,
         page: &PageRequest,
     ) -> Result<Page<User>, ServiceError> {
+        access.require(Capability::Read)?;
         self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let filter = UserFilter { email_prefix: filter.email_prefix.map(|p| p.trim().to_lowercase()), ..filter };
         let users = self.store.list_users(access.tenant_id(), &filter, page).await?;
@@ -264,6 +268,7 @@ impl UserService {
         user_id: &UserId,
         patch: UserPatch,
     ) -> Result<User, ServiceError> {
+        access.require(Capability::Write)?;
         let tenant = self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))?;
         let mut user = self.store.get_user(&tenant.id, user_id).await.map_err(ServiceError::from_store("user"))?;
         if let Some(raw) = &patch.email {
@@ -329,6 +334,7 @@ impl UserService {
         ctx: &RequestContext,
         user_id: &UserId,
     ) -> Result<(), ServiceError> {
+        access.require(Capability::Write)?;
         let target = Some(("user", user_id.as_str()));
         let event = self.audit.change(access.principal(), ctx, "user.delete", Some(access.tenant_id()), target);
         self.store.delete_user(access.tenant_id(), user_id, &event).await.map_err(ServiceError::from_store("user"))
