@@ -6,9 +6,8 @@
 mod support;
 
 use base64::Engine;
-use hmac::Mac;
 use serde_json::{Value, json};
-use support::{Backend, Reply, TestServer};
+use support::{Backend, Reply, TestServer, base32_decode, code_at, step_now};
 
 on_both_backends!(
     totp_enrollment_and_sign_in_with_live_codes_refuse_replays,
@@ -35,34 +34,6 @@ async fn auth(s: &TestServer, t: &Tenant, route: &str, body: Value) -> Reply {
 
 async fn auth_as(s: &TestServer, t: &Tenant, route: &str, access: &str, body: Value) -> Reply {
     s.post(&format!("/t/{}/auth/{route}", t.slug), access, body).await
-}
-
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.bytes().filter(|c| *c != b'=') {
-        buffer = (buffer << 5) | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
-/// RFC 6238 with SHA-1, 6 digits, 30 s steps, computed independently of the server.
-fn code_at(secret: &[u8], step: u64) -> String {
-    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let value = u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
-    format!("{:06}", value % 1_000_000)
-}
-
-fn step_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 30
 }
 
 /// Signs up, enables TOTP; returns (access token, secret, recovery codes, step used).

@@ -99,6 +99,17 @@ pub enum Principal {
         /// What it may do there.
         role: OperatorRole,
     },
+    /// A signed-in operator account (session token `gh_ops_…`).
+    Operator {
+        /// The operator.
+        id: crate::ids::OperatorId,
+        /// The session.
+        session_id: crate::ids::OperatorSessionId,
+        /// Reachable tenants; `None` means all.
+        tenant_scope: Option<Vec<TenantId>>,
+        /// What the operator may do.
+        role: OperatorRole,
+    },
     /// A tenant secret key: its own tenant only.
     SecretKey {
         /// Key record id.
@@ -114,6 +125,7 @@ impl Principal {
         match self {
             Self::BreakGlass => ActorType::BreakGlass,
             Self::AdminToken { .. } => ActorType::AdminToken,
+            Self::Operator { .. } => ActorType::Operator,
             Self::SecretKey { .. } => ActorType::SecretKey,
         }
     }
@@ -123,6 +135,7 @@ impl Principal {
         match self {
             Self::BreakGlass => None,
             Self::AdminToken { id, .. } => Some(id.to_string()),
+            Self::Operator { id, .. } => Some(id.to_string()),
             Self::SecretKey { id, .. } => Some(id.to_string()),
         }
     }
@@ -131,7 +144,7 @@ impl Principal {
     pub fn tenant_scope(&self) -> Option<Vec<TenantId>> {
         match self {
             Self::BreakGlass => None,
-            Self::AdminToken { tenant_scope, .. } => tenant_scope.clone(),
+            Self::AdminToken { tenant_scope, .. } | Self::Operator { tenant_scope, .. } => tenant_scope.clone(),
             Self::SecretKey { tenant_id, .. } => Some(vec![tenant_id.clone()]),
         }
     }
@@ -141,7 +154,7 @@ impl Principal {
     pub fn allows(&self, cap: Capability) -> bool {
         match self {
             Self::BreakGlass => true,
-            Self::AdminToken { role, .. } => role.allows(cap),
+            Self::AdminToken { role, .. } | Self::Operator { role, .. } => role.allows(cap),
             Self::SecretKey { .. } => cap != Capability::Operators,
         }
     }
@@ -165,10 +178,12 @@ impl Principal {
     /// callers unrestricted to particular tenants get one.
     pub fn operator(&self) -> Result<OperatorAccess, ServiceError> {
         match self {
-            Self::BreakGlass | Self::AdminToken { tenant_scope: None, .. } => {
-                Ok(OperatorAccess { principal: self.clone() })
+            Self::BreakGlass
+            | Self::AdminToken { tenant_scope: None, .. }
+            | Self::Operator { tenant_scope: None, .. } => Ok(OperatorAccess { principal: self.clone() }),
+            Self::AdminToken { .. } | Self::Operator { .. } => {
+                Err(ServiceError::Forbidden("this operator is limited to some tenants"))
             }
-            Self::AdminToken { .. } => Err(ServiceError::Forbidden("this token is limited to some tenants")),
             Self::SecretKey { .. } => Err(ServiceError::Forbidden("a tenant secret key cannot do this")),
         }
     }

@@ -28,6 +28,8 @@ pub enum ActorType {
     AdminToken,
     /// A tenant secret key.
     SecretKey,
+    /// A signed-in operator account.
+    Operator,
     /// Gatehouse itself (start-up, jobs).
     System,
     /// An end user of a tenant (signed in, or identified by the request).
@@ -43,6 +45,7 @@ impl ActorType {
             Self::BreakGlass => "break_glass",
             Self::AdminToken => "admin_token",
             Self::SecretKey => "secret_key",
+            Self::Operator => "operator",
             Self::System => "system",
             Self::User => "user",
             Self::Anonymous => "anonymous",
@@ -55,6 +58,7 @@ impl ActorType {
             "break_glass" => Self::BreakGlass,
             "admin_token" => Self::AdminToken,
             "secret_key" => Self::SecretKey,
+            "operator" => Self::Operator,
             "system" => Self::System,
             "user" => Self::User,
             "anonymous" => Self::Anonymous,

@@ -159,6 +159,16 @@ define_id!(
     InvitationId,
     "inv"
 );
+define_id!(
+    /// An operator account (a person who runs Gatehouse).
+    OperatorId,
+    "opr"
+);
+define_id!(
+    /// A signed-in operator's session.
+    OperatorSessionId,
+    "ops"
+);
 
 #[cfg(test)]
 mod tests {

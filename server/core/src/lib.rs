@@ -16,6 +16,7 @@ pub mod error;
 pub mod ids;
 pub mod messaging;
 pub mod mfa;
+pub mod operator;
 pub mod org;
 pub mod page;
 pub mod passkey;

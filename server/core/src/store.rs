@@ -5,13 +5,15 @@
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::credentials::{AdminTokenRecord, SecretKeyRecord};
 use crate::ids::{
-    AdminTokenId, InvitationId, MessageId, OrganizationId, PasskeyId, SecretKeyId, SessionId, TenantId, UserId,
+    AdminTokenId, InvitationId, MessageId, OperatorId, OperatorSessionId, OrganizationId, PasskeyId, SecretKeyId,
+    SessionId, TenantId, UserId,
 };
 use crate::messaging::{
     DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, TemplateOverride,
     UserWrite,
 };
 use crate::mfa::TotpFactor;
+use crate::operator::{Operator, OperatorSession};
 use crate::org::{Invitation, Membership, OrgDomain, Organization, Role};
 use crate::page::{Page, PageRequest};
 use crate::passkey::{Passkey, PasskeyUse, SecondFactors};
@@ -696,6 +698,47 @@ pub trait OrgStore: Send + Sync {
     ) -> Result<Vec<Organization>, StoreError>;
 }
 
+/// Operator accounts and their sessions (not tenant-owned).
+#[async_trait]
+pub trait OperatorStore: Send + Sync {
+    /// Creates an operator; `Conflict{operators_email_key}` when the address is taken.
+    async fn create_operator(&self, operator: &Operator, event: &AuditEvent) -> Result<(), StoreError>;
+    /// One operator.
+    async fn get_operator(&self, id: &OperatorId) -> Result<Operator, StoreError>;
+    /// The operator with this (normalised) address.
+    async fn find_operator_by_email(&self, normalized_email: &str) -> Result<Option<Operator>, StoreError>;
+    /// Operators by id, a page at a time.
+    async fn list_operators(&self, page: &PageRequest) -> Result<Page<Operator>, StoreError>;
+    /// Overwrites name, role, scope, password hash, TOTP and disabled; a disabled
+    /// operator's sessions are revoked in the same transaction.
+    async fn update_operator(
+        &self,
+        operator: &Operator,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Accepts a TOTP step of the operator if later than every step accepted before
+    /// (atomically); `false` for a replay.
+    async fn use_operator_totp_step(&self, id: &OperatorId, step: i64) -> Result<bool, StoreError>;
+    /// Deletes an operator and their sessions.
+    async fn delete_operator(&self, id: &OperatorId, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Starts a session, recording the sign-in time.
+    async fn create_operator_session(&self, session: &OperatorSession, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The live session with this token hash and its (active) operator.
+    async fn find_operator_session(
+        &self,
+        token_hash: &SecretHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<(OperatorSession, Operator)>, StoreError>;
+    /// Ends a session.
+    async fn revoke_operator_session(
+        &self,
+        id: &OperatorSessionId,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything a storage backend provides.
 #[async_trait]
 pub trait Store:
@@ -710,6 +753,7 @@ pub trait Store:
     + MfaStore
     + PasskeyStore
     + OrgStore
+    + OperatorStore
     + std::fmt::Debug
 {
     /// Checks the database answers.

@@ -12,6 +12,7 @@ mod credentials;
 mod error;
 mod messaging;
 mod mfa;
+mod operators;
 mod orgs;
 mod passkeys;
 mod sessions;

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod mfa_api;
 pub mod middleware;
 pub mod oauth2;
+pub mod operators;
 pub mod ops;
 pub mod orgs;
 pub mod orgs_api;
@@ -46,6 +47,7 @@ use utoipa_axum::routes;
         (name = "secret-keys", description = "Tenant secret keys (sk_…) for server-side access to one tenant"),
         (name = "admin-tokens", description = "Operator API tokens (gh_admin_…)"),
         (name = "users", description = "A tenant's users"),
+        (name = "operators", description = "Operator accounts and their sign-in"),
         (name = "organizations", description = "A tenant's organizations, members, roles and invitations"),
         (name = "signing-keys", description = "Token signing keys of a tenant"),
         (name = "audit", description = "The append-only audit log"),
@@ -83,6 +85,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
         .routes(routes!(users::create_user_import))
+        .routes(routes!(operators::create_operator, operators::list_operators))
+        .routes(routes!(operators::update_operator, operators::delete_operator))
+        .routes(routes!(operators::create_operator_session))
+        .routes(routes!(operators::create_operator_session_verify))
+        .routes(routes!(operators::delete_operator_session))
         .routes(routes!(orgs::create_organization, orgs::list_organizations))
         .routes(routes!(orgs::get_organization, orgs::update_organization, orgs::delete_organization))
         .routes(routes!(orgs::create_member, orgs::list_members))

@@ -250,3 +250,32 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Base32 (RFC 4648) decoding of TOTP secrets.
+pub fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes().filter(|c| *c != b'=') {
+        buffer = (buffer << 5) | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// RFC 6238 with SHA-1, 6 digits, 30 s steps, computed independently of the server.
+pub fn code_at(secret: &[u8], step: u64) -> String {
+    let mut mac = <hmac::Hmac<sha1::Sha1> as hmac::Mac>::new_from_slice(secret).unwrap();
+    hmac::Mac::update(&mut mac, &step.to_be_bytes());
+    let digest = hmac::Mac::finalize(mac).into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
+    format!("{:06}", value % 1_000_000)
+}
+
+pub fn step_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 30
+}

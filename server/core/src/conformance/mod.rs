@@ -11,6 +11,7 @@
 pub mod ephemeral;
 pub mod messaging;
 pub mod mfa;
+pub mod operators;
 pub mod orgs;
 pub mod passkeys;
 pub mod store;
@@ -72,6 +73,16 @@ macro_rules! store_conformance_tests {
             invitations_are_accepted_once,
             verified_domains_belong_to_one_organization,
         );
+        $crate::store_conformance_tests!(@operators $make; operators_and_their_sessions);
+    };
+    (@operators $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, store) = $make().await;
+                $crate::conformance::operators::$name(store.as_ref()).await;
+            }
+        )*
     };
     (@orgs $make:path; $($name:ident),* $(,)?) => {
         $(

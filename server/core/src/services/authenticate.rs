@@ -1,6 +1,7 @@
 //! Turning a management-API bearer credential into a [`Principal`].
 
 use super::admin_tokens::ADMIN_TOKEN_PREFIX;
+use super::operators::OPERATOR_SESSION_PREFIX;
 use super::secret_keys::SECRET_KEY_PREFIX;
 use crate::access::Principal;
 use crate::clock::Clock;
@@ -42,6 +43,19 @@ impl Authenticator {
                 self.store.touch_secret_key(&key.tenant_id, &key.id, now).await?;
             }
             return Ok(Principal::SecretKey { id: key.id, tenant_id: key.tenant_id });
+        }
+        if bearer.starts_with(OPERATOR_SESSION_PREFIX) {
+            let (session, operator) = self
+                .store
+                .find_operator_session(&SecretHash::of(bearer), now)
+                .await?
+                .ok_or(ServiceError::Unauthenticated)?;
+            return Ok(Principal::Operator {
+                id: operator.id,
+                session_id: session.id,
+                tenant_scope: operator.tenant_ids,
+                role: operator.role,
+            });
         }
         if bearer.starts_with(ADMIN_TOKEN_PREFIX) {
             if self.break_glass.as_ref().is_some_and(|bg| bg.constant_time_eq(bearer)) {

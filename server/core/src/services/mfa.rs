@@ -615,7 +615,8 @@ fn product_name(tenant: &Tenant) -> String {
     tenant.settings.branding.display_name.clone().unwrap_or_else(|| tenant.name.clone())
 }
 
-fn base32_of(bytes: &[u8]) -> String {
+/// RFC 4648 base32 without padding (how authenticator apps take secrets).
+pub(crate) fn base32_of(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::new();
     let (mut buffer, mut bits) = (0u32, 0u32);

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod keys;
 pub mod messenger;
 pub mod mfa;
+pub mod operators;
 pub mod orgs;
 pub mod outbox;
 pub mod passkeys;
@@ -28,6 +29,7 @@ pub use authenticate::Authenticator;
 pub use keys::KeyService;
 pub use messenger::Messenger;
 pub use mfa::MfaService;
+pub use operators::OperatorService;
 pub use orgs::OrgService;
 pub use outbox::OutboxService;
 pub use passkeys::PasskeyService;
@@ -94,6 +96,8 @@ pub struct Services {
     pub passkeys: PasskeyService,
     /// Organizations, members, roles, invitations.
     pub orgs: OrgService,
+    /// Operator accounts and their sign-in.
+    pub operators: OperatorService,
     /// Cross-device sign-in by QR code.
     pub qr_login: QrLoginService,
 }
@@ -151,6 +155,7 @@ impl Services {
         );
         let passwordless = PasswordlessService::new(store.clone(), clock.clone(), auth.clone(), messenger.clone());
         let qr_login = QrLoginService::new(store.clone(), clock.clone(), auth.clone(), &public_url);
+        let operator_ephemeral = ephemeral.clone();
         let passkeys = PasskeyService::new(
             store.clone(),
             ephemeral,
@@ -181,6 +186,14 @@ impl Services {
                 messenger.clone(),
                 config.password_hasher.clone(),
                 config.resolver.clone(),
+            ),
+            operators: OperatorService::new(
+                store.clone(),
+                operator_ephemeral,
+                clock.clone(),
+                audit.clone(),
+                config.password_hasher.clone(),
+                sealer.clone(),
             ),
             passkeys,
             qr_login,
