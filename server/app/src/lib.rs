@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod dns;
+pub mod graphql;
 pub mod http;
 pub mod openapi;
 pub mod startup;

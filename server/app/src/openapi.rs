@@ -24,17 +24,20 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-/// Writes both files into `dir`.
+/// Writes the OpenAPI documents and the GraphQL schema (`gatehouse.graphql`) into `dir`.
 pub fn write(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("gatehouse.json"), spec_json())?;
-    std::fs::write(dir.join("gatehouse-3.0.json"), spec_json_30())
+    std::fs::write(dir.join("gatehouse-3.0.json"), spec_json_30())?;
+    std::fs::write(dir.join("gatehouse.graphql"), crate::graphql::sdl())
 }
 
 /// Whether the files in `dir` match the code.
 pub fn is_fresh(dir: &Path) -> bool {
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    read("gatehouse.json") == spec_json() && read("gatehouse-3.0.json") == spec_json_30()
+    read("gatehouse.json") == spec_json()
+        && read("gatehouse-3.0.json") == spec_json_30()
+        && read("gatehouse.graphql") == crate::graphql::sdl()
 }
 
 /// Rewrites the 3.1 constructs utoipa emits into their 3.0 equivalents:

@@ -144,6 +144,7 @@ pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Pre
         clock,
         config: Arc::new(config),
         metrics: Arc::new(Metrics::default()),
+        graphql: crate::graphql::schema(),
     });
     Ok(Prepared { state, bootstrap_token })
 }

@@ -42,4 +42,6 @@ pub struct AppStateInner {
     pub config: Arc<Config>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The GraphQL schema (built once).
+    pub graphql: crate::graphql::GatehouseSchema,
 }

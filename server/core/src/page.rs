@@ -73,7 +73,8 @@ impl<T> Page<T> {
 
 const CURSOR_VERSION: &str = "v1:";
 
-fn encode_cursor(last_id: &str) -> String {
+/// The opaque cursor that continues a walk after the row with this id.
+pub fn encode_cursor(last_id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}{last_id}"))
 }
 

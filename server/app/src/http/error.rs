@@ -207,6 +207,17 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    /// `(code, status, detail, field errors)`, for interfaces that report errors their
+    /// own way (GraphQL's `extensions`).
+    pub fn parts(&self) -> (&'static str, u16, &str, &[FieldError]) {
+        (self.code.as_str(), self.code.status().as_u16(), &self.detail, &self.errors)
+    }
+
+    /// The logged cause of an internal error.
+    pub fn internal_cause(&self) -> Option<&str> {
+        self.internal.as_deref()
+    }
 }
 
 impl From<ServiceError> for ApiError {

@@ -47,6 +47,7 @@ use utoipa_axum::routes;
         (name = "secret-keys", description = "Tenant secret keys (sk_…) for server-side access to one tenant"),
         (name = "admin-tokens", description = "Operator API tokens (gh_admin_…)"),
         (name = "users", description = "A tenant's users"),
+        (name = "graphql", description = "The management model over GraphQL (schema: openapi/gatehouse.graphql)"),
         (name = "operators", description = "Operator accounts and their sign-in"),
         (name = "organizations", description = "A tenant's organizations, members, roles and invitations"),
         (name = "signing-keys", description = "Token signing keys of a tenant"),
@@ -85,6 +86,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
         .routes(routes!(users::create_user_import))
+        .routes(routes!(crate::graphql::create_graphql))
         .routes(routes!(operators::create_operator, operators::list_operators))
         .routes(routes!(operators::update_operator, operators::delete_operator))
         .routes(routes!(operators::create_operator_session))
