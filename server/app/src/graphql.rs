@@ -14,14 +14,18 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use gatehouse_core::access::Principal;
+use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::audit::RequestContext;
 use gatehouse_core::error::ServiceError;
 use gatehouse_core::ids::{OrganizationId, TenantId, UserId};
-use gatehouse_core::org::{Membership, Organization};
+use gatehouse_core::operator::Operator;
+use gatehouse_core::org::{Invitation, Membership, Organization, Role};
 use gatehouse_core::page::{Page, PageRequest, encode_cursor};
 use gatehouse_core::services::Services;
+use gatehouse_core::services::audit_log::AuditFilter;
 use gatehouse_core::services::orgs::NewOrg;
 use gatehouse_core::services::users::NewUser;
+use gatehouse_core::signing::SigningKeyRecord;
 use gatehouse_core::tenant::Tenant;
 use gatehouse_core::user::{User, UserFilter};
 
@@ -136,6 +140,41 @@ impl QueryRoot {
         Ok(connection(tenants, had_after, |t| t.id.to_string(), TenantNode))
     }
 
+    /// Audit events the caller may see, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        action: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditEventNode>> {
+        let c = call(ctx)?;
+        let tenant_id = tenant_id.as_ref().map(|t| parse_id::<TenantId>("tenant_id", t)).transpose()?;
+        let had_after = after.is_some();
+        let page = page(first, after)?;
+        let filter = AuditFilter { tenant_id, action, actor_id: None };
+        let events = c.services.audit.list(c.principal, c.ctx, filter, &page).await.map_err(gql)?;
+        Ok(connection(events, had_after, |e| e.id.to_string(), AuditEventNode))
+    }
+
+    /// Operator accounts (operator owners only).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn operators(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, OperatorNode>> {
+        let c = call(ctx)?;
+        let op = c.principal.operator().map_err(gql)?;
+        let had_after = after.is_some();
+        let page = page(first, after)?;
+        let operators = c.services.operators.list(&op, &page).await.map_err(gql)?;
+        Ok(connection(operators, had_after, |o| o.id.to_string(), OperatorNode))
+    }
+
     /// One tenant (`null` when unknown or out of reach).
     async fn tenant(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TenantNode>> {
         let c = call(ctx)?;
@@ -186,6 +225,20 @@ impl TenantNode {
         let filter = UserFilter { email_prefix: None, status: None, created_after: None, created_before: None };
         let users = c.services.users.list(&access, c.ctx, filter, &page).await.map_err(gql)?;
         Ok(connection(users, had_after, |u| u.id.to_string(), UserNode))
+    }
+
+    /// The tenant's roles: built-ins, then custom ones.
+    async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&self.0.id).map_err(gql)?;
+        Ok(c.services.orgs.roles(&access).await.map_err(gql)?.into_iter().map(RoleNode).collect())
+    }
+
+    /// The tenant's published signing keys.
+    async fn signing_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SigningKeyNode>> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&self.0.id).map_err(gql)?;
+        Ok(c.services.keys.list(&access, c.ctx).await.map_err(gql)?.into_iter().map(SigningKeyNode).collect())
     }
 
     /// The tenant's organizations, by id.
@@ -259,6 +312,14 @@ impl OrganizationNode {
         rfc3339(self.0.created_at)
     }
 
+    /// Invitations, newest first.
+    async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvitationNode>> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&self.1).map_err(gql)?;
+        let list = c.services.orgs.invitations(&access, &self.0.id).await.map_err(gql)?;
+        Ok(list.into_iter().map(InvitationNode).collect())
+    }
+
     /// Members, by user id.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn members(
@@ -290,6 +351,120 @@ impl MemberNode {
     async fn joined_at(&self) -> String {
         rfc3339(self.0.created_at)
     }
+}
+
+/// A role.
+pub struct RoleNode(Role);
+
+#[Object(name = "Role")]
+impl RoleNode {
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn permissions(&self) -> &[String] {
+        &self.0.permissions
+    }
+    async fn built_in(&self) -> bool {
+        self.0.built_in
+    }
+}
+
+/// A signing key (public part).
+pub struct SigningKeyNode(SigningKeyRecord);
+
+#[Object(name = "SigningKey")]
+impl SigningKeyNode {
+    /// The key id (`kid`).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn status(&self) -> String {
+        serde_json::to_value(self.0.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+    async fn created_at(&self) -> String {
+        rfc3339(self.0.created_at)
+    }
+}
+
+/// An invitation.
+pub struct InvitationNode(Invitation);
+
+#[Object(name = "Invitation")]
+impl InvitationNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn role(&self) -> &str {
+        &self.0.role
+    }
+    async fn expires_at(&self) -> String {
+        rfc3339(self.0.expires_at)
+    }
+    async fn accepted_at(&self) -> Option<String> {
+        self.0.accepted_at.map(rfc3339)
+    }
+    async fn revoked_at(&self) -> Option<String> {
+        self.0.revoked_at.map(rfc3339)
+    }
+}
+
+/// An audit event.
+pub struct AuditEventNode(AuditEvent);
+
+#[Object(name = "AuditEvent")]
+impl AuditEventNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    async fn actor_type(&self) -> &'static str {
+        self.0.actor_type.as_str()
+    }
+    async fn actor_id(&self) -> Option<&str> {
+        self.0.actor_id.as_deref()
+    }
+    async fn tenant_id(&self) -> Option<ID> {
+        self.0.tenant_id.as_ref().map(|t| ID(t.to_string()))
+    }
+    async fn created_at(&self) -> String {
+        rfc3339(self.0.created_at)
+    }
+}
+
+/// An operator account.
+pub struct OperatorNode(Operator);
+
+#[Object(name = "Operator")]
+impl OperatorNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn email(&self) -> &str {
+        self.0.email.as_str()
+    }
+    async fn role(&self) -> &'static str {
+        self.0.role.as_str()
+    }
+    async fn disabled(&self) -> bool {
+        self.0.disabled
+    }
+}
+
+/// A new secret key: the secret is shown this once.
+#[derive(Debug, SimpleObject)]
+pub struct CreatedSecretKey {
+    /// Key id.
+    pub id: ID,
+    /// The secret (`sk_…`).
+    pub secret: String,
 }
 
 /// Input of `createOrganization`.
@@ -382,6 +557,26 @@ impl MutationRoot {
             ..Default::default()
         };
         Ok(OrganizationNode(c.services.orgs.create(&access, c.ctx, new).await.map_err(gql)?, tenant_id))
+    }
+
+    /// Creates a tenant secret key.
+    async fn create_secret_key(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        name: Option<String>,
+    ) -> async_graphql::Result<CreatedSecretKey> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&parse_id("tenant_id", &tenant_id)?).map_err(gql)?;
+        let issued = c.services.secret_keys.create(&access, c.ctx, name).await.map_err(gql)?;
+        Ok(CreatedSecretKey { id: ID(issued.record.id.to_string()), secret: issued.secret.expose().to_owned() })
+    }
+
+    /// Rotates the tenant's signing keys; the new key's id.
+    async fn rotate_signing_keys(&self, ctx: &Context<'_>, tenant_id: ID) -> async_graphql::Result<ID> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&parse_id("tenant_id", &tenant_id)?).map_err(gql)?;
+        Ok(ID(c.services.keys.rotate(&access, c.ctx).await.map_err(gql)?.to_string()))
     }
 
     /// Adds a member to an organization.

@@ -79,6 +79,34 @@ async fn graphql_and_rest_return_the_same_data(backend: Backend) {
     let rest: Vec<&Value> = rest_tenants.body["data"].as_array().unwrap().iter().map(|t| &t["id"]).collect();
     assert_eq!(ids, rest);
 
+    // Roles, signing keys, invitations and audit events agree with REST too.
+    let r = s
+        .post(
+            &format!("/v1/tenants/{tid}/organizations/{org_id}/invitations"),
+            &s.admin,
+            json!({"email": "inv@example.com", "role": "member"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let q = "query($id: ID!) { tenant(id: $id) { roles { key builtIn } signingKeys { id status }
+        organizations { edges { node { invitations { id email role } } } } } }";
+    let r = gql(&s, &s.admin, q, json!({"id": tid})).await;
+    let node = &r.body["data"]["tenant"];
+    let rest_roles = s.get(&format!("/v1/tenants/{tid}/roles"), &s.admin).await;
+    let keys: Vec<&Value> = node["roles"].as_array().unwrap().iter().map(|r| &r["key"]).collect();
+    let rest_keys: Vec<&Value> = rest_roles.body["data"].as_array().unwrap().iter().map(|r| &r["key"]).collect();
+    assert_eq!(keys, rest_keys);
+    let rest_signing = s.get(&format!("/v1/tenants/{tid}/signing-keys"), &s.admin).await;
+    let kids: Vec<&Value> = node["signingKeys"].as_array().unwrap().iter().map(|k| &k["id"]).collect();
+    let rest_kids: Vec<&Value> = rest_signing.body["data"].as_array().unwrap().iter().map(|k| &k["id"]).collect();
+    assert_eq!(kids, rest_kids, "{:?}", rest_signing.body);
+    let invitation = &node["organizations"]["edges"][0]["node"]["invitations"][0];
+    assert_eq!((invitation["email"].clone(), invitation["role"].clone()), (json!("inv@example.com"), json!("member")));
+    let q = "query($id: ID!) { auditEvents(tenantId: $id, action: \"invitation.create\") { edges { node { id action actorType } } } }";
+    let r = gql(&s, &s.admin, q, json!({"id": tid})).await;
+    let rest_events = s.get(&format!("/v1/audit-events?tenant_id={tid}&action=invitation.create"), &s.admin).await;
+    assert_eq!(r.body["data"]["auditEvents"]["edges"][0]["node"]["id"], rest_events.body["data"][0]["id"]);
+
     // Mutations go through the same services: visible over REST at once.
     let m =
         "mutation($t: ID!) { createOrganization(input: {tenantId: $t, slug: \"beta\", name: \"Beta\"}) { id slug } }";

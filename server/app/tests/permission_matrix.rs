@@ -1,4 +1,4 @@
-//! The operator permission matrix over REST, on SQLite and Postgres: every operator role
+//! The operator permission matrix over REST and GraphQL alike, on SQLite and Postgres: every operator role
 //! against every class of management action (read, write, secrets, keys, audit,
 //! operators), and tenant scoping (a scoped token or a tenant key never reaches another
 //! tenant: 404).
@@ -29,6 +29,28 @@ async fn probe(s: &TestServer, token: &str, tenant_id: &str, class: &str, n: usi
     }
 }
 
+/// The same class through GraphQL: `Ok` when allowed, else the error's code.
+async fn probe_graphql(s: &TestServer, token: &str, tenant_id: &str, class: &str, n: usize) -> Result<(), String> {
+    let (query, vars) = match class {
+        "read" => ("query($t: ID!) { tenant(id: $t) { users { edges { node { id } } } } }", json!({"t": tenant_id})),
+        "write" => (
+            "mutation($t: ID!, $s: String!) { createOrganization(input: {tenantId: $t, slug: $s, name: \"P\"}) { id } }",
+            json!({"t": tenant_id, "s": format!("gql-{n}")}),
+        ),
+        "secrets" => ("mutation($t: ID!) { createSecretKey(tenantId: $t) { id } }", json!({"t": tenant_id})),
+        "keys" => ("mutation($t: ID!) { rotateSigningKeys(tenantId: $t) }", json!({"t": tenant_id})),
+        "audit" => ("query($t: ID!) { auditEvents(tenantId: $t) { edges { node { id } } } }", json!({"t": tenant_id})),
+        "operators" => ("{ operators { edges { node { id } } } }", json!({})),
+        other => panic!("no class {other}"),
+    };
+    let r = s.post("/v1/graphql", token, json!({"query": query, "variables": vars})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    match r.body["errors"][0]["extensions"]["code"].as_str() {
+        None => Ok(()),
+        Some(code) => Err(code.to_owned()),
+    }
+}
+
 async fn token(s: &TestServer, role: &str, tenant_ids: Option<Vec<&str>>) -> String {
     let r = s.post("/v1/admin-tokens", &s.admin, json!({"name": role, "role": role, "tenant_ids": tenant_ids})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -53,10 +75,13 @@ async fn every_role_meets_every_class_of_action(backend: Backend) {
         for (class, allowed) in CLASSES.iter().zip(allowed) {
             n += 1;
             let status = probe(&s, &secret, tenant_id, class, n).await;
+            let graphql = probe_graphql(&s, &secret, tenant_id, class, n).await;
             if allowed {
                 assert!((200..300).contains(&status), "{role} {class}: {status}");
+                assert_eq!(graphql, Ok(()), "{role} {class} over GraphQL");
             } else {
                 assert_eq!(status, 403, "{role} {class}");
+                assert_eq!(graphql, Err("forbidden".into()), "{role} {class} over GraphQL");
             }
         }
     }
