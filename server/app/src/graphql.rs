@@ -40,9 +40,9 @@ impl std::fmt::Debug for GatehouseSchema {
 }
 
 /// Deepest selection allowed.
-const MAX_DEPTH: usize = 8;
+const MAX_DEPTH: usize = 10;
 /// Most fields (connections count their page size) per document.
-const MAX_COMPLEXITY: usize = 2_000;
+const MAX_COMPLEXITY: usize = 10_000;
 /// Most aliased fields per document.
 const MAX_ALIASES: usize = 30;
 /// Largest document, in bytes.
@@ -333,12 +333,44 @@ impl OrganizationNode {
         let had_after = after.is_some();
         let page = page(first, after)?;
         let members = c.services.orgs.members(&access, &self.0.id, &page).await.map_err(gql)?;
-        Ok(connection(members, had_after, |m| m.user_id.to_string(), MemberNode))
+        let tenant_id = self.1.clone();
+        Ok(connection(members, had_after, |m| m.user_id.to_string(), move |m| MemberNode(m, tenant_id.clone())))
+    }
+}
+
+/// Loads the users of many members at once (one query per batch, not per member).
+pub struct UserLoader {
+    services: Services,
+    principal: Principal,
+}
+
+impl async_graphql::dataloader::Loader<(TenantId, UserId)> for UserLoader {
+    type Value = User;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[(TenantId, UserId)],
+    ) -> Result<std::collections::HashMap<(TenantId, UserId), User>, Self::Error> {
+        let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<UserId>> = Default::default();
+        for (tenant, user) in keys {
+            by_tenant.entry(tenant).or_default().push(user.clone());
+        }
+        let mut found = std::collections::HashMap::new();
+        for (tenant, ids) in by_tenant {
+            let access = self.principal.tenant(tenant).map_err(gql)?;
+            for chunk in ids.chunks(100) {
+                for user in self.services.users.get_many(&access, chunk).await.map_err(gql)? {
+                    found.insert((tenant.clone(), user.id.clone()), user);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
 /// A membership.
-pub struct MemberNode(Membership);
+pub struct MemberNode(Membership, TenantId);
 
 #[Object(name = "Member")]
 impl MemberNode {
@@ -350,6 +382,11 @@ impl MemberNode {
     }
     async fn joined_at(&self) -> String {
         rfc3339(self.0.created_at)
+    }
+    /// The member (batched across the page).
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        let loader = ctx.data::<async_graphql::dataloader::DataLoader<UserLoader>>()?;
+        Ok(loader.load_one((self.1.clone(), self.0.user_id.clone())).await?.map(UserNode))
     }
 }
 
@@ -651,7 +688,9 @@ pub async fn create_graphql(
         _ => {}
     }
     let operator = !matches!(principal, Principal::SecretKey { .. });
-    let mut request = request.data(state.services.clone()).data(principal).data(ctx);
+    let loader = UserLoader { services: state.services.clone(), principal: principal.clone() };
+    let users = async_graphql::dataloader::DataLoader::new(loader, tokio::spawn);
+    let mut request = request.data(state.services.clone()).data(principal).data(ctx).data(users);
     if !operator {
         request = request.disable_introspection();
     }

@@ -107,6 +107,14 @@ async fn graphql_and_rest_return_the_same_data(backend: Backend) {
     let rest_events = s.get(&format!("/v1/audit-events?tenant_id={tid}&action=invitation.create"), &s.admin).await;
     assert_eq!(r.body["data"]["auditEvents"]["edges"][0]["node"]["id"], rest_events.body["data"][0]["id"]);
 
+    // A member's user comes through the batching loader, matching REST's user.
+    let q = "query($id: ID!) { tenant(id: $id) { organizations { edges { node { members { edges { node { userId user { id email } } } } } } } } }";
+    let r = gql(&s, &s.admin, q, json!({"id": tid})).await;
+    let member = &r.body["data"]["tenant"]["organizations"]["edges"][0]["node"]["members"]["edges"][0]["node"];
+    let rest_user = s.get(&format!("/v1/tenants/{tid}/users/{first_user}"), &s.admin).await;
+    assert_eq!(member["user"]["email"], rest_user.body["email"], "{:?}", r.body);
+    assert_eq!(member["user"]["id"], member["userId"]);
+
     // Mutations go through the same services: visible over REST at once.
     let m =
         "mutation($t: ID!) { createOrganization(input: {tenantId: $t, slug: \"beta\", name: \"Beta\"}) { id slug } }";
@@ -180,10 +188,10 @@ async fn abusive_queries_are_refused(backend: Backend) {
     let t = s.tenant("gql").await;
     let tid = t["id"].as_str().unwrap();
     // The deepest real query passes; anything deeper is refused.
-    let deepest = "query($id: ID!) { tenant(id: $id) { organizations { edges { node { members { edges { node { userId } } } } } } } }";
+    let deepest = "query($id: ID!) { tenant(id: $id) { organizations { edges { node { members { edges { node { user { email } } } } } } } } }";
     let r = gql(&s, &s.admin, deepest, json!({"id": tid})).await;
     assert!(r.body.get("errors").is_none(), "{:?}", r.body);
-    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }";
+    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }";
     let r = gql(&s, &s.admin, deep, json!({})).await;
     assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{:?}", r.body);
     assert!(r.body["data"].is_null());

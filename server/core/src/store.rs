@@ -182,6 +182,8 @@ pub trait UserStore: Send + Sync {
     async fn update_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
     /// Deletes a user and everything that belongs to them.
     async fn delete_user(&self, tenant_id: &TenantId, user_id: &UserId, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The users with these ids (unknown ids are skipped), in one query; at most 100.
+    async fn get_users(&self, tenant_id: &TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
     /// The user who verified this E.164 number, if any.
     async fn find_user_by_verified_phone(&self, tenant_id: &TenantId, phone: &str) -> Result<Option<User>, StoreError>;
 }

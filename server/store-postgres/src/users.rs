@@ -173,6 +173,23 @@ impl UserStore for PgStore {
         decode(&row)
     }
 
+    async fn get_users(&self, tenant_id: &TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(UserId::as_str).collect();
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let rows =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id"))
+                .bind(tenant_id.as_str())
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter().map(decode).collect()
+    }
+
     async fn find_user_by_email(
         &self,
         tenant_id: &TenantId,

@@ -177,6 +177,24 @@ impl UserStore for SqliteStore {
         decode(&row)
     }
 
+    async fn get_users(&self, tenant_id: &TenantId, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The ids travel as one JSON array parameter.
+        let list = serde_json::to_string(&ids.iter().map(UserId::as_str).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users WHERE tenant_id = ?1 AND id IN (SELECT value FROM json_each(?2)) ORDER BY id"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(list)
+        .fetch_all(self.reader())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(decode).collect()
+    }
+
     async fn find_user_by_email(
         &self,
         tenant_id: &TenantId,

@@ -51,6 +51,7 @@ macro_rules! store_conformance_tests {
             due_rotation_happens_once_however_many_replicas_try,
             sign_ins_are_recorded_in_one_transaction,
             bulk_user_imports_are_all_or_nothing,
+            users_are_read_in_batches_within_the_tenant,
         );
         $crate::store_conformance_tests!(@messaging $make;
             one_time_secrets_are_single_use_and_superseded,

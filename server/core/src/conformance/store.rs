@@ -889,3 +889,25 @@ pub async fn bulk_user_imports_are_all_or_nothing(store: &dyn Store) {
     store.create_users(&t.id, &good, &event("user.import", Some(&t.id))).await.unwrap();
     assert_eq!(store.list_users(&t.id, &UserFilter::default(), &PageRequest::first(10)).await.unwrap().data.len(), 3);
 }
+
+/// Batched reads return the tenant's users among the ids, skipping unknown ones and
+/// other tenants' users.
+pub async fn users_are_read_in_batches_within_the_tenant(store: &dyn Store) {
+    let t = tenant("batch");
+    let other = tenant("batch-other");
+    for x in [&t, &other] {
+        store.create_tenant(x, &event("tenant.create", Some(&x.id))).await.unwrap();
+    }
+    let mine: Vec<User> = (0..3).map(|i| user(&t.id, &format!("b{i}@example.com"))).collect();
+    for u in &mine {
+        store.create_user(&t.id, u, &event("user.create", Some(&t.id))).await.unwrap();
+    }
+    let stranger = user(&other.id, "s@example.com");
+    store.create_user(&other.id, &stranger, &event("user.create", Some(&other.id))).await.unwrap();
+    let ids = vec![mine[2].id.clone(), UserId::generate(), stranger.id.clone(), mine[0].id.clone()];
+    let found: Vec<UserId> = store.get_users(&t.id, &ids).await.unwrap().into_iter().map(|u| u.id).collect();
+    let mut expected = vec![mine[0].id.clone(), mine[2].id.clone()];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(store.get_users(&t.id, &[]).await.unwrap().is_empty());
+}
