@@ -227,6 +227,18 @@ impl TenantNode {
         Ok(connection(users, had_after, |u| u.id.to_string(), UserNode))
     }
 
+    /// One user (`null` when unknown).
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<UserNode>> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&self.0.id).map_err(gql)?;
+        let user_id: UserId = parse_id("id", &id)?;
+        match c.services.users.get(&access, c.ctx, &user_id).await {
+            Ok(u) => Ok(Some(UserNode(u))),
+            Err(ServiceError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(gql(e)),
+        }
+    }
+
     /// The tenant's roles: built-ins, then custom ones.
     async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {
         let c = call(ctx)?;
@@ -285,6 +297,38 @@ impl UserNode {
     }
     async fn created_at(&self) -> String {
         rfc3339(self.0.created_at)
+    }
+    /// The user's live sessions, oldest first.
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SessionNode>> {
+        let c = call(ctx)?;
+        let access = c.principal.tenant(&self.0.tenant_id).map_err(gql)?;
+        let sessions = c.services.users.sessions(&access, c.ctx, &self.0.id).await.map_err(gql)?;
+        Ok(sessions.into_iter().map(SessionNode).collect())
+    }
+}
+
+/// A user's session.
+pub struct SessionNode(gatehouse_core::session::Session);
+
+#[Object(name = "Session")]
+impl SessionNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn amr(&self) -> &[String] {
+        &self.0.amr
+    }
+    async fn organization_id(&self) -> Option<ID> {
+        self.0.org_id.as_ref().map(|o| ID(o.to_string()))
+    }
+    async fn created_at(&self) -> String {
+        rfc3339(self.0.created_at)
+    }
+    async fn last_seen_at(&self) -> String {
+        rfc3339(self.0.last_seen_at)
+    }
+    async fn expires_at(&self) -> String {
+        rfc3339(self.0.expires_at)
     }
 }
 

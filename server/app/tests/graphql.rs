@@ -115,6 +115,31 @@ async fn graphql_and_rest_return_the_same_data(backend: Backend) {
     assert_eq!(member["user"]["email"], rest_user.body["email"], "{:?}", r.body);
     assert_eq!(member["user"]["id"], member["userId"]);
 
+    // A user's sessions: the same over both.
+    let login = s
+        .post(
+            &format!("/v1/tenants/{tid}/users"),
+            &s.admin,
+            json!({"email": "sess@example.com", "password": "violet kettle drums"}),
+        )
+        .await;
+    let sess_user = login.body["id"].as_str().unwrap().to_owned();
+    let r = s
+        .auth(
+            &support::AuthTenant { id: tid.to_owned(), slug: t["slug"].as_str().unwrap().to_owned() },
+            "login",
+            json!({"email": "sess@example.com", "password": "violet kettle drums"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let rest_sessions = s.get(&format!("/v1/tenants/{tid}/users/{sess_user}/sessions"), &s.admin).await;
+    assert_eq!(rest_sessions.body["data"].as_array().unwrap().len(), 1, "{:?}", rest_sessions.body);
+    let q = "query($t: ID!, $u: ID!) { tenant(id: $t) { user(id: $u) { email sessions { id amr } } } }";
+    let r = gql(&s, &s.admin, q, json!({"t": tid, "u": sess_user})).await;
+    let sessions = &r.body["data"]["tenant"]["user"]["sessions"];
+    assert_eq!(sessions[0]["id"], rest_sessions.body["data"][0]["id"], "{:?}", r.body);
+    assert_eq!(sessions[0]["amr"], json!(["pwd"]));
+
     // Mutations go through the same services: visible over REST at once.
     let m =
         "mutation($t: ID!) { createOrganization(input: {tenantId: $t, slug: \"beta\", name: \"Beta\"}) { id slug } }";

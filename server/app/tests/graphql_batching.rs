@@ -13,6 +13,9 @@ use tracing_subscriber::layer::SubscriberExt;
 on_both_backends!(listing_members_with_users_costs_the_same_for_3_or_15,);
 
 static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+/// The counter is process-wide and `cargo test` runs this binary's tests on threads of
+/// one process: they take turns, so one server's statements never land in another's count.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct CountStatements;
 
@@ -30,6 +33,7 @@ fn count_statements() {
 }
 
 async fn listing_members_with_users_costs_the_same_for_3_or_15(backend: Backend) {
+    let _turn = SERIAL.lock().await;
     count_statements();
     // No background polling during the measurement.
     let s = TestServer::start_with(backend, &[("GATEHOUSE_DELIVERY_POLL_MS", "60000")]).await;

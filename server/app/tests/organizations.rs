@@ -248,6 +248,19 @@ async fn org_tokens_carry_the_membership_and_end_with_it(backend: Backend) {
     let r = s.post(&format!("/t/{}/auth/organizations/{acme}/token", t.slug), &access, json!({})).await;
     r.assert_problem(404, "not_found");
     assert_eq!(s.get(&format!("/t/{}/auth/me", t.slug), &access).await.status, 200);
+
+    // Leaving: the user's own choice, with the same effects; never as the last owner.
+    let beta = org(&s, &t, "beta", None).await;
+    assert_eq!(add(&s, &t, &beta, &dee, "member").await.status, 201);
+    let r = s.post(&format!("/t/{}/auth/organizations/{beta}/token", t.slug), &access, json!({})).await;
+    let beta_refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let r = s.delete(&format!("/t/{}/auth/organizations/{beta}", t.slug), &access).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    s.auth(&t, "refresh", json!({"refresh_token": beta_refresh})).await.assert_problem(401, "invalid_token");
+    s.delete(&format!("/t/{}/auth/organizations/{beta}", t.slug), &access).await.assert_problem(404, "not_found");
+    let solo = org(&s, &t, "solo", None).await;
+    assert_eq!(add(&s, &t, &solo, &dee, "owner").await.status, 201);
+    s.delete(&format!("/t/{}/auth/organizations/{solo}", t.slug), &access).await.assert_problem(409, "conflict");
 }
 
 /// Gives the organization an owner, then removes `user_id`; the removal's status.

@@ -191,3 +191,19 @@ pub async fn create_org_join(
     let tenant = state.services.auth.tenant(&path.t).await?;
     Ok((StatusCode::CREATED, Json(state.services.orgs.join(&tenant, &ctx, &token, &path.org_id).await?)))
 }
+
+/// Leaves one of the user's organizations (`409` for its last owner); the sessions
+/// scoped to it end at once.
+#[utoipa::path(delete, path = "/t/{t}/auth/organizations/{org_id}", tag = "auth",
+    params(("t" = String, Path, description = "Tenant slug"), ("org_id" = OrganizationId, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_my_organization(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<MyOrgPath>,
+    Ctx(ctx): Ctx,
+    AccessToken(token): AccessToken,
+) -> ApiResult<StatusCode> {
+    let tenant = state.services.auth.tenant(&path.t).await?;
+    state.services.orgs.leave(&tenant, &ctx, &token, &path.org_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

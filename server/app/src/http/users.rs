@@ -383,3 +383,66 @@ pub async fn create_user_import(
     let imported = state.services.users.import(&access, &ctx, rows).await?;
     Ok((StatusCode::CREATED, Json(ImportUsersResponse { imported })))
 }
+
+/// A session of a user, as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSessionResponse {
+    /// Session id.
+    pub id: gatehouse_core::ids::SessionId,
+    /// Sign-in time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last refresh.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// Absolute end.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Authentication methods.
+    pub amr: Vec<String>,
+    /// The organization its tokens are scoped to.
+    pub org_id: Option<gatehouse_core::ids::OrganizationId>,
+    /// IP at sign-in.
+    pub ip: Option<String>,
+    /// User agent at sign-in.
+    pub user_agent: Option<String>,
+}
+
+impl From<gatehouse_core::session::Session> for UserSessionResponse {
+    fn from(s: gatehouse_core::session::Session) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            amr: s.amr,
+            org_id: s.org_id,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+/// A user's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSessionList {
+    /// Oldest first.
+    pub data: Vec<UserSessionResponse>,
+    /// Always `null`.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists a user's live sessions.
+#[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users/{user_id}/sessions", tag = "users", security(("bearer" = [])),
+    params(("tenant_id" = TenantId, Path), ("user_id" = UserId, Path)),
+    responses((status = 200, body = UserSessionList), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_user_sessions(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<UserPath>,
+    Auth(principal): Auth,
+    Ctx(ctx): Ctx,
+) -> ApiResult<Json<UserSessionList>> {
+    let access = principal.tenant(&path.tenant_id)?;
+    let sessions = state.services.users.sessions(&access, &ctx, &path.user_id).await?;
+    Ok(Json(UserSessionList { data: sessions.into_iter().map(Into::into).collect(), next_cursor: None }))
+}

@@ -793,6 +793,25 @@ impl OrgService {
         self.auth.token_set(tenant, user, &session, secret).await
     }
 
+    /// The signed-in user leaves one of their organizations (never as its last owner);
+    /// their sessions scoped to it end at once.
+    pub async fn leave(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        access_token: &str,
+        org_id: &OrganizationId,
+    ) -> Result<(), ServiceError> {
+        let (user, _) = self.auth.me(tenant, access_token).await?;
+        let data = serde_json::json!({ "org_id": org_id });
+        let event =
+            AuditEvent::by_user(self.clock.now(), ctx, "organization.leave", &tenant.id, Some(user.id.as_str()), data);
+        self.store
+            .remove_member(&tenant.id, org_id, &user.id, self.clock.now(), &event)
+            .await
+            .map_err(ServiceError::from_store("organization"))
+    }
+
     /// Accepts an invitation: as the signed-in user whose email it was sent to, or by
     /// creating the account (`password`, optional `name`; the link proved the address),
     /// which works even when sign-up is by invitation only.

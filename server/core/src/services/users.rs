@@ -244,6 +244,21 @@ impl UserService {
         Ok(user)
     }
 
+    /// A user's live sessions, oldest first.
+    pub async fn sessions(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        user_id: &UserId,
+    ) -> Result<Vec<crate::session::Session>, ServiceError> {
+        access.require(Capability::Read)?;
+        self.store.get_user(access.tenant_id(), user_id).await.map_err(ServiceError::from_store("user"))?;
+        let sessions = self.store.list_user_sessions(access.tenant_id(), user_id, self.clock.now()).await?;
+        let target = Some(("user", user_id.as_str()));
+        self.audit.read(access.principal(), ctx, "user.sessions_read", Some(access.tenant_id()), target).await?;
+        Ok(sessions)
+    }
+
     /// Several users by id in one read (for batching interfaces); unknown ids are skipped.
     pub async fn get_many(&self, access: &TenantAccess, ids: &[UserId]) -> Result<Vec<User>, ServiceError> {
         access.require(Capability::Read)?;
