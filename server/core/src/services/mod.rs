@@ -11,6 +11,8 @@ pub mod keys;
 pub mod messenger;
 pub mod mfa;
 pub mod operators;
+pub mod org_domains;
+pub mod org_invitations;
 pub mod orgs;
 pub mod outbox;
 pub mod passkeys;

@@ -1,6 +1,7 @@
-//! Organizations: management (organizations, members, roles, invitations, permission
-//! checks) through a [`TenantAccess`] handle, and the end user's side (their
-//! organizations, org-scoped tokens, accepting invitations).
+//! Organizations: management (organizations, members, roles, permission checks) through
+//! a [`TenantAccess`] handle, and the end user's side (their organizations, org-scoped
+//! tokens, leaving). Invitations live in `org_invitations`, verified domains in
+//! `org_domains`; all three extend [`OrgService`].
 //!
 //! Every member change that could leave an organization without an owner is refused in
 //! the store's transaction (`Conflict{last_owner}`); removing a member revokes their
@@ -8,25 +9,21 @@
 
 use super::auth::{AuthService, LoginOutcome, TokenSet};
 use super::messenger::Messenger;
-use super::templates::TemplateVars;
 use crate::access::{Capability, TenantAccess};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
 use crate::dns::TxtResolver;
 use crate::error::{FieldError, ServiceError};
-use crate::ids::{InvitationId, OrganizationId, TenantId, UserId};
-use crate::messaging::{MessageKind, UserWrite};
-use crate::org::{self, DomainJoin, Invitation, MAX_DEPTH, Membership, OrgDomain, Organization, Role};
+use crate::ids::{OrganizationId, TenantId, UserId};
+use crate::org::{self, DomainJoin, MAX_DEPTH, Membership, Organization, Role};
 use crate::page::{Page, PageRequest};
-use crate::password::{PasswordHasher, check_policy};
-use crate::secret::{SecretHash, SecretString, generate_secret};
-use crate::store::{Acceptance, OrgFilter, Store, StoreError};
+use crate::password::PasswordHasher;
+use crate::store::{OrgFilter, Store, StoreError};
 use crate::tenant::Tenant;
-use crate::user::{Email, User, UserStatus, check_user_name};
 use std::sync::Arc;
 
 /// How long an invitation stays valid.
-const INVITATION_TTL: time::Duration = time::Duration::days(7);
+pub(super) const INVITATION_TTL: time::Duration = time::Duration::days(7);
 /// Prefix of invitation tokens.
 pub const INVITATION_TOKEN_PREFIX: &str = "invt_";
 /// Largest metadata document.
@@ -95,12 +92,12 @@ pub enum Accepted {
 /// The organization use cases.
 #[derive(Debug, Clone)]
 pub struct OrgService {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    auth: AuthService,
-    messenger: Messenger,
-    hasher: PasswordHasher,
-    resolver: Arc<dyn TxtResolver>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) auth: AuthService,
+    pub(super) messenger: Messenger,
+    pub(super) hasher: PasswordHasher,
+    pub(super) resolver: Arc<dyn TxtResolver>,
 }
 
 fn check_name(name: &str) -> Result<String, FieldError> {
@@ -140,45 +137,6 @@ pub async fn role_permissions(
     Ok(store.list_roles(tenant_id).await?.into_iter().find(|r| r.key == key).map(|r| r.permissions))
 }
 
-/// Organizations with a verified domain equal to the user's verified email's domain,
-/// whose policy lets them join, and which the user is not a member of yet.
-async fn joinable(store: &dyn Store, tenant: &Tenant, user: &User) -> Result<Vec<Organization>, ServiceError> {
-    if !user.email_verified {
-        return Ok(Vec::new());
-    }
-    let Some((_, domain)) = user.email.normalized().rsplit_once('@') else { return Ok(Vec::new()) };
-    let mine: Vec<OrganizationId> =
-        store.list_user_memberships(&tenant.id, &user.id).await?.into_iter().map(|(o, _)| o.id).collect();
-    Ok(store.orgs_by_verified_domain(&tenant.id, domain).await?.into_iter().filter(|o| !mine.contains(&o.id)).collect())
-}
-
-/// Adds a user whose email was just verified to every `auto_join` organization of their
-/// domain (a no-op for everyone else).
-pub async fn auto_join(
-    store: &dyn Store,
-    tenant: &Tenant,
-    ctx: &RequestContext,
-    user: &User,
-    now: time::OffsetDateTime,
-) -> Result<(), ServiceError> {
-    for org in joinable(store, tenant, user).await?.into_iter().filter(|o| o.domain_join == DomainJoin::AutoJoin) {
-        let member = Membership {
-            org_id: org.id.clone(),
-            user_id: user.id.clone(),
-            role: org.domain_join_role,
-            created_at: now,
-        };
-        let data = serde_json::json!({ "org_id": org.id, "role": member.role, "via": "domain_auto_join" });
-        let event = AuditEvent::by_user(now, ctx, "organization.join", &tenant.id, Some(user.id.as_str()), data);
-        match store.add_member(&tenant.id, &member, &event).await {
-            // Joined meanwhile by another path: fine.
-            Ok(()) | Err(StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 impl OrgService {
     /// Wires the service.
     pub fn new(
@@ -192,15 +150,21 @@ impl OrgService {
         Self { store, clock, auth, messenger, hasher, resolver }
     }
 
-    fn event(&self, access: &TenantAccess, ctx: &RequestContext, action: &str, target: (&str, &str)) -> AuditEvent {
+    pub(super) fn event(
+        &self,
+        access: &TenantAccess,
+        ctx: &RequestContext,
+        action: &str,
+        target: (&str, &str),
+    ) -> AuditEvent {
         access.principal().event(self.clock.as_ref(), ctx, action, Some(access.tenant_id()), Some(target))
     }
 
-    async fn tenant(&self, access: &TenantAccess) -> Result<Tenant, ServiceError> {
+    pub(super) async fn tenant(&self, access: &TenantAccess) -> Result<Tenant, ServiceError> {
         self.store.get_tenant(access.tenant_id()).await.map_err(ServiceError::from_store("tenant"))
     }
 
-    async fn known_role(&self, tenant_id: &TenantId, key: &str) -> Result<(), ServiceError> {
+    pub(super) async fn known_role(&self, tenant_id: &TenantId, key: &str) -> Result<(), ServiceError> {
         match role_permissions(self.store.as_ref(), tenant_id, key).await? {
             Some(_) => Ok(()),
             None => Err(ServiceError::invalid("role", "is not a role of this tenant")),
@@ -527,229 +491,6 @@ impl OrgService {
         Ok(PermissionCheck { allowed: granted_by.is_some(), role: Some(member.role), granted_by, reason })
     }
 
-    /// Invites an address to an organization with a role: a single-use link by email,
-    /// valid seven days; a newer invitation of the same address replaces an older one.
-    pub async fn invite(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-        org_id: &OrganizationId,
-        email: &str,
-        role: &str,
-    ) -> Result<Invitation, ServiceError> {
-        access.require(Capability::Write)?;
-        let tenant = self.tenant(access).await?;
-        let org = self.get(access, org_id).await?;
-        let email = Email::parse(email).map_err(|why| ServiceError::invalid("email", &why))?;
-        self.known_role(&tenant.id, role).await?;
-        let now = self.clock.now();
-        let token = generate_secret(INVITATION_TOKEN_PREFIX);
-        let invitation = Invitation {
-            id: InvitationId::generate(),
-            org_id: org.id.clone(),
-            email: email.normalized().to_owned(),
-            role: role.to_owned(),
-            token_hash: token.hash,
-            invited_by: access.principal().actor_id(),
-            created_at: now,
-            expires_at: now + INVITATION_TTL,
-            accepted_at: None,
-            revoked_at: None,
-        };
-        let vars = TemplateVars {
-            link: Some(self.messenger.link(&tenant, "accept-invitation", token.value.expose())),
-            expires_minutes: Some(INVITATION_TTL.whole_minutes()),
-            email: Some(email.as_str().to_owned()),
-            org_name: Some(org.name.clone()),
-            ..TemplateVars::for_tenant(&tenant)
-        };
-        let message =
-            self.messenger.compose(&tenant, ctx, now, MessageKind::Invitation, email.as_str(), None, &vars).await?;
-        let mut event = self.event(access, ctx, "invitation.create", ("invitation", invitation.id.as_str()));
-        event.data = serde_json::json!({ "org_id": org.id, "role": role, "message_id": message.id });
-        self.store
-            .create_invitation(&tenant.id, &invitation, &[message], &event)
-            .await
-            .map_err(ServiceError::from_store("organization"))?;
-        self.messenger.queued();
-        Ok(invitation)
-    }
-
-    /// The organization's invitations, newest first.
-    pub async fn invitations(
-        &self,
-        access: &TenantAccess,
-        org_id: &OrganizationId,
-    ) -> Result<Vec<Invitation>, ServiceError> {
-        access.require(Capability::Read)?;
-        self.get(access, org_id).await?;
-        Ok(self.store.list_invitations(access.tenant_id(), org_id).await?)
-    }
-
-    /// Sends a pending invitation again, as a new invitation (new link, new expiry; the
-    /// old link stops working).
-    pub async fn resend(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-        org_id: &OrganizationId,
-        id: &InvitationId,
-    ) -> Result<Invitation, ServiceError> {
-        access.require(Capability::Write)?;
-        let old = self
-            .invitations(access, org_id)
-            .await?
-            .into_iter()
-            .find(|i| &i.id == id && i.accepted_at.is_none() && i.revoked_at.is_none())
-            .ok_or(ServiceError::NotFound { resource: "pending invitation" })?;
-        // Expired ones may be sent again too: that is what resending is for.
-        self.invite(access, ctx, org_id, &old.email, &old.role).await
-    }
-
-    /// Revokes a pending invitation.
-    pub async fn revoke(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-        org_id: &OrganizationId,
-        id: &InvitationId,
-    ) -> Result<(), ServiceError> {
-        access.require(Capability::Write)?;
-        let event = self.event(access, ctx, "invitation.revoke", ("invitation", id.as_str()));
-        self.store
-            .revoke_invitation(access.tenant_id(), org_id, id, self.clock.now(), &event)
-            .await
-            .map_err(ServiceError::from_store("pending invitation"))
-    }
-
-    /// Claims a domain for an organization: answers the TXT record to publish at
-    /// `_gatehouse-challenge.<domain>`.
-    pub async fn add_domain(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-        org_id: &OrganizationId,
-        domain: &str,
-    ) -> Result<OrgDomain, ServiceError> {
-        access.require(Capability::Write)?;
-        let domain = domain.trim().trim_end_matches('.').to_lowercase();
-        org::check_domain(&domain).map_err(|e| ServiceError::Validation(vec![e]))?;
-        self.get(access, org_id).await?;
-        let token = generate_secret("");
-        let claim = OrgDomain {
-            org_id: org_id.clone(),
-            domain: domain.clone(),
-            verification_token: format!("gatehouse-domain-verification={}", token.value.expose()),
-            verified_at: None,
-            created_at: self.clock.now(),
-        };
-        let mut event = self.event(access, ctx, "organization.domain_add", ("organization", org_id.as_str()));
-        event.data = serde_json::json!({ "domain": domain });
-        self.store
-            .add_domain(access.tenant_id(), &claim, &event)
-            .await
-            .map_err(ServiceError::from_store("organization"))?;
-        Ok(claim)
-    }
-
-    /// The organization's domains.
-    pub async fn domains(
-        &self,
-        access: &TenantAccess,
-        org_id: &OrganizationId,
-    ) -> Result<Vec<OrgDomain>, ServiceError> {
-        access.require(Capability::Read)?;
-        self.get(access, org_id).await?;
-        Ok(self.store.list_domains(access.tenant_id(), org_id).await?)
-    }
-
-    /// Looks for the TXT record now; marks the domain verified when it is there.
-    pub async fn verify_domain(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-        org_id: &OrganizationId,
-        domain: &str,
-    ) -> Result<OrgDomain, ServiceError> {
-        access.require(Capability::Write)?;
-        let claim = self
-            .domains(access, org_id)
-            .await?
-            .into_iter()
-            .find(|d| d.domain == domain)
-            .ok_or(ServiceError::NotFound { resource: "domain" })?;
-        if claim.verified_at.is_some() {
-            return Ok(claim);
-        }
-        let records = self
-            .resolver
-            .txt(&org::challenge_name(domain))
-            .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        if !records.iter().any(|r| r.trim() == claim.verification_token) {
-            return Err(ServiceError::DomainNotVerified);
-        }
-        let mut event = self.event(access, ctx, "organization.domain_verified", ("organization", org_id.as_str()));
-        event.data = serde_json::json!({ "domain": domain });
-        let now = self.clock.now();
-        self.store
-            .verify_domain(access.tenant_id(), org_id, domain, now, &event)
-            .await
-            .map_err(ServiceError::from_store("domain"))?;
-        Ok(OrgDomain { verified_at: Some(now), ..claim })
-    }
-
-    /// Removes a domain claim.
-    pub async fn delete_domain(
-        &self,
-        access: &TenantAccess,
-        ctx: &RequestContext,
-        org_id: &OrganizationId,
-        domain: &str,
-    ) -> Result<(), ServiceError> {
-        access.require(Capability::Write)?;
-        let mut event = self.event(access, ctx, "organization.domain_delete", ("organization", org_id.as_str()));
-        event.data = serde_json::json!({ "domain": domain });
-        self.store
-            .delete_domain(access.tenant_id(), org_id, domain, &event)
-            .await
-            .map_err(ServiceError::from_store("domain"))
-    }
-
-    /// Organizations the signed-in user may join through their verified email's domain.
-    pub async fn discoverable(&self, tenant: &Tenant, access_token: &str) -> Result<Vec<Organization>, ServiceError> {
-        let (user, _) = self.auth.me(tenant, access_token).await?;
-        joinable(self.store.as_ref(), tenant, &user).await
-    }
-
-    /// Joins an organization offered (or auto-joined) through the user's verified email
-    /// domain, with the organization's domain role.
-    pub async fn join(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        access_token: &str,
-        org_id: &OrganizationId,
-    ) -> Result<Membership, ServiceError> {
-        let (user, _) = self.auth.me(tenant, access_token).await?;
-        let org = joinable(self.store.as_ref(), tenant, &user)
-            .await?
-            .into_iter()
-            .find(|o| &o.id == org_id)
-            .ok_or(ServiceError::NotFound { resource: "organization" })?;
-        let member = Membership {
-            org_id: org.id.clone(),
-            user_id: user.id.clone(),
-            role: org.domain_join_role.clone(),
-            created_at: self.clock.now(),
-        };
-        let data = serde_json::json!({ "org_id": org.id, "role": member.role, "via": "domain" });
-        let event =
-            AuditEvent::by_user(member.created_at, ctx, "organization.join", &tenant.id, Some(user.id.as_str()), data);
-        self.store.add_member(&tenant.id, &member, &event).await?;
-        Ok(member)
-    }
-
     /// The signed-in user's organizations and roles.
     pub async fn mine(
         &self,
@@ -810,96 +551,5 @@ impl OrgService {
             .remove_member(&tenant.id, org_id, &user.id, self.clock.now(), &event)
             .await
             .map_err(ServiceError::from_store("organization"))
-    }
-
-    /// Accepts an invitation: as the signed-in user whose email it was sent to, or by
-    /// creating the account (`password`, optional `name`; the link proved the address),
-    /// which works even when sign-up is by invitation only.
-    pub async fn accept(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        token: &str,
-        access_token: Option<&str>,
-        signup: Option<(SecretString, Option<String>)>,
-    ) -> Result<Accepted, ServiceError> {
-        self.auth.limit(tenant, ctx, "invitation_accept", 30).await?;
-        let now = self.clock.now();
-        let invitation = if token.starts_with(INVITATION_TOKEN_PREFIX) && token.len() <= 128 {
-            self.store.find_invitation_by_token(&tenant.id, &SecretHash::of(token), now).await?
-        } else {
-            None
-        };
-        let invitation = invitation.ok_or(ServiceError::InvalidCode)?;
-        let (mut user, insert) = match (access_token, signup) {
-            (Some(bearer), _) => {
-                let (user, _) = self.auth.me(tenant, bearer).await?;
-                if user.email.normalized() != invitation.email {
-                    return Err(ServiceError::Forbidden("this invitation was sent to another address"));
-                }
-                (user, false)
-            }
-            (None, Some((password, name))) => {
-                let email = Email::parse(&invitation.email).map_err(|why| ServiceError::invalid("email", &why))?;
-                let name = check_user_name(name).map_err(|why| ServiceError::invalid("name", &why))?;
-                check_policy(&tenant.settings.password_policy, password.expose(), &email)
-                    .map_err(|e| ServiceError::Validation(vec![FieldError::new("password", e.message)]))?;
-                let user = User {
-                    id: UserId::generate(),
-                    tenant_id: tenant.id.clone(),
-                    email,
-                    email_verified: true,
-                    name,
-                    status: UserStatus::Active,
-                    password_hash: Some(self.hasher.hash(&password).await?),
-                    created_at: now,
-                    updated_at: now,
-                    last_login_at: None,
-                    profile: Default::default(),
-                    public_metadata: serde_json::json!({}),
-                    private_metadata: serde_json::json!({}),
-                };
-                (user, true)
-            }
-            (None, None) => {
-                return Err(ServiceError::invalid("password", "is required to accept without signing in"));
-            }
-        };
-        // The link proved the address.
-        let verifies = !user.email_verified;
-        user.email_verified = true;
-        let membership = Membership {
-            org_id: invitation.org_id.clone(),
-            user_id: user.id.clone(),
-            role: invitation.role.clone(),
-            created_at: now,
-        };
-        let data = serde_json::json!({
-            "invitation_id": invitation.id, "org_id": invitation.org_id, "role": invitation.role, "new_user": insert,
-        });
-        let event = AuditEvent::by_user(now, ctx, "invitation.accept", &tenant.id, Some(user.id.as_str()), data);
-        let write = match (insert, verifies) {
-            (true, _) => UserWrite::Insert(&user),
-            (false, true) => UserWrite::Update(&user),
-            (false, false) => UserWrite::None,
-        };
-        let acceptance = Acceptance {
-            invitation_id: &invitation.id,
-            now,
-            user: write,
-            membership: &membership,
-            session: None,
-            event: &event,
-        };
-        self.store.accept_invitation(&tenant.id, &acceptance).await.map_err(|e| match e {
-            StoreError::NotFound => ServiceError::InvalidCode,
-            other => other.into(),
-        })?;
-        if !insert {
-            return Ok(Accepted::Joined(membership));
-        }
-        let outcome =
-            self.auth.sign_in_with(tenant, ctx, user, &["pwd"], serde_json::json!({ "via": "invitation" })).await?;
-        Ok(Accepted::SignedUp(membership, outcome))
     }
 }

@@ -230,7 +230,7 @@ impl VerificationService {
             AuditEvent::by_user(now, ctx, "email.verified", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
         self.redeem(tenant, &secret, UserWrite::Update(&user), None, &[], &event).await?;
         // A verified address at an organization's verified domain may join it at once.
-        super::orgs::auto_join(self.store.as_ref(), tenant, ctx, &user, now).await
+        super::org_domains::auto_join(self.store.as_ref(), tenant, ctx, &user, now).await
     }
 
     async fn redeem(
