@@ -30,7 +30,15 @@ impl HickoryTxt {
                     TokioRuntimeProvider::default(),
                 )
             }
-            None => TokioResolver::builder_tokio()?,
+            // A machine without a readable resolver configuration still starts; domain
+            // verification then answers 503 until one is configured.
+            None => TokioResolver::builder_tokio().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no system DNS configuration; set GATEHOUSE_DNS_RESOLVER for domain checks");
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_parts(None, vec![], vec![]),
+                    TokioRuntimeProvider::default(),
+                )
+            }),
         };
         // Ownership proofs must see a record as soon as it is published.
         builder.options_mut().cache_size = 0;
@@ -58,5 +66,25 @@ impl TxtResolver for HickoryTxt {
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
             Err(e) => Err(DnsError(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// The fallback for machines without a resolver configuration builds, and lookups
+    /// then fail (503 at the API) instead of the server refusing to start.
+    #[tokio::test]
+    async fn a_resolver_without_name_servers_starts_and_fails_lookups() {
+        let resolver = TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(None, vec![], vec![]),
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .unwrap();
+        let txt = HickoryTxt { resolver };
+        assert!(txt.txt("_gatehouse-challenge.example.com").await.is_err());
     }
 }
