@@ -136,6 +136,31 @@ impl AuditEvent {
         }
     }
 
+    /// An event of an operator signing in or out (`operator_id`), or of an attempt by
+    /// someone unknown (`None`); not tied to a tenant.
+    pub fn by_operator(
+        now: OffsetDateTime,
+        ctx: &RequestContext,
+        action: &str,
+        operator_id: Option<&str>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: EventId::generate(),
+            tenant_id: None,
+            actor_type: if operator_id.is_some() { ActorType::Operator } else { ActorType::Anonymous },
+            actor_id: operator_id.map(str::to_owned),
+            action: action.to_owned(),
+            target_type: operator_id.map(|_| "operator".to_owned()),
+            target_id: operator_id.map(str::to_owned),
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            request_id: ctx.request_id.clone(),
+            data,
+            created_at: now,
+        }
+    }
+
     /// An event caused by Gatehouse itself (a background job), about one target.
     pub fn by_system(
         now: OffsetDateTime,

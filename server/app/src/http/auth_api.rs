@@ -118,6 +118,17 @@ pub(crate) fn token_response(status: StatusCode, tenant: &Tenant, tokens: TokenS
     }
 }
 
+/// A JSON response (a token set or a challenge, in its transport, cookies kept) with one
+/// more top-level field: the recovery codes of an enrollment, a new passkey, a membership.
+pub(crate) async fn with_field(response: Response, key: &str, value: impl Serialize) -> Result<Response, ServiceError> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(ServiceError::internal)?;
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
+    json[key] = serde_json::to_value(value).map_err(ServiceError::internal)?;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok((parts, Json(json)).into_response())
+}
+
 /// The second-factor challenge that ends a first factor when one is needed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaChallengeResponse {

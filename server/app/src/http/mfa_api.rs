@@ -1,7 +1,9 @@
 //! `/t/{t}/auth/…` routes for second factors: TOTP set-up, enabling, disabling,
 //! recovery codes, and answering a sign-in challenge (`mfa/verify`).
 
-use super::auth_api::{AccessToken, StepUpToken, TenantSlugPath, TokenSetResponse, Transport, token_response};
+use super::auth_api::{
+    AccessToken, StepUpToken, TenantSlugPath, TokenSetResponse, Transport, token_response, with_field,
+};
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, Ctx};
 use super::verification_api::optional_bearer;
@@ -105,11 +107,7 @@ pub async fn create_totp_enable(
         Some(tokens) => {
             // The token set, in its transport, with the codes added to the body.
             let response = token_response(StatusCode::OK, &tenant, *tokens, body.transport);
-            let (parts, body_bytes) = response.into_parts();
-            let bytes = axum::body::to_bytes(body_bytes, 1 << 20).await.map_err(ServiceError::internal)?;
-            let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
-            json["recovery_codes"] = serde_json::json!(codes);
-            Ok((parts, Json(json)).into_response())
+            Ok(with_field(response, "recovery_codes", codes).await?)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `/t/{t}/auth/organizations…` and `/t/{t}/auth/invitations/accept`: the signed-in
 //! user's organizations, org-scoped tokens, and accepting invitations.
 
-use super::auth_api::{AccessToken, TenantSlugPath, Transport, login_response, token_response};
+use super::auth_api::{AccessToken, TenantSlugPath, Transport, login_response, token_response, with_field};
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, Ctx};
 use super::verification_api::optional_bearer;
@@ -140,17 +140,10 @@ pub async fn create_invitation_accept(
     match state.services.orgs.accept(&tenant, &ctx, &body.token, bearer.as_deref(), signup).await? {
         Accepted::Joined(membership) => Ok(Json(membership).into_response()),
         Accepted::SignedUp(membership, outcome) => {
-            let response = login_response(&tenant, outcome, body.transport);
-            let (mut parts, bytes) = response.into_parts();
-            let bytes =
-                axum::body::to_bytes(bytes, 1 << 20).await.map_err(gatehouse_core::error::ServiceError::internal)?;
-            let mut json: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(gatehouse_core::error::ServiceError::internal)?;
-            json["membership"] =
-                serde_json::to_value(membership).map_err(gatehouse_core::error::ServiceError::internal)?;
-            parts.status = StatusCode::CREATED;
-            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-            Ok((parts, Json(json)).into_response())
+            let mut response =
+                with_field(login_response(&tenant, outcome, body.transport), "membership", membership).await?;
+            *response.status_mut() = StatusCode::CREATED;
+            Ok(response)
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::auth_api::{
     AccessToken, LoginResponse, StepUpToken, TenantSlugPath, Transport, VerificationRequired, login_response,
-    token_response,
+    token_response, with_field,
 };
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, Ctx};
@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use gatehouse_core::error::ServiceError;
 use gatehouse_core::ids::{PasskeyId, UserId};
 use gatehouse_core::passkey::Passkey;
 use gatehouse_core::services::mfa::{PasskeyCaller, PasskeyRegistration};
@@ -188,11 +187,7 @@ pub async fn create_passkey_register_finish(
         }
         PasskeyRegistration::SignedIn(passkey, tokens) => {
             let response = token_response(StatusCode::CREATED, &tenant, *tokens, body.transport);
-            let (parts, bytes) = response.into_parts();
-            let bytes = axum::body::to_bytes(bytes, 1 << 20).await.map_err(ServiceError::internal)?;
-            let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
-            json["passkey"] = serde_json::to_value(PasskeyResponse::from(passkey)).map_err(ServiceError::internal)?;
-            Ok((parts, Json(json)).into_response())
+            Ok(with_field(response, "passkey", PasskeyResponse::from(passkey)).await?)
         }
         PasskeyRegistration::MfaRequired(_, challenge) => {
             let outcome = gatehouse_core::services::auth::LoginOutcome::MfaRequired(challenge);

@@ -182,6 +182,21 @@ impl Messenger {
         Ok(())
     }
 
+    /// A notice to `user` about their account (a factor added or removed), in their
+    /// language, with the tenant's branding: to queue with the change it reports.
+    pub async fn notice(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        now: OffsetDateTime,
+        user: &crate::user::User,
+        kind: MessageKind,
+    ) -> Result<OutboxMessage, ServiceError> {
+        let vars = TemplateVars::for_tenant(tenant);
+        let locale = user.profile.locale.as_deref();
+        self.compose(tenant, ctx, now, kind, user.email.as_str(), locale, &vars).await
+    }
+
     /// Renders a message without a secret (a notice) and seals it for the outbox.
     #[allow(clippy::too_many_arguments, reason = "each argument is one fact of the message")]
     pub async fn compose(

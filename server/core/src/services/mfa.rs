@@ -256,19 +256,6 @@ impl MfaService {
         self.passkeys.assertion_begin(tenant, ctx, purpose).await
     }
 
-    /// The notice of a factor change, to queue with the change.
-    async fn notice(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        user: &User,
-        kind: MessageKind,
-    ) -> Result<crate::messaging::OutboxMessage, ServiceError> {
-        let vars = super::templates::TemplateVars::for_tenant(tenant);
-        let locale = user.profile.locale.as_deref();
-        self.messenger.compose(tenant, ctx, self.clock.now(), kind, user.email.as_str(), locale, &vars).await
-    }
-
     fn recovery_hash(&self, tenant: &Tenant, user: &User, code: &str) -> String {
         let normalized: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
         self.sealer.code_hash(&format!("recovery:{}:{}", tenant.id, user.id), &normalized)
@@ -389,7 +376,7 @@ impl MfaService {
             serde_json::json!({}),
         );
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        let notice = self.notice(tenant, ctx, &user, MessageKind::MfaEnabled).await?;
+        let notice = self.messenger.notice(tenant, ctx, self.clock.now(), &user, MessageKind::MfaEnabled).await?;
         self.store
             .enable_totp(&tenant.id, &user.id, factor.created_at, step, &hashes, &[notice], &event)
             .await
@@ -447,7 +434,8 @@ impl MfaService {
                     data,
                 );
                 // The notice and the event are stored together.
-                let notice = self.notice(tenant, ctx, user, MessageKind::RecoveryCodeUsed).await?;
+                let notice =
+                    self.messenger.notice(tenant, ctx, self.clock.now(), user, MessageKind::RecoveryCodeUsed).await?;
                 self.store.enqueue_messages(&tenant.id, &[notice], &event).await?;
                 self.messenger.queued();
                 Ok("rc")
@@ -523,7 +511,7 @@ impl MfaService {
             Some(user.id.as_str()),
             serde_json::json!({}),
         );
-        let notice = self.notice(tenant, ctx, &user, MessageKind::MfaDisabled).await?;
+        let notice = self.messenger.notice(tenant, ctx, self.clock.now(), &user, MessageKind::MfaDisabled).await?;
         self.store
             .delete_totp(&tenant.id, &user.id, &[notice], &event)
             .await
@@ -556,7 +544,8 @@ impl MfaService {
             Some(user.id.as_str()),
             serde_json::json!({}),
         );
-        let notice = self.notice(tenant, ctx, &user, MessageKind::RecoveryCodesRegenerated).await?;
+        let notice =
+            self.messenger.notice(tenant, ctx, self.clock.now(), &user, MessageKind::RecoveryCodesRegenerated).await?;
         self.store.replace_recovery_codes(&tenant.id, &user.id, &hashes, now, &[notice], &event).await?;
         self.messenger.queued();
         Ok(codes)

@@ -223,13 +223,7 @@ impl OperatorService {
     }
 
     fn event(&self, ctx: &RequestContext, action: &str, id: Option<&OperatorId>) -> AuditEvent {
-        let mut event =
-            AuditEvent::by_user(self.clock.now(), ctx, action, &TenantId::generate(), None, serde_json::json!({}));
-        event.tenant_id = None;
-        event.actor_type =
-            if id.is_some() { crate::audit::ActorType::Operator } else { crate::audit::ActorType::Anonymous };
-        event.actor_id = id.map(|i| i.to_string());
-        event
+        AuditEvent::by_operator(self.clock.now(), ctx, action, id.map(OperatorId::as_str), serde_json::json!({}))
     }
 
     /// First step: the password. Answers the second step (enroll TOTP, or a code).

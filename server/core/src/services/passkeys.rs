@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::ephemeral::EphemeralStore;
 use crate::error::{FieldError, ServiceError};
 use crate::ids::{PasskeyId, UserId};
-use crate::messaging::{MessageKind, OutboxMessage};
+use crate::messaging::MessageKind;
 use crate::passkey::{Passkey, PasskeyUse};
 use crate::secret::{SecretHash, generate_secret};
 use crate::signing::Sealer;
@@ -254,18 +254,6 @@ impl PasskeyService {
         serde_json::from_slice(&raw).map_err(ServiceError::internal)
     }
 
-    async fn notice(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        user: &User,
-        kind: MessageKind,
-    ) -> Result<OutboxMessage, ServiceError> {
-        let vars = super::templates::TemplateVars::for_tenant(tenant);
-        let locale = user.profile.locale.as_deref();
-        self.messenger.compose(tenant, ctx, self.clock.now(), kind, user.email.as_str(), locale, &vars).await
-    }
-
     fn credentials_of(passkeys: &[Passkey]) -> Result<Vec<Credential>, ServiceError> {
         passkeys
             .iter()
@@ -404,7 +392,8 @@ impl PasskeyService {
                 let event =
                     AuditEvent::by_user(now, ctx, "passkey.registered", &tenant.id, Some(user_id.as_str()), data);
                 let user = caller.ok_or(ServiceError::InvalidToken)?;
-                let notice = self.notice(tenant, ctx, user, MessageKind::PasskeyAdded).await?;
+                let notice =
+                    self.messenger.notice(tenant, ctx, self.clock.now(), user, MessageKind::PasskeyAdded).await?;
                 self.store
                     .insert_passkey(&tenant.id, None, &passkey, &[notice], &event)
                     .await
@@ -740,7 +729,7 @@ impl PasskeyService {
         let data = serde_json::json!({ "passkey_id": id });
         let event =
             AuditEvent::by_user(self.clock.now(), ctx, "passkey.deleted", &tenant.id, Some(user.id.as_str()), data);
-        let notice = self.notice(tenant, ctx, user, MessageKind::PasskeyRemoved).await?;
+        let notice = self.messenger.notice(tenant, ctx, self.clock.now(), user, MessageKind::PasskeyRemoved).await?;
         self.store
             .delete_passkey(&tenant.id, &user.id, id, &[notice], &event)
             .await
