@@ -130,6 +130,8 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Argon2id cost for new password hashes.
     pub argon2: gatehouse_core::password::Argon2Cost,
+    /// How many steps below request handling password hashes are scheduled (0–19).
+    pub argon2_nice: i32,
     /// Reverse proxies whose `X-Forwarded-For` is believed; empty: the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the scheduled key-rotation job looks for due tenants.
@@ -168,6 +170,9 @@ pub enum SmsConfig {
     },
 }
 
+/// Password hashes run this many nice steps below request handling by default (ADR 17).
+pub const DEFAULT_ARGON2_NICE: u32 = 10;
+
 /// Every variable, its TOML key being the name without the prefix, in lowercase.
 pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_DATABASE_URL",
@@ -186,6 +191,7 @@ pub const VARIABLES: &[&str] = &[
     "GATEHOUSE_ARGON2_MEMORY_KIB",
     "GATEHOUSE_ARGON2_ITERATIONS",
     "GATEHOUSE_ARGON2_PARALLELISM",
+    "GATEHOUSE_ARGON2_NICE",
     "GATEHOUSE_TRUSTED_PROXIES",
     "GATEHOUSE_KEY_ROTATION_CHECK_SECONDS",
     "GATEHOUSE_MAIL_FROM",
@@ -292,6 +298,7 @@ impl Config {
             iterations: number("GATEHOUSE_ARGON2_ITERATIONS", default_cost.iterations, 1, 16)?,
             parallelism: number("GATEHOUSE_ARGON2_PARALLELISM", default_cost.parallelism, 1, 16)?,
         };
+        let argon2_nice = i32::try_from(number("GATEHOUSE_ARGON2_NICE", DEFAULT_ARGON2_NICE, 0, 19)?).unwrap_or(0);
         let trusted_proxies = get("GATEHOUSE_TRUSTED_PROXIES")
             .map(|list| {
                 list.split(',')
@@ -347,6 +354,7 @@ impl Config {
             key_rotation_check,
             trusted_proxies,
             argon2,
+            argon2_nice,
             database,
             redis_url,
             redis_prefix: get("GATEHOUSE_REDIS_PREFIX").unwrap_or("gh:").to_owned(),

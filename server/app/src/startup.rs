@@ -129,7 +129,7 @@ pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Pre
         ServiceConfig {
             audit_reads: config.audit_reads,
             break_glass_token: config.admin_token.clone(),
-            password_hasher: PasswordHasher::new(config.argon2, hash_concurrency())?,
+            password_hasher: PasswordHasher::new(config.argon2, hash_concurrency(), config.argon2_nice)?,
             sealer: Arc::new(Sealer::new(&master_key.0)?),
             public_url: config.public_url.as_str().to_owned(),
             resolver: Arc::new(crate::dns::HickoryTxt::new(config.dns_resolver)?),

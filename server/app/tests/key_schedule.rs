@@ -24,8 +24,12 @@ async fn a_due_tenant_rotates_once_and_a_manual_one_never() {
         ServiceConfig {
             audit_reads: false,
             break_glass_token: None,
-            password_hasher: PasswordHasher::new(Argon2Cost { memory_kib: 8 * 1024, iterations: 1, parallelism: 1 }, 1)
-                .unwrap(),
+            password_hasher: PasswordHasher::new(
+                Argon2Cost { memory_kib: 8 * 1024, iterations: 1, parallelism: 1 },
+                1,
+                0,
+            )
+            .unwrap(),
             sealer: Arc::new(Sealer::new(&[3u8; 32]).unwrap()),
             public_url: "http://127.0.0.1:8080".into(),
             resolver: Arc::new(gatehouse_server::dns::HickoryTxt::new(None).unwrap()),

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod dns;
 pub mod ephemeral;
 pub mod error;
+pub mod hash_threads;
 pub mod ids;
 pub mod messaging;
 pub mod mfa;

@@ -1,18 +1,19 @@
 //! Passwords: the tenant policy, and Argon2id hashing on a bounded blocking pool.
 //!
-//! Hashing is deliberately slow and memory-hard, so it runs on Tokio's blocking threads,
-//! at most one hash per core at a time, and never on the async workers. Unknown accounts
+//! Hashing is deliberately slow and memory-hard, so it runs on its own threads (one per
+//! core, at a lower priority than request handling: [`crate::hash_threads`]), never on
+//! the async workers. Unknown accounts
 //! are verified against a dummy hash so they cost the same time as known ones.
 
 use crate::argon_memory::MemoryPool;
 use crate::error::{FieldError, ServiceError};
+use crate::hash_threads::HashThreads;
 use crate::secret::SecretString;
 use crate::tenant::PasswordPolicy;
 use crate::user::Email;
 use argon2::Params;
 use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// Longest password accepted: long passphrases are welcome, megabytes are not.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -41,9 +42,9 @@ impl Default for Argon2Cost {
 /// Hashes and verifies passwords.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    threads: Arc<HashThreads>,
     /// The configured cost, with working memory reused across hashes (one buffer per
-    /// permit).
+    /// thread).
     memory: Arc<MemoryPool>,
     /// Verified in place of a missing account's hash; computed off the start-up path.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
@@ -62,14 +63,15 @@ pub enum Verified {
 }
 
 impl PasswordHasher {
-    /// A hasher with the given cost; at most `concurrency` hashes run at once.
-    pub fn new(cost: Argon2Cost, concurrency: usize) -> Result<Self, ServiceError> {
+    /// A hasher with the given cost on `concurrency` threads (at most that many hashes
+    /// run at once), each `nice` steps below the caller's priority.
+    pub fn new(cost: Argon2Cost, concurrency: usize, nice: i32) -> Result<Self, ServiceError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
         let concurrency = concurrency.max(1);
         let hasher = Self {
             memory: Arc::new(MemoryPool::new(params, concurrency)),
-            permits: Arc::new(Semaphore::new(concurrency)),
+            threads: Arc::new(HashThreads::start(concurrency, nice).map_err(ServiceError::internal)?),
             dummy_hash: Arc::default(),
         };
         // Start computing the dummy hash now, without holding up start-up; the first
@@ -84,17 +86,18 @@ impl PasswordHasher {
     }
 
     async fn dummy(&self) -> Result<&str, ServiceError> {
-        let memory = self.memory.clone();
+        let (memory, threads) = (self.memory.clone(), self.threads.clone());
         let hash = self
             .dummy_hash
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || {
-                    memory
-                        .hash_unpooled(b"gatehouse-dummy-password-for-unknown-accounts")
-                        .map_err(ServiceError::internal)
-                })
-                .await
-                .map_err(ServiceError::internal)?
+                threads
+                    .run(move || {
+                        memory
+                            .hash_unpooled(b"gatehouse-dummy-password-for-unknown-accounts")
+                            .map_err(ServiceError::internal)
+                    })
+                    .await
+                    .map_err(ServiceError::internal)?
             })
             .await?;
         Ok(hash)
@@ -102,50 +105,47 @@ impl PasswordHasher {
 
     /// Hashes a password with a fresh salt.
     pub async fn hash(&self, password: &SecretString) -> Result<String, ServiceError> {
-        let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
         let (password, memory) = (password.clone(), self.memory.clone());
-        tokio::task::spawn_blocking(move || hash_blocking(&memory, password.expose()))
-            .await
-            .map_err(ServiceError::internal)?
+        self.threads.run(move || hash_blocking(&memory, password.expose())).await.map_err(ServiceError::internal)?
     }
 
     /// Checks a password; `None` (no such account, or no password) costs the same as a
     /// real check and answers `No`.
     pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<Verified, ServiceError> {
-        let _permit = self.permits.acquire().await.map_err(ServiceError::internal)?;
         let known = stored.is_some();
         let stored = match stored {
             Some(hash) => hash.to_owned(),
             None => self.dummy().await?.to_owned(),
         };
         let (password, memory) = (password.clone(), self.memory.clone());
-        tokio::task::spawn_blocking(move || {
-            // Imported bcrypt hashes: check, then upgrade to Argon2id.
-            if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
-                if known && bcrypt::verify(password.expose(), &stored).unwrap_or(false) {
-                    return Ok(Verified::Yes { rehash: Some(hash_blocking(&memory, password.expose())?) });
+        self.threads
+            .run(move || {
+                // Imported bcrypt hashes: check, then upgrade to Argon2id.
+                if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
+                    if known && bcrypt::verify(password.expose(), &stored).unwrap_or(false) {
+                        return Ok(Verified::Yes { rehash: Some(hash_blocking(&memory, password.expose())?) });
+                    }
+                    return Ok(Verified::No);
                 }
-                return Ok(Verified::No);
-            }
-            let Ok(parsed) = PasswordHash::new(&stored) else { return Ok(Verified::No) };
-            let ok = match parsed.algorithm.as_str() {
-                "pbkdf2-sha256" => pbkdf2::Pbkdf2.verify_password(password.expose().as_bytes(), &parsed).is_ok(),
-                _ => memory.verify(&parsed, password.expose().as_bytes()),
-            };
-            if !(ok && known) {
-                return Ok(Verified::No);
-            }
-            let params = memory.params();
-            let same_cost = Params::try_from(&parsed).is_ok_and(|current| {
-                (current.m_cost(), current.t_cost(), current.p_cost())
-                    == (params.m_cost(), params.t_cost(), params.p_cost())
-            });
-            let outdated = parsed.algorithm.as_str() != "argon2id" || !same_cost;
-            let rehash = if outdated { Some(hash_blocking(&memory, password.expose())?) } else { None };
-            Ok(Verified::Yes { rehash })
-        })
-        .await
-        .map_err(ServiceError::internal)?
+                let Ok(parsed) = PasswordHash::new(&stored) else { return Ok(Verified::No) };
+                let ok = match parsed.algorithm.as_str() {
+                    "pbkdf2-sha256" => pbkdf2::Pbkdf2.verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+                    _ => memory.verify(&parsed, password.expose().as_bytes()),
+                };
+                if !(ok && known) {
+                    return Ok(Verified::No);
+                }
+                let params = memory.params();
+                let same_cost = Params::try_from(&parsed).is_ok_and(|current| {
+                    (current.m_cost(), current.t_cost(), current.p_cost())
+                        == (params.m_cost(), params.t_cost(), params.p_cost())
+                });
+                let outdated = parsed.algorithm.as_str() != "argon2id" || !same_cost;
+                let rehash = if outdated { Some(hash_blocking(&memory, password.expose())?) } else { None };
+                Ok(Verified::Yes { rehash })
+            })
+            .await
+            .map_err(ServiceError::internal)?
     }
 }
 
@@ -225,7 +225,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> PasswordHasher {
-        PasswordHasher::new(Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 }, 2).unwrap()
+        PasswordHasher::new(Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 }, 2, 0).unwrap()
     }
 
     #[tokio::test]
@@ -247,7 +247,7 @@ mod tests {
         let old = cheap();
         let pw = SecretString::new("correct horse battery staple");
         let stored = old.hash(&pw).await.unwrap();
-        let new = PasswordHasher::new(Argon2Cost { memory_kib: 2048, iterations: 1, parallelism: 1 }, 2).unwrap();
+        let new = PasswordHasher::new(Argon2Cost { memory_kib: 2048, iterations: 1, parallelism: 1 }, 2, 0).unwrap();
         let Verified::Yes { rehash: Some(rehash) } = new.verify(&pw, Some(&stored)).await.unwrap() else {
             panic!("expected a rehash")
         };

@@ -390,8 +390,10 @@ async fn report(
             "concurrency": concurrency,
             "requests": all.len(),
             "errors": errors.load(Ordering::Relaxed),
-            "requests_per_second": (all.len() as f64 / elapsed).round(),
+            // One decimal: at tens of logins per second, whole numbers hide percents.
+            "requests_per_second": (all.len() as f64 / elapsed * 10.0).round() / 10.0,
             "p50_ms": f64::from(pct(0.50)) / 1000.0,
+            "p90_ms": f64::from(pct(0.90)) / 1000.0,
             "p99_ms": f64::from(pct(0.99)) / 1000.0,
         })
     );
@@ -593,7 +595,7 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
             match post_json(&client, &format!("{base}/auth/login"), 100_000 + n, &body).await {
                 Ok(r) if r.status().is_success() => {
                     let _ = r.bytes().await;
-                    Some(u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX))
+                    Some((n, u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX)))
                 }
                 _ => {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -603,9 +605,18 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
         }));
     }
     let mut all = Vec::new();
+    let mut by_slot = Vec::new();
     for t in tasks {
-        if let Some(latency) = t.await? {
+        if let Some((n, latency)) = t.await? {
             all.push(latency);
+            by_slot.push((n, latency));
+        }
+    }
+    // With GATEHOUSE_LOAD_TRACE set, every login's slot and latency (µs) go to stderr, to
+    // see whether the tail is spread over the run or bunched (a cold pool, a checkpoint).
+    if std::env::var_os("GATEHOUSE_LOAD_TRACE").is_some() {
+        for (n, latency) in &by_slot {
+            eprintln!("{n} {latency}");
         }
     }
     all.sort_unstable();
@@ -619,6 +630,7 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
             "requests": all.len(),
             "errors": errors.load(Ordering::Relaxed),
             "p50_ms": f64::from(pct(0.50)) / 1000.0,
+            "p90_ms": f64::from(pct(0.90)) / 1000.0,
             "p99_ms": f64::from(pct(0.99)) / 1000.0,
         })
     );
