@@ -170,6 +170,13 @@ pub trait UserStore: Send + Sync {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<User>, StoreError>;
+    /// The user with this normalised email and their second factors, in one read: what a
+    /// password sign-in needs before it answers.
+    async fn find_user_for_sign_in(
+        &self,
+        tenant_id: &TenantId,
+        normalized_email: &str,
+    ) -> Result<Option<(User, SecondFactors)>, StoreError>;
     /// Users in id order, filtered.
     async fn list_users(
         &self,

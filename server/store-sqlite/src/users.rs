@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{TenantId, UserId};
 use gatehouse_core::page::{Page, PageRequest};
+use gatehouse_core::passkey::SecondFactors;
 use gatehouse_core::store::{StoreError, UserStore};
 use gatehouse_core::user::{Email, User, UserFilter, UserStatus};
 use sqlx::Row;
@@ -14,6 +15,20 @@ use sqlx::sqlite::SqliteRow;
 
 const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
                        created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata, phone_verified";
+
+/// A user row's second factors, as subqueries beside its columns (see
+/// [`decode_factors`]).
+const FACTOR_COLUMNS: &str = "EXISTS (SELECT 1 FROM mfa_totp t WHERE t.tenant_id = users.tenant_id AND t.user_id = users.id \
+                              AND t.enabled_at IS NOT NULL) AS factor_totp, \
+                              (SELECT count(*) FROM passkeys p WHERE p.tenant_id = users.tenant_id AND p.user_id = users.id) AS factor_passkeys";
+
+fn decode_factors(row: &SqliteRow) -> Result<SecondFactors, StoreError> {
+    let passkeys: i64 = row.try_get("factor_passkeys").map_err(map_err)?;
+    Ok(SecondFactors {
+        totp: row.try_get("factor_totp").map_err(map_err)?,
+        passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
+    })
+}
 
 fn decode(row: &SqliteRow) -> Result<User, StoreError> {
     decode_prefixed(row, "")
@@ -207,6 +222,22 @@ impl UserStore for SqliteStore {
             .await
             .map_err(map_err)?;
         row.as_ref().map(decode).transpose()
+    }
+
+    async fn find_user_for_sign_in(
+        &self,
+        tenant_id: &TenantId,
+        normalized_email: &str,
+    ) -> Result<Option<(User, SecondFactors)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, {FACTOR_COLUMNS} FROM users WHERE tenant_id = ?1 AND email_normalized = ?2"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(normalized_email)
+        .fetch_optional(self.reader())
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(|row| Ok((decode(row)?, decode_factors(row)?))).transpose()
     }
 
     async fn list_users(

@@ -74,3 +74,45 @@ pub async fn recovery_codes_are_single_use_even_in_parallel(store: &dyn Store) {
     assert!(store.use_recovery_code(&t.id, &u.id, "fresh", now()).await.unwrap());
     assert_eq!(store.count_recovery_codes(&t.id, &u.id).await.unwrap(), 0);
 }
+
+/// The sign-in read returns the account with exactly what `second_factors` says: none,
+/// a pending TOTP (not a factor yet), an enabled one, passkeys; nothing for unknown
+/// addresses or another tenant.
+pub async fn the_sign_in_read_carries_the_second_factors(store: &dyn Store) {
+    use crate::passkey::SecondFactors;
+    let (t, u) = setup(store, "signin-read").await;
+    let (other, _) = setup(store, "signin-read-other").await;
+    let read = || async { store.find_user_for_sign_in(&t.id, u.email.normalized()).await.unwrap() };
+    let agrees = || async {
+        let (found, factors) = read().await.unwrap();
+        assert_eq!(found, u);
+        assert_eq!(factors, store.second_factors(&t.id, &u.id).await.unwrap());
+        factors
+    };
+    assert_eq!(agrees().await, SecondFactors::default());
+    assert_eq!(store.find_user_for_sign_in(&t.id, "nobody@example.com").await.unwrap(), None);
+    assert_eq!(store.find_user_for_sign_in(&other.id, u.email.normalized()).await.unwrap(), None);
+    let at = now();
+    store.put_pending_totp(&t.id, &factor(&u, at, b"s"), &event("mfa.totp_setup", Some(&t.id))).await.unwrap();
+    assert_eq!(agrees().await, SecondFactors::default(), "a pending factor is not a factor");
+    store.enable_totp(&t.id, &u.id, at, 1, &[], &[], &event("mfa.totp_enabled", Some(&t.id))).await.unwrap();
+    assert_eq!(agrees().await, SecondFactors { totp: true, passkeys: 0 });
+    for credential in [b"k1".as_slice(), b"k2"] {
+        let p = crate::passkey::Passkey {
+            id: crate::ids::PasskeyId::generate(),
+            user_id: u.id.clone(),
+            credential_id: credential.to_vec(),
+            name: "key".into(),
+            credential: serde_json::json!({}),
+            sign_count: 0,
+            aaguid: None,
+            attestation_format: "none".into(),
+            backup_eligible: false,
+            backup_state: false,
+            created_at: now(),
+            last_used_at: None,
+        };
+        store.insert_passkey(&t.id, None, &p, &[], &event("passkey.registered", Some(&t.id))).await.unwrap();
+    }
+    assert_eq!(agrees().await, SecondFactors { totp: true, passkeys: 2 });
+}

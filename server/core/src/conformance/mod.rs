@@ -63,6 +63,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@mfa $make;
             totp_steps_are_accepted_once_and_in_order,
             recovery_codes_are_single_use_even_in_parallel,
+            the_sign_in_read_carries_the_second_factors,
         );
         $crate::store_conformance_tests!(@passkeys $make;
             passkey_counters_only_advance_and_rows_are_scoped,

@@ -637,6 +637,21 @@ pub async fn challenge_for(
         return Ok(None);
     }
     let have = store.second_factors(&tenant.id, &user.id).await?;
+    Ok(challenge_with(tenant, user, have, amr, now))
+}
+
+/// [`challenge_for`] with the user's second factors already read (a password sign-in
+/// reads them with the account).
+pub fn challenge_with(
+    tenant: &Tenant,
+    user: &User,
+    have: SecondFactors,
+    amr: &[&str],
+    now: time::OffsetDateTime,
+) -> Option<(OneTimeSecret, Challenge)> {
+    if tenant.settings.mfa == MfaPolicy::Off || amr.contains(&"mfa") {
+        return None;
+    }
     let passkey_first = amr.iter().any(|m| *m == "hwk" || *m == "swk");
     let mut factors = Vec::new();
     if have.totp {
@@ -647,7 +662,7 @@ pub async fn challenge_for(
     }
     let enroll = factors.is_empty() && tenant.settings.mfa == MfaPolicy::Required;
     if factors.is_empty() && !enroll {
-        return Ok(None);
+        return None;
     }
     if enroll {
         factors = vec!["totp", "passkey"];
@@ -668,7 +683,7 @@ pub async fn challenge_for(
         expires_at: now + CHALLENGE_TTL,
         consumed_at: None,
     };
-    Ok(Some((secret, Challenge { mfa_token: token.value, factors, enrollment_required: enroll })))
+    Some((secret, Challenge { mfa_token: token.value, factors, enrollment_required: enroll }))
 }
 
 #[cfg(test)]
