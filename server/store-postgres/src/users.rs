@@ -155,6 +155,28 @@ pub(crate) async fn update_user_row(
     Ok(())
 }
 
+impl PgStore {
+    /// The user row with this email, with `extra` columns (`""` or a `, `-less list).
+    async fn user_row_by_email(
+        &self,
+        tenant_id: &TenantId,
+        normalized_email: &str,
+        extra: &str,
+    ) -> Result<Option<PgRow>, StoreError> {
+        let extra = if extra.is_empty() { String::new() } else { format!(", {extra}") };
+        let mut tx = self.tenant_tx(tenant_id).await?;
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS}{extra} FROM users WHERE tenant_id = $1 AND email_normalized = $2"))
+                .bind(tenant_id.as_str())
+                .bind(normalized_email)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(row)
+    }
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
@@ -210,15 +232,7 @@ impl UserStore for PgStore {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<User>, StoreError> {
-        let mut tx = self.tenant_tx(tenant_id).await?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND email_normalized = $2"))
-            .bind(tenant_id.as_str())
-            .bind(normalized_email)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        row.as_ref().map(decode).transpose()
+        self.user_row_by_email(tenant_id, normalized_email, "").await?.as_ref().map(decode).transpose()
     }
 
     async fn find_user_for_sign_in(
@@ -226,16 +240,7 @@ impl UserStore for PgStore {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<(User, SecondFactors)>, StoreError> {
-        let mut tx = self.tenant_tx(tenant_id).await?;
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, {FACTOR_COLUMNS} FROM users WHERE tenant_id = $1 AND email_normalized = $2"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(normalized_email)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        let row = self.user_row_by_email(tenant_id, normalized_email, FACTOR_COLUMNS).await?;
         row.as_ref().map(|row| Ok((decode(row)?, decode_factors(row)?))).transpose()
     }
 

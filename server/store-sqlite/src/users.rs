@@ -161,6 +161,24 @@ pub(crate) async fn update_user_row(
     Ok(())
 }
 
+impl SqliteStore {
+    /// The user row with this email, with `extra` columns (`""` or a `, `-less list).
+    async fn user_row_by_email(
+        &self,
+        tenant_id: &TenantId,
+        normalized_email: &str,
+        extra: &str,
+    ) -> Result<Option<SqliteRow>, StoreError> {
+        let extra = if extra.is_empty() { String::new() } else { format!(", {extra}") };
+        sqlx::query(&format!("SELECT {COLUMNS}{extra} FROM users WHERE tenant_id = ?1 AND email_normalized = ?2"))
+            .bind(tenant_id.as_str())
+            .bind(normalized_email)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(map_err)
+    }
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
@@ -215,13 +233,7 @@ impl UserStore for SqliteStore {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = ?1 AND email_normalized = ?2"))
-            .bind(tenant_id.as_str())
-            .bind(normalized_email)
-            .fetch_optional(self.reader())
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(decode).transpose()
+        self.user_row_by_email(tenant_id, normalized_email, "").await?.as_ref().map(decode).transpose()
     }
 
     async fn find_user_for_sign_in(
@@ -229,14 +241,7 @@ impl UserStore for SqliteStore {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<(User, SecondFactors)>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, {FACTOR_COLUMNS} FROM users WHERE tenant_id = ?1 AND email_normalized = ?2"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(normalized_email)
-        .fetch_optional(self.reader())
-        .await
-        .map_err(map_err)?;
+        let row = self.user_row_by_email(tenant_id, normalized_email, FACTOR_COLUMNS).await?;
         row.as_ref().map(|row| Ok((decode(row)?, decode_factors(row)?))).transpose()
     }
 
