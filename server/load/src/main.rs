@@ -107,6 +107,24 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Password logins against the bare Argon2 ceiling in alternating slices (ceiling,
+    /// logins, ceiling, …), so each ratio compares seconds-apart figures on a host whose
+    /// speed drifts by minutes. Prints each round's ratio and their median.
+    LoginRatio {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Operator token.
+        #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
+        token: String,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Login slices (each between two ceiling slices).
+        #[arg(long, default_value_t = 8)]
+        rounds: usize,
+        /// Seconds per slice (at most 30).
+        #[arg(long, default_value_t = 3)]
+        slice_seconds: u64,
+    },
     /// Starts the binary on a fresh SQLite file N times: time to ready and idle RSS.
     Startup {
         /// Path of the gatehouse binary.
@@ -142,6 +160,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::RefreshCeiling { url, token, database_url, concurrency, seconds } => {
             refresh_ceiling(&url, &token, &database_url, concurrency.clamp(1, 256), seconds.min(300)).await
+        }
+        Command::LoginRatio { url, token, concurrency, rounds, slice_seconds } => {
+            login_ratio(&url, &token, concurrency.clamp(1, 256), rounds.clamp(1, 50), slice_seconds.clamp(1, 30)).await
         }
         Command::Startup { binary, runs, database_url, master_key } => {
             startup(&binary, runs.min(50), database_url, master_key).await
@@ -366,6 +387,84 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
         }));
     }
     report(&format!("{scenario:?}"), concurrency, workers, errors).await
+}
+
+/// See [`Command::LoginRatio`].
+async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<()> {
+    check_loopback(url)?;
+    let client = client()?;
+    let slug = format!("ratio-{}", std::process::id());
+    create_tenant(&client, url, token, &slug).await?;
+    let base = format!("{url}/t/{slug}");
+    for w in 0..accounts {
+        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+        let reply = post_json(&client, &format!("{base}/auth/signup"), w as u64 + 1, &body).await?;
+        if !reply.status().is_success() {
+            bail!("signup failed: {}", reply.status());
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let ceiling = || async move {
+        tokio::task::spawn_blocking(move || argon2_verifies(cores, slice, true)).await?.map(|(rate, _, _)| rate)
+    };
+    let counter = Arc::new(AtomicU64::new(1_000_000));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut before = ceiling().await?;
+    let mut ratios = Vec::new();
+    let mut rows = Vec::new();
+    for _ in 0..rounds {
+        let deadline = Instant::now() + Duration::from_secs(slice);
+        let started = Instant::now();
+        let workers: Vec<_> = (0..accounts)
+            .map(|w| {
+                let (client, base, counter, errors) = (client.clone(), base.clone(), counter.clone(), errors.clone());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+                        match post_json(&client, &format!("{base}/auth/login"), n, &body).await {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                                done += 1;
+                            }
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut logins = 0;
+        for worker in workers {
+            logins += worker.await?;
+        }
+        let rate = logins as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON);
+        let after = ceiling().await?;
+        let ratio = rate / ((before + after) / 2.0).max(f64::EPSILON);
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        rows.push(json!({"ceiling_before": round(before), "logins_per_second": round(rate), "ceiling_after": round(after), "ratio": round(ratio)}));
+        ratios.push(ratio);
+        before = after;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "{}",
+        json!({
+            "scenario": "Login / Argon2 ceiling, alternating slices",
+            "concurrency": accounts,
+            "slice_seconds": slice,
+            "errors": errors.load(Ordering::Relaxed),
+            "rounds": rows,
+            "ratio_median": (median * 1000.0).round() / 1000.0,
+            "ratio_min": (ratios[0] * 1000.0).round() / 1000.0,
+            "ratio_max": (ratios[ratios.len() - 1] * 1000.0).round() / 1000.0,
+        })
+    );
+    Ok(())
 }
 
 async fn report(

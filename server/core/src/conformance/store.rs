@@ -842,6 +842,12 @@ pub async fn due_rotation_happens_once_however_many_replicas_try(store: &dyn Sto
 /// for a user who is gone, nothing at all.
 pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
     let (t, mut u, session, _) = signed_in(store, "record-login").await;
+    let sign_in_events = || async {
+        let query =
+            AuditQuery { tenant_id: Some(t.id.clone()), action: Some("login.success".into()), ..Default::default() };
+        store.list_audit_events(&query, &PageRequest::first(100)).await.unwrap().data.len()
+    };
+    let before = sign_in_events().await;
     let mut second = session.clone();
     second.id = crate::ids::SessionId::generate();
     let (r, r_hash) = refresh(Duration::days(7));
@@ -851,7 +857,8 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
     store.record_login(&t.id, &u, &second, &r, &event("login.success", Some(&t.id))).await.unwrap();
     let stored = store.get_user(&t.id, &u.id).await.unwrap();
     assert_eq!((stored.last_login_at, stored.password_hash.clone()), (Some(at), u.password_hash.clone()));
-    assert!(store.get_session(&t.id, &second.id).await.is_ok());
+    assert_eq!(store.get_session(&t.id, &second.id).await.unwrap(), second);
+    assert_eq!(sign_in_events().await, before + 1, "the event is written with the sign-in");
 
     let ghost = user(&t.id, "ghost@example.com");
     let mut third = session.clone();
@@ -863,6 +870,7 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
         Err(StoreError::NotFound)
     );
     assert_eq!(store.get_session(&t.id, &third.id).await, Err(StoreError::NotFound), "no half-written sign-in");
+    assert_eq!(sign_in_events().await, before + 1, "no event for the sign-in that was not recorded");
     let (r4, _) = refresh(Duration::days(7));
     assert_eq!(
         store.rotate_refresh_token(&t.id, &r3_hash, &r4, b"s", now(), Duration::ZERO).await.unwrap(),
