@@ -14,27 +14,34 @@ pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     event: &AuditEvent,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, ip,
                                    user_agent, request_id, data, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(event.id.as_str())
-    .bind(event.tenant_id.as_ref().map(TenantId::as_str))
-    .bind(event.actor_type.as_str())
-    .bind(&event.actor_id)
-    .bind(&event.action)
-    .bind(&event.target_type)
-    .bind(&event.target_id)
-    .bind(&event.ip)
-    .bind(&event.user_agent)
-    .bind(&event.request_id)
-    .bind(&event.data)
-    .bind(event.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    );
+    bind_event(insert, event).execute(&mut **tx).await.map_err(map_err)?;
     Ok(())
+}
+
+/// Binds an event's twelve columns in the order of [`insert_event`]'s column list (also
+/// used where an insert of an event is part of a larger statement).
+pub(crate) fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    event: &'q AuditEvent,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(event.id.as_str())
+        .bind(event.tenant_id.as_ref().map(TenantId::as_str))
+        .bind(event.actor_type.as_str())
+        .bind(&event.actor_id)
+        .bind(&event.action)
+        .bind(&event.target_type)
+        .bind(&event.target_id)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .bind(&event.request_id)
+        .bind(&event.data)
+        .bind(event.created_at)
 }
 
 fn decode(row: &PgRow) -> Result<AuditEvent, StoreError> {

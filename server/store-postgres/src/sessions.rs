@@ -1,6 +1,6 @@
 //! Sessions and refresh tokens on Postgres.
 
-use crate::audit::insert_event;
+use crate::audit::{bind_event, insert_event};
 use crate::{PgStore, map_err};
 use async_trait::async_trait;
 use gatehouse_core::audit::AuditEvent;
@@ -62,13 +62,22 @@ pub(crate) async fn insert_refresh(
 }
 
 pub(crate) async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &Session) -> Result<(), StoreError> {
-    sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent, org_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(session.id.as_str())
-        .bind(tenant_id.as_str())
-        .bind(session.user_id.as_str())
+    let insert = sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    );
+    let insert = insert.bind(session.id.as_str()).bind(tenant_id.as_str()).bind(session.user_id.as_str());
+    bind_session_times_and_device(insert, session).execute(&mut **tx).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// Binds a session's columns after its ids, in the order of [`insert_session`]'s list
+/// (`created_at` … `org_id`).
+fn bind_session_times_and_device<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    session: &'q Session,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
         .bind(session.created_at)
         .bind(session.last_seen_at)
         .bind(session.expires_at)
@@ -77,10 +86,6 @@ pub(crate) async fn insert_session(tx: &mut Tx, tenant_id: &TenantId, session: &
         .bind(&session.ip)
         .bind(&session.user_agent)
         .bind(session.org_id.as_ref().map(|o| o.as_str()))
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
 }
 
 async fn load_session(tx: &mut Tx, tenant_id: &TenantId, session_id: &str) -> Result<Session, StoreError> {
@@ -148,7 +153,7 @@ impl SessionStore for PgStore {
         // are checked at the end of the statement. Columns as in `insert_session`,
         // `insert_refresh` and `insert_event`.
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let written: i64 = sqlx::query_scalar(
+        let statement = sqlx::query(
             "WITH u AS (
                  UPDATE users SET last_login_at = $3, password_hash = $4, updated_at = $5
                  WHERE tenant_id = $1 AND id = $2 RETURNING id
@@ -165,39 +170,20 @@ impl SessionStore for PgStore {
                  SELECT $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29 FROM r RETURNING 1
              )
              SELECT count(*) FROM e",
-        )
-        .bind(tenant_id.as_str())
-        .bind(user.id.as_str())
-        .bind(user.last_login_at)
-        .bind(&user.password_hash)
-        .bind(user.updated_at)
-        .bind(session.id.as_str())
-        .bind(session.created_at)
-        .bind(session.last_seen_at)
-        .bind(session.expires_at)
-        .bind(session.auth_time)
-        .bind(serde_json::json!(session.amr))
-        .bind(&session.ip)
-        .bind(&session.user_agent)
-        .bind(session.org_id.as_ref().map(|o| o.as_str()))
-        .bind(refresh.hash.as_str())
-        .bind(refresh.created_at)
-        .bind(refresh.expires_at)
-        .bind(event.id.as_str())
-        .bind(event.tenant_id.as_ref().map(TenantId::as_str))
-        .bind(event.actor_type.as_str())
-        .bind(&event.actor_id)
-        .bind(&event.action)
-        .bind(&event.target_type)
-        .bind(&event.target_id)
-        .bind(&event.ip)
-        .bind(&event.user_agent)
-        .bind(&event.request_id)
-        .bind(&event.data)
-        .bind(event.created_at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        );
+        let statement = statement
+            .bind(tenant_id.as_str())
+            .bind(user.id.as_str())
+            .bind(user.last_login_at)
+            .bind(&user.password_hash)
+            .bind(user.updated_at)
+            .bind(session.id.as_str());
+        let statement = bind_session_times_and_device(statement, session)
+            .bind(refresh.hash.as_str())
+            .bind(refresh.created_at)
+            .bind(refresh.expires_at);
+        let row = bind_event(statement, event).fetch_one(&mut *tx).await.map_err(map_err)?;
+        let written: i64 = row.try_get(0).map_err(map_err)?;
         if written == 0 {
             return Err(StoreError::NotFound);
         }
