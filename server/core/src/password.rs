@@ -1,9 +1,9 @@
-//! Passwords: the tenant policy, and Argon2id hashing on a bounded blocking pool.
+//! Passwords: the tenant policy, and Argon2id hashing on dedicated threads.
 //!
 //! Hashing is deliberately slow and memory-hard, so it runs on its own threads (one per
-//! core, at a lower priority than request handling: [`crate::hash_threads`]), never on
-//! the async workers. Unknown accounts
-//! are verified against a dummy hash so they cost the same time as known ones.
+//! core, below the priority of request handling: [`crate::hash_threads`]), never on the
+//! async workers. Unknown accounts are verified against a dummy hash so they cost the
+//! same time as known ones.
 
 use crate::argon_memory::MemoryPool;
 use crate::error::{FieldError, ServiceError};
