@@ -14,6 +14,8 @@ pub mod mfa;
 pub mod operators;
 pub mod orgs;
 pub mod passkeys;
+pub mod sessions;
+pub mod signing_keys;
 pub mod store;
 
 /// Stamps every storage conformance test. `$make` is an async fn returning
@@ -21,7 +23,7 @@ pub mod store;
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:path) => {
-        $crate::store_conformance_tests!(@each $make;
+        $crate::store_conformance_tests!(@in store $make;
             tenant_crud_round_trips_unicode,
             missing_rows_are_not_found,
             duplicate_slug_conflicts_with_the_constraint_name_even_after_delete,
@@ -40,94 +42,53 @@ macro_rules! store_conformance_tests {
             user_emails_are_unique_per_tenant_ignoring_case,
             users_round_trip_unicode_and_are_isolated_by_tenant,
             users_list_filters_by_email_prefix_and_status,
+            bulk_user_imports_are_all_or_nothing,
+            users_are_read_in_batches_within_the_tenant,
+        );
+        $crate::store_conformance_tests!(@in sessions $make;
             refresh_tokens_rotate_once_and_reuse_revokes_the_session,
             parallel_refreshes_of_one_token_rotate_at_most_once,
             refresh_tokens_and_sessions_expire_by_the_given_time,
             sessions_are_isolated_by_tenant,
             sign_out_and_user_deletion_end_sessions,
-            signing_keys_rotate_through_next_active_retired,
             users_list_and_revoke_only_their_own_sessions,
             a_spent_refresh_token_within_the_grace_window_returns_the_same_successor,
-            due_rotation_happens_once_however_many_replicas_try,
             sign_ins_are_recorded_in_one_transaction,
-            bulk_user_imports_are_all_or_nothing,
-            users_are_read_in_batches_within_the_tenant,
         );
-        $crate::store_conformance_tests!(@messaging $make;
+        $crate::store_conformance_tests!(@in signing_keys $make;
+            signing_keys_rotate_through_next_active_retired,
+            due_rotation_happens_once_however_many_replicas_try,
+        );
+        $crate::store_conformance_tests!(@in messaging $make;
             one_time_secrets_are_single_use_and_superseded,
             parallel_redemptions_have_exactly_one_winner,
             code_attempts_are_capped_and_redemption_is_atomic,
             outbox_messages_are_claimed_once_and_finished,
             template_overrides_round_trip_per_tenant,
         );
-        $crate::store_conformance_tests!(@mfa $make;
+        $crate::store_conformance_tests!(@in mfa $make;
             totp_steps_are_accepted_once_and_in_order,
             recovery_codes_are_single_use_even_in_parallel,
             the_sign_in_read_carries_the_second_factors,
         );
-        $crate::store_conformance_tests!(@passkeys $make;
+        $crate::store_conformance_tests!(@in passkeys $make;
             passkey_counters_only_advance_and_rows_are_scoped,
             credential_ids_are_unique_everywhere_and_sign_ups_are_atomic,
         );
-        $crate::store_conformance_tests!(@orgs $make;
+        $crate::store_conformance_tests!(@in orgs $make;
             organizations_nest_and_list_by_subtree,
             the_last_owner_stays_and_removal_ends_org_sessions,
             invitations_are_accepted_once,
             verified_domains_belong_to_one_organization,
         );
-        $crate::store_conformance_tests!(@operators $make; operators_and_their_sessions);
+        $crate::store_conformance_tests!(@in operators $make; operators_and_their_sessions);
     };
-    (@operators $make:path; $($name:ident),* $(,)?) => {
+    (@in $module:ident $make:path; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (_guard, store) = $make().await;
-                $crate::conformance::operators::$name(store.as_ref()).await;
-            }
-        )*
-    };
-    (@orgs $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_guard, store) = $make().await;
-                $crate::conformance::orgs::$name(store.as_ref()).await;
-            }
-        )*
-    };
-    (@passkeys $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_guard, store) = $make().await;
-                $crate::conformance::passkeys::$name(store.as_ref()).await;
-            }
-        )*
-    };
-    (@mfa $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_guard, store) = $make().await;
-                $crate::conformance::mfa::$name(store.as_ref()).await;
-            }
-        )*
-    };
-    (@messaging $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_guard, store) = $make().await;
-                $crate::conformance::messaging::$name(store.as_ref()).await;
-            }
-        )*
-    };
-    (@each $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_guard, store) = $make().await;
-                $crate::conformance::store::$name(store.as_ref()).await;
+                $crate::conformance::$module::$name(store.as_ref()).await;
             }
         )*
     };
