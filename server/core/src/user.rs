@@ -129,6 +129,28 @@ pub struct User {
     pub private_metadata: serde_json::Value,
 }
 
+impl User {
+    /// A new active account created by signing up at `now`: unverified, no password,
+    /// no profile or metadata yet (callers set what their flow proves or provides).
+    pub fn signing_up(tenant_id: &TenantId, email: Email, name: Option<String>, now: OffsetDateTime) -> Self {
+        Self {
+            id: UserId::generate(),
+            tenant_id: tenant_id.clone(),
+            email,
+            email_verified: false,
+            name,
+            status: UserStatus::Active,
+            password_hash: None,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+            profile: UserProfile::default(),
+            public_metadata: serde_json::json!({}),
+            private_metadata: serde_json::json!({}),
+        }
+    }
+}
+
 /// Optional profile fields of a user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserProfile {

@@ -203,19 +203,8 @@ impl AuthService {
             .map_err(|e| ServiceError::Validation(vec![e]))?;
         let now = self.clock.now();
         let user = User {
-            id: UserId::generate(),
-            tenant_id: tenant.id.clone(),
-            email,
-            email_verified: false,
-            name,
-            status: UserStatus::Active,
             password_hash: Some(self.hasher.hash(password).await?),
-            created_at: now,
-            updated_at: now,
-            last_login_at: None,
-            profile: Default::default(),
-            public_metadata: serde_json::json!({}),
-            private_metadata: serde_json::json!({}),
+            ..User::signing_up(&tenant.id, email, name, now)
         };
         // The account and its verification message are stored together, or neither.
         let verification =

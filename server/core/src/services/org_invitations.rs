@@ -6,14 +6,14 @@ use super::templates::TemplateVars;
 use crate::access::{Capability, TenantAccess};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::error::{FieldError, ServiceError};
-use crate::ids::{InvitationId, OrganizationId, UserId};
+use crate::ids::{InvitationId, OrganizationId};
 use crate::messaging::{MessageKind, UserWrite};
 use crate::org::{Invitation, Membership};
 use crate::password::check_policy;
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::store::{Acceptance, StoreError};
 use crate::tenant::Tenant;
-use crate::user::{Email, User, UserStatus, check_user_name};
+use crate::user::{Email, User, check_user_name};
 
 impl OrgService {
     /// Invites an address to an organization with a role: a single-use link by email,
@@ -143,20 +143,11 @@ impl OrgService {
                 let name = check_user_name(name).map_err(|why| ServiceError::invalid("name", &why))?;
                 check_policy(&tenant.settings.password_policy, password.expose(), &email)
                     .map_err(|e| ServiceError::Validation(vec![FieldError::new("password", e.message)]))?;
+                // The invitation link proved the address.
                 let user = User {
-                    id: UserId::generate(),
-                    tenant_id: tenant.id.clone(),
-                    email,
                     email_verified: true,
-                    name,
-                    status: UserStatus::Active,
                     password_hash: Some(self.hasher.hash(&password).await?),
-                    created_at: now,
-                    updated_at: now,
-                    last_login_at: None,
-                    profile: Default::default(),
-                    public_metadata: serde_json::json!({}),
-                    private_metadata: serde_json::json!({}),
+                    ..User::signing_up(&tenant.id, email, name, now)
                 };
                 (user, true)
             }

@@ -425,21 +425,7 @@ impl PasskeyService {
         self.auth.limit(tenant, ctx, "signup", 10).await?;
         let email = Email::parse(email).map_err(|why| ServiceError::invalid("email", &why))?;
         let now = self.clock.now();
-        let user = User {
-            id: passkey.user_id.clone(),
-            tenant_id: tenant.id.clone(),
-            email,
-            email_verified: false,
-            name,
-            status: UserStatus::Active,
-            password_hash: None,
-            created_at: now,
-            updated_at: now,
-            last_login_at: None,
-            profile: Default::default(),
-            public_metadata: serde_json::json!({}),
-            private_metadata: serde_json::json!({}),
-        };
+        let user = User { id: passkey.user_id.clone(), ..User::signing_up(&tenant.id, email, name, now) };
         let verification =
             super::verification::VerificationService::verification_dispatch(&self.messenger, tenant, ctx, now, &user)
                 .await?;

@@ -349,19 +349,9 @@ impl PasswordlessService {
             }
             None => (
                 User {
-                    id: UserId::generate(),
-                    tenant_id: tenant.id.clone(),
-                    email,
                     email_verified: true,
-                    name: None,
-                    status: UserStatus::Active,
-                    password_hash: None,
-                    created_at: now,
-                    updated_at: now,
                     last_login_at: Some(now),
-                    profile: Default::default(),
-                    public_metadata: serde_json::json!({}),
-                    private_metadata: serde_json::json!({}),
+                    ..User::signing_up(&tenant.id, email, None, now)
                 },
                 true,
             ),
