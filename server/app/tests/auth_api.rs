@@ -20,6 +20,7 @@ on_both_backends!(
     a_token_of_one_tenant_is_rejected_by_another,
     rotating_keys_mid_flight_breaks_no_outstanding_token,
     repeated_failures_back_off_the_account_even_for_the_right_password,
+    a_successful_sign_in_ends_a_run_of_failures,
     signup_respects_the_tenant_settings_and_refuses_bad_input,
     changing_the_password_needs_the_current_one_and_signs_out_other_sessions,
     users_see_and_end_their_own_sessions_only,
@@ -316,6 +317,27 @@ async fn repeated_failures_back_off_the_account_even_for_the_right_password(back
     let other =
         auth(&s, &t, "login", json!({"email": "bystander@example.com", "password": "violet kettle drums"})).await;
     assert_eq!(other.status, 200);
+}
+
+async fn a_successful_sign_in_ends_a_run_of_failures(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    signed_up(&s, &t, "forgetful@example.com").await;
+    let attempt =
+        |password: &'static str| auth(&s, &t, "login", json!({"email": "forgetful@example.com", "password": password}));
+    // Four failures, the right password, four more: eight failures in all, but never
+    // five in a row, so the account never backs off.
+    for _ in 0..2 {
+        for _ in 0..4 {
+            attempt("not my password").await.assert_problem(401, "invalid_credentials");
+        }
+        assert_eq!(attempt("violet kettle drums").await.status, 200);
+    }
+    // The count starts again from the last success: five more failures do lock.
+    for _ in 0..5 {
+        attempt("not my password").await.assert_problem(401, "invalid_credentials");
+    }
+    attempt("violet kettle drums").await.assert_problem(429, "rate_limited");
 }
 
 async fn signup_respects_the_tenant_settings_and_refuses_bad_input(backend: Backend) {

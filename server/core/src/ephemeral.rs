@@ -30,6 +30,9 @@ pub struct Count {
 pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Adds one to the counter `key`; the window starts at the first hit and lasts `window`.
     async fn increment(&self, key: &str, window: Duration) -> Result<Count, EphemeralError>;
+    /// The hits of counter `key` in its current window, without adding one: 0 when the
+    /// counter does not exist (never hit, expired or deleted).
+    async fn hits(&self, key: &str) -> Result<u64, EphemeralError>;
     /// Stores a one-time value unless `key` is taken; `Ok(false)` if it was.
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, EphemeralError>;
     /// Reads and deletes in one step: of any number of concurrent takers, one gets it.

@@ -144,6 +144,11 @@ impl EphemeralStore for RedisStore {
         Ok(Count { hits, resets_in })
     }
 
+    async fn hits(&self, key: &str) -> Result<u64, EphemeralError> {
+        let hits: Option<u64> = self.run(redis::cmd("GET").arg(self.key(key))).await?;
+        Ok(hits.unwrap_or(0))
+    }
+
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, EphemeralError> {
         let reply: Option<String> =
             self.run(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl))).await?;

@@ -117,6 +117,15 @@ impl PgStore {
         self.pool.begin_with(format!("BEGIN; SET LOCAL gatehouse.tenant_id = '{id}'")).await.map_err(map_err)
     }
 
+    /// Ends a transaction that only read, without waiting for the server: a dropped
+    /// transaction queues its `ROLLBACK`, which travels with the check sqlx makes when
+    /// the connection goes back to the pool (nobody else gets the connection before
+    /// it). A read-only transaction has nothing to commit, so the caller is spared a
+    /// round trip.
+    pub fn end_read(tx: Transaction<'static, Postgres>) {
+        drop(tx);
+    }
+
     /// A transaction for cross-tenant work: operator listings, lookups by secret hash.
     pub async fn system_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.system.begin().await.map_err(map_err)

@@ -172,7 +172,8 @@ impl PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        // Every sign-in starts here: no waiting for a COMMIT of nothing.
+        Self::end_read(tx);
         Ok(row)
     }
 }

@@ -116,6 +116,59 @@ mod postgres_only {
         assert!(delete.is_err());
     }
 
+    /// The sign-in function names its tenant for row-level security itself; the name
+    /// must end with its statement, or the next user of the pooled connection would see
+    /// that tenant's rows without asking.
+    // Two workers: a connection that a failed call gives back is checked (and its
+    // transaction ended) by a spawned task, which must run before the schema is dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sign_in_function_scopes_only_its_own_statement() {
+        use gatehouse_core::ids::{SessionId, UserId};
+        use gatehouse_core::session::{RefreshToken, Session};
+        use gatehouse_core::store::{SessionStore, StoreError, UserStore};
+        use gatehouse_core::user::{Email, User};
+        let schema = TestSchema::create().await.unwrap();
+        // One connection: whatever the call leaves behind, the next query meets.
+        let store = PgStore::connect(&schema.url, 1).await.unwrap();
+        let a = tenant_with_key(&store, "fn-scope").await;
+        let user = User::signing_up(&a, Email::parse("scoped@example.com").unwrap(), None, now());
+        store.create_user(&a, &user, &event(&a)).await.unwrap();
+        let session = |user_id: &UserId| Session {
+            id: SessionId::generate(),
+            tenant_id: a.clone(),
+            user_id: user_id.clone(),
+            created_at: now(),
+            last_seen_at: now(),
+            expires_at: now() + time::Duration::days(1),
+            auth_time: now(),
+            amr: vec!["pwd".into()],
+            ip: None,
+            user_agent: None,
+            revoked_at: None,
+            org_id: None,
+        };
+        let token = || RefreshToken {
+            hash: generate_secret("rt_").hash,
+            created_at: now(),
+            expires_at: now() + time::Duration::days(1),
+        };
+        store.record_login(&a, &user, &session(&user.id), &token(), &event(&a)).await.unwrap();
+        let unscoped: (i64, i64, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM users),
+                    current_setting('gatehouse.tenant_id', true)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!((unscoped.0, unscoped.1), (0, 0), "the tenant's rows are invisible after the call");
+        assert!(unscoped.2.is_none_or(|t| t.is_empty()), "the tenant name ended with the call");
+        // A user of the named tenant who does not exist: nothing is written.
+        let ghost = User::signing_up(&a, Email::parse("ghost@example.com").unwrap(), None, now());
+        let orphan = session(&ghost.id);
+        assert_eq!(store.record_login(&a, &ghost, &orphan, &token(), &event(&a)).await, Err(StoreError::NotFound));
+        assert_eq!(store.get_session(&a, &orphan.id).await, Err(StoreError::NotFound));
+    }
+
     #[tokio::test]
     async fn the_application_role_is_not_the_owner_and_cannot_bypass_rls() {
         let schema = TestSchema::create().await.unwrap();

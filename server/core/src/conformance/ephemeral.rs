@@ -26,6 +26,23 @@ pub async fn counters_count_within_a_window_and_reset_after(store: &dyn Ephemera
     assert_eq!(store.increment(&k, SHORT).await.unwrap().hits, 1);
 }
 
+/// Reading a counter does not add to it; a counter that is gone reads as zero.
+pub async fn counters_are_read_without_counting(store: &dyn EphemeralStore) {
+    let k = key("hits");
+    assert_eq!(store.hits(&k).await.unwrap(), 0);
+    store.increment(&k, LONG).await.unwrap();
+    store.increment(&k, LONG).await.unwrap();
+    assert_eq!(store.hits(&k).await.unwrap(), 2);
+    assert_eq!(store.hits(&k).await.unwrap(), 2);
+    assert_eq!(store.increment(&k, LONG).await.unwrap().hits, 3);
+    store.cache_delete(&k).await.unwrap();
+    assert_eq!(store.hits(&k).await.unwrap(), 0);
+    let short = key("hits-short");
+    store.increment(&short, SHORT).await.unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.hits(&short).await.unwrap(), 0);
+}
+
 /// A one-time value is returned once, then gone; an expired one is never returned.
 pub async fn one_time_values_are_taken_once(store: &dyn EphemeralStore) {
     let k = key("once");

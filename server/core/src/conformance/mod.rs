@@ -102,6 +102,7 @@ macro_rules! ephemeral_conformance_tests {
     ($make:path) => {
         $crate::ephemeral_conformance_tests!(@each $make;
             counters_count_within_a_window_and_reset_after,
+            counters_are_read_without_counting,
             one_time_values_are_taken_once,
             parallel_takes_have_exactly_one_winner,
             put_once_refuses_a_taken_key,

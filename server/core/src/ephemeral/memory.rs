@@ -82,6 +82,10 @@ impl EphemeralStore for MemoryStore {
         }))
     }
 
+    async fn hits(&self, key: &str) -> Result<u64, EphemeralError> {
+        Ok(self.with(|inner, now| inner.live(key, now).map_or(0, |e| e.hits)))
+    }
+
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, EphemeralError> {
         Ok(self.with(|inner, now| {
             if inner.live(key, now).is_some() {

@@ -10,7 +10,7 @@ use super::AuditLog;
 use super::keys::KeyService;
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
-use crate::ephemeral::{EphemeralError, EphemeralStore};
+use crate::ephemeral::{Count, EphemeralError, EphemeralStore};
 use crate::error::{FieldError, ServiceError};
 use crate::ids::{SessionId, UserId};
 use crate::passkey::SecondFactors;
@@ -256,13 +256,24 @@ impl AuthService {
         email: &str,
         password: &SecretString,
     ) -> Result<LoginOutcome, ServiceError> {
-        self.limit(tenant, ctx, "login", LOGIN_ATTEMPTS_PER_IP).await?;
         // An unparseable address is simply an unknown account: same work, same answer.
         let email = Email::parse(email).ok();
         let account_key = email.as_ref().map(|e| format!("login:acct:{}:{}", tenant.id, e.normalized()));
-        if let Some(key) = &account_key
-            && let Some(until) = self.ephemeral.cache_get(&format!("{key}:locked")).await.map_err(unavailable)?
-        {
+        // The attempt is counted against the caller's IP, and the account's back-off and
+        // failure count are read, in one trip to the ephemeral store: the three commands
+        // are issued together and travel pipelined on its one multiplexed connection.
+        let ip_key = limit_key(tenant, "login", &format!("ip:{}", ip_of(ctx)));
+        let attempts = self.ephemeral.increment(&ip_key, Duration::from_secs(60));
+        let (attempts, locked, failures) = match &account_key {
+            Some(key) => {
+                let locked = format!("{key}:locked");
+                tokio::try_join!(attempts, self.ephemeral.cache_get(&locked), self.ephemeral.hits(key))
+                    .map_err(unavailable)?
+            }
+            None => (attempts.await.map_err(unavailable)?, None, 0),
+        };
+        self.refuse_past_limit(tenant, ctx, "login", attempts, LOGIN_ATTEMPTS_PER_IP, Duration::from_secs(60)).await?;
+        if let Some(until) = locked {
             let retry_after = String::from_utf8_lossy(&until).parse().unwrap_or(1);
             return Err(ServiceError::RateLimited { retry_after });
         }
@@ -287,7 +298,12 @@ impl AuthService {
             self.audit.record(event).await?;
             return Err(ServiceError::EmailNotVerified);
         }
-        if let Some(key) = &account_key {
+        // The right password ends a run of failures. Most sign-ins follow none, and they
+        // skip the delete. A failure racing this sign-in may survive it: that can only
+        // bring a back-off sooner, never put one off.
+        if let Some(key) = &account_key
+            && failures > 0
+        {
             self.ephemeral.cache_delete(key).await.map_err(unavailable)?;
         }
         if let Some((secret, challenge)) = super::mfa::challenge_with(tenant, &user, factors, &["pwd"], now) {
@@ -838,8 +854,21 @@ impl AuthService {
         max: u64,
         window: Duration,
     ) -> Result<(), ServiceError> {
-        let key = format!("rl:{what}:{}:{subject}", tenant.id);
-        let count = self.ephemeral.increment(&key, window).await.map_err(unavailable)?;
+        let count = self.ephemeral.increment(&limit_key(tenant, what, subject), window).await.map_err(unavailable)?;
+        self.refuse_past_limit(tenant, ctx, what, count, max, window).await
+    }
+
+    /// Refuses an attempt that `count` puts past `max` in its window, auditing the first
+    /// refusal of each window.
+    async fn refuse_past_limit(
+        &self,
+        tenant: &Tenant,
+        ctx: &RequestContext,
+        what: &str,
+        count: Count,
+        max: u64,
+        window: Duration,
+    ) -> Result<(), ServiceError> {
         if count.hits > max {
             if count.hits == max + 1 {
                 let data = serde_json::json!({ "limit": max, "window_seconds": window.as_secs(), "flow": what });
@@ -851,6 +880,11 @@ impl AuthService {
         }
         Ok(())
     }
+}
+
+/// The ephemeral-store key counting attempts of `what` by `subject` in `tenant`.
+fn limit_key(tenant: &Tenant, what: &str, subject: &str) -> String {
+    format!("rl:{what}:{}:{subject}", tenant.id)
 }
 
 fn ip_of(ctx: &RequestContext) -> &str {
