@@ -36,15 +36,22 @@ enum Scenario {
     Signup,
 }
 
+/// The server under load and the operator token that sets up its tenants.
+#[derive(Debug, clap::Args)]
+struct Server {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Operator token (tenants, accounts and secret keys are created with it).
+    #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
+    token: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Creates tenants (and one secret key) through the API.
     Seed {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Operator token.
-        #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        server: Server,
         #[arg(long, default_value_t = 100)]
         tenants: usize,
         #[arg(long, default_value_t = 8)]
@@ -52,11 +59,8 @@ enum Command {
     },
     /// Runs a scenario for a fixed time and prints one JSON line of results.
     Run {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Operator token (a tenant and secret key are created for tenant scenarios).
-        #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        server: Server,
         #[arg(long, value_enum)]
         scenario: Scenario,
         #[arg(long, default_value_t = 32)]
@@ -93,11 +97,8 @@ enum Command {
     /// bare through Gatehouse's store on the server's database, no HTTP: the ceiling for
     /// refreshes. Sessions are created through the API first.
     RefreshCeiling {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Operator token.
-        #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        server: Server,
         /// The server's database (`sqlite://…` or `postgres://…`).
         #[arg(long)]
         database_url: String,
@@ -111,11 +112,8 @@ enum Command {
     /// logins, ceiling, …), so each ratio compares seconds-apart figures on a host whose
     /// speed drifts by minutes. Prints each round's ratio and their median.
     LoginRatio {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Operator token.
-        #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        server: Server,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
         /// Login slices (each between two ceiling slices).
@@ -124,6 +122,29 @@ enum Command {
         /// Seconds per slice (at most 30).
         #[arg(long, default_value_t = 3)]
         slice_seconds: u64,
+    },
+    /// Sign-in latency at 80 % of peak against one bare verify, in rounds measured
+    /// back to back: bare Argon2 (the verify's median), logins as fast as they go (the
+    /// peak), logins arriving at a fixed 80 % of that peak (their p50 and p99), bare
+    /// Argon2 again. Each round's p99 is divided by the median verify around it;
+    /// prints every round and the median of those quotients.
+    LoginTail {
+        #[command(flatten)]
+        server: Server,
+        /// Closed-loop clients measuring the peak (also the number of accounts).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Seconds of each ceiling and peak slice (at most 30).
+        #[arg(long, default_value_t = 3)]
+        slice_seconds: u64,
+        /// Seconds of each fixed-rate slice (at most 60).
+        #[arg(long, default_value_t = 10)]
+        open_seconds: u64,
+        /// The fixed rate as a share of the measured peak.
+        #[arg(long, default_value_t = 0.8)]
+        load: f64,
     },
     /// Starts the binary on a fresh SQLite file N times: time to ready and idle RSS.
     Startup {
@@ -144,25 +165,43 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Seed { url, token, tenants, concurrency } => seed(&url, &token, tenants, concurrency).await,
-        Command::Run { url, token, scenario, concurrency, seconds, rate: Some(rate) } => {
+        Command::Seed { server, tenants, concurrency } => seed(&server.url, &server.token, tenants, concurrency).await,
+        Command::Run { server, scenario, concurrency, seconds, rate: Some(rate) } => {
             if !matches!(scenario, Scenario::Login) {
                 bail!("--rate is supported for the login scenario");
             }
-            open_loop_login(&url, &token, concurrency, seconds.min(300), rate.clamp(1, 10_000)).await
+            open_loop_login(&server.url, &server.token, concurrency, seconds.min(300), rate.clamp(1, 10_000)).await
         }
-        Command::Run { url, token, scenario, concurrency, seconds, rate: None } => {
-            run(&url, &token, scenario, concurrency, seconds.min(300)).await
+        Command::Run { server, scenario, concurrency, seconds, rate: None } => {
+            run(&server.url, &server.token, scenario, concurrency, seconds.min(300)).await
         }
         Command::Argon2Ceiling { seconds } => argon2_ceiling(seconds.min(60)).await,
         Command::Get { url, bearer, concurrency, seconds } => {
             get_url(&url, bearer.as_deref(), concurrency.clamp(1, 1024), seconds.min(300), &format!("GET {url}")).await
         }
-        Command::RefreshCeiling { url, token, database_url, concurrency, seconds } => {
-            refresh_ceiling(&url, &token, &database_url, concurrency.clamp(1, 256), seconds.min(300)).await
+        Command::RefreshCeiling { server, database_url, concurrency, seconds } => {
+            refresh_ceiling(&server.url, &server.token, &database_url, concurrency.clamp(1, 256), seconds.min(300))
+                .await
         }
-        Command::LoginRatio { url, token, concurrency, rounds, slice_seconds } => {
-            login_ratio(&url, &token, concurrency.clamp(1, 256), rounds.clamp(1, 50), slice_seconds.clamp(1, 30)).await
+        Command::LoginRatio { server, concurrency, rounds, slice_seconds } => {
+            login_ratio(
+                &server.url,
+                &server.token,
+                concurrency.clamp(1, 256),
+                rounds.clamp(1, 50),
+                slice_seconds.clamp(1, 30),
+            )
+            .await
+        }
+        Command::LoginTail { server, concurrency, rounds, slice_seconds, open_seconds, load } => {
+            let shape = TailShape {
+                accounts: concurrency.clamp(1, 256),
+                rounds: rounds.clamp(1, 50),
+                slice: slice_seconds.clamp(1, 30),
+                open: open_seconds.clamp(1, 60),
+                load: load.clamp(0.05, 1.0),
+            };
+            login_tail(&server.url, &server.token, &shape).await
         }
         Command::Startup { binary, runs, database_url, master_key } => {
             startup(&binary, runs.min(50), database_url, master_key).await
@@ -389,60 +428,136 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
     report(&format!("{scenario:?}"), concurrency, workers, errors).await
 }
 
-/// See [`Command::LoginRatio`].
-async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<()> {
+/// Creates a tenant named `prefix-<pid>` with `accounts` accounts that sign in with
+/// [`PASSWORD`]; returns the tenant's base URL.
+async fn login_tenant(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    prefix: &str,
+    accounts: usize,
+) -> anyhow::Result<String> {
     check_loopback(url)?;
-    let client = client()?;
-    let slug = format!("ratio-{}", std::process::id());
-    create_tenant(&client, url, token, &slug).await?;
+    let slug = format!("{prefix}-{}", std::process::id());
+    create_tenant(client, url, token, &slug).await?;
     let base = format!("{url}/t/{slug}");
     for w in 0..accounts {
         let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-        let reply = post_json(&client, &format!("{base}/auth/signup"), w as u64 + 1, &body).await?;
+        let reply = post_json(client, &format!("{base}/auth/signup"), w as u64 + 1, &body).await?;
         if !reply.status().is_success() {
             bail!("signup failed: {}", reply.status());
         }
     }
+    Ok(base)
+}
+
+/// Bare Argon2 verifies on every core for `seconds`: (verifies/s, median ms, p99 ms).
+async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let ceiling = || async move {
-        tokio::task::spawn_blocking(move || argon2_verifies(cores, slice, true)).await?.map(|(rate, _, _)| rate)
-    };
+    tokio::task::spawn_blocking(move || argon2_verifies(cores, seconds, true)).await?
+}
+
+/// Closed-loop logins, one client per account, for `seconds`: logins per second.
+/// `counter` numbers the requests (each gets its own client address).
+async fn login_slice(
+    client: &reqwest::Client,
+    base: &str,
+    accounts: usize,
+    seconds: u64,
+    counter: &Arc<AtomicU64>,
+    errors: &Arc<AtomicU64>,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..accounts)
+        .map(|w| {
+            let (client, base, counter, errors) = (client.clone(), base.to_owned(), counter.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+                    match post_json(&client, &format!("{base}/auth/login"), n, &body).await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            done += 1;
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut logins = 0;
+    for worker in workers {
+        logins += worker.await?;
+    }
+    Ok(logins as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON))
+}
+
+/// Logins at a fixed `rate` for `seconds`, each on its own schedule slot, spread over
+/// the accounts. Latency runs from the slot, not from when a task got round to it (no
+/// coordinated omission). Returns each successful login's (slot, latency in µs).
+async fn open_loop_slice(
+    client: &reqwest::Client,
+    base: &str,
+    accounts: usize,
+    seconds: u64,
+    rate: f64,
+    counter: &Arc<AtomicU64>,
+    errors: &Arc<AtomicU64>,
+) -> anyhow::Result<Vec<(u64, u32)>> {
+    let total = (rate * seconds as f64).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let start = Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for slot in 0..total {
+        let due = start + interval.mul_f64(slot as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, base, errors) = (client.clone(), base.to_owned(), errors.clone());
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let account = slot as usize % accounts.max(1);
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"email": format!("w{account}@load.test"), "password": PASSWORD});
+            match post_json(&client, &format!("{base}/auth/login"), n, &body).await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    Some((slot, u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX)))
+                }
+                _ => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        }));
+    }
+    let mut done = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        done.extend(task.await?);
+    }
+    Ok(done)
+}
+
+/// The `p` quantile of sorted values (0 when empty).
+fn quantile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
+}
+
+/// See [`Command::LoginRatio`].
+async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<()> {
+    let client = client()?;
+    let base = login_tenant(&client, url, token, "ratio", accounts).await?;
     let counter = Arc::new(AtomicU64::new(1_000_000));
     let errors = Arc::new(AtomicU64::new(0));
-    let mut before = ceiling().await?;
+    let mut before = ceiling_slice(slice).await?.0;
     let mut ratios = Vec::new();
     let mut rows = Vec::new();
     for _ in 0..rounds {
-        let deadline = Instant::now() + Duration::from_secs(slice);
-        let started = Instant::now();
-        let workers: Vec<_> = (0..accounts)
-            .map(|w| {
-                let (client, base, counter, errors) = (client.clone(), base.clone(), counter.clone(), errors.clone());
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        let n = counter.fetch_add(1, Ordering::Relaxed);
-                        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-                        match post_json(&client, &format!("{base}/auth/login"), n, &body).await {
-                            Ok(r) if r.status().is_success() => {
-                                let _ = r.bytes().await;
-                                done += 1;
-                            }
-                            _ => {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    done
-                })
-            })
-            .collect();
-        let mut logins = 0;
-        for worker in workers {
-            logins += worker.await?;
-        }
-        let rate = logins as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON);
-        let after = ceiling().await?;
+        let rate = login_slice(&client, &base, accounts, slice, &counter, &errors).await?;
+        let after = ceiling_slice(slice).await?.0;
         let ratio = rate / ((before + after) / 2.0).max(f64::EPSILON);
         let round = |x: f64| (x * 100.0).round() / 100.0;
         rows.push(json!({"ceiling_before": round(before), "logins_per_second": round(rate), "ceiling_after": round(after), "ratio": round(ratio)}));
@@ -467,6 +582,63 @@ async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, sli
     Ok(())
 }
 
+/// How [`login_tail`] measures: see [`Command::LoginTail`].
+struct TailShape {
+    accounts: usize,
+    rounds: usize,
+    slice: u64,
+    open: u64,
+    load: f64,
+}
+
+/// See [`Command::LoginTail`].
+async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result<()> {
+    let client = client()?;
+    let base = login_tenant(&client, url, token, "tail", shape.accounts).await?;
+    let counter = Arc::new(AtomicU64::new(2_000_000));
+    let errors = Arc::new(AtomicU64::new(0));
+    let ms = |x: f64| (x * 10.0).round() / 10.0;
+    let mut before = ceiling_slice(shape.slice).await?;
+    let (mut quotients, mut rows) = (Vec::new(), Vec::new());
+    for _ in 0..shape.rounds {
+        let peak = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
+        let rate = peak * shape.load;
+        let logins = open_loop_slice(&client, &base, shape.accounts, shape.open, rate, &counter, &errors).await?;
+        let after = ceiling_slice(shape.slice).await?;
+        let mut latencies: Vec<u32> = logins.iter().map(|(_, l)| *l).collect();
+        latencies.sort_unstable();
+        let p50 = f64::from(quantile(&latencies, 0.50)) / 1000.0;
+        let p99 = f64::from(quantile(&latencies, 0.99)) / 1000.0;
+        let verify = (before.1 + after.1) / 2.0;
+        let quotient = p99 / verify.max(f64::EPSILON);
+        rows.push(json!({
+            "ceiling_before": ms(before.0), "verify_ms_p50_before": ms(before.1),
+            "peak_logins_per_second": ms(peak), "offered_per_second": ms(rate), "logins": logins.len(),
+            "p50_ms": ms(p50), "p99_ms": ms(p99),
+            "ceiling_after": ms(after.0), "verify_ms_p50_after": ms(after.1),
+            "p99_over_verify": (quotient * 100.0).round() / 100.0,
+        }));
+        quotients.push(quotient);
+        before = after;
+    }
+    quotients.sort_by(f64::total_cmp);
+    let at = |i: usize| (quotients[i] * 100.0).round() / 100.0;
+    println!(
+        "{}",
+        json!({
+            "scenario": "Login p99 at a fixed share of peak / one bare verify",
+            "load": shape.load,
+            "concurrency": shape.accounts,
+            "errors": errors.load(Ordering::Relaxed),
+            "rounds": rows,
+            "p99_over_verify_median": at(quotients.len() / 2),
+            "p99_over_verify_min": at(0),
+            "p99_over_verify_max": at(quotients.len() - 1),
+        })
+    );
+    Ok(())
+}
+
 async fn report(
     scenario: &str,
     concurrency: usize,
@@ -480,8 +652,7 @@ async fn report(
     }
     let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     all.sort_unstable();
-    let pct =
-        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| quantile(&all, p);
     println!(
         "{}",
         json!({
@@ -562,8 +733,7 @@ fn argon2_verifies(threads: usize, seconds: u64, reuse_memory: bool) -> anyhow::
     }
     let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
     all.sort_by(f64::total_cmp);
-    let at = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied();
-    Ok((all.len() as f64 / elapsed, at(0.5).unwrap_or(0.0), at(0.99).unwrap_or(0.0)))
+    Ok((all.len() as f64 / elapsed, quantile(&all, 0.5), quantile(&all, 0.99)))
 }
 
 /// `GET url` from `concurrency` workers for `seconds`, reported under `label`.
@@ -667,54 +837,15 @@ async fn refresh_ceiling(
     report("Refresh ceiling (store SQL, no HTTP)", concurrency, workers, errors).await
 }
 
-/// Logins at a fixed rate, each on its own schedule slot; latency is measured from the
-/// slot, not from when a worker got round to it (no coordinated omission).
+/// Logins at a fixed rate (see [`open_loop_slice`]).
 async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, rate: u32) -> anyhow::Result<()> {
-    check_loopback(url)?;
     let client = client()?;
-    let slug = format!("open-{}", std::process::id());
-    create_tenant(&client, url, token, &slug).await?;
-    let base = format!("{url}/t/{slug}");
     let accounts = accounts.clamp(1, 256);
-    for w in 0..accounts {
-        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-        let reply = post_json(&client, &format!("{base}/auth/signup"), w as u64 + 1, &body).await?;
-        if !reply.status().is_success() {
-            bail!("signup failed: {}", reply.status());
-        }
-    }
-    let total = u64::from(rate) * seconds;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let start = Instant::now() + Duration::from_millis(100);
+    let base = login_tenant(&client, url, token, "open", accounts).await?;
+    let counter = Arc::new(AtomicU64::new(100_000));
     let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    for n in 0..total {
-        let due = start + interval.mul_f64(n as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let (client, base, errors) = (client.clone(), base.clone(), errors.clone());
-        let account = n as usize % accounts;
-        tasks.push(tokio::spawn(async move {
-            let body = json!({"email": format!("w{account}@load.test"), "password": PASSWORD});
-            match post_json(&client, &format!("{base}/auth/login"), 100_000 + n, &body).await {
-                Ok(r) if r.status().is_success() => {
-                    let _ = r.bytes().await;
-                    Some((n, u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX)))
-                }
-                _ => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    let mut by_slot = Vec::new();
-    for t in tasks {
-        if let Some((n, latency)) = t.await? {
-            all.push(latency);
-            by_slot.push((n, latency));
-        }
-    }
+    let by_slot = open_loop_slice(&client, &base, accounts, seconds, f64::from(rate), &counter, &errors).await?;
+    let mut all: Vec<u32> = by_slot.iter().map(|(_, l)| *l).collect();
     // With GATEHOUSE_LOAD_TRACE set, every login's slot and latency (µs) go to stderr, to
     // see whether the tail is spread over the run or bunched (a cold pool, a checkpoint).
     if std::env::var_os("GATEHOUSE_LOAD_TRACE").is_some() {
@@ -723,8 +854,7 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
         }
     }
     all.sort_unstable();
-    let pct =
-        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| quantile(&all, p);
     println!(
         "{}",
         json!({
