@@ -122,6 +122,9 @@ pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Pre
     let store = open_store(&config).await?;
     let ephemeral = open_ephemeral(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(Metrics::default());
+    let hasher =
+        PasswordHasher::observed(config.argon2, hash_concurrency(), config.argon2_nice, Some(metrics.hash_observer()))?;
     let services = Services::new(
         store.clone(),
         ephemeral.clone(),
@@ -129,7 +132,7 @@ pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Pre
         ServiceConfig {
             audit_reads: config.audit_reads,
             break_glass_token: config.admin_token.clone(),
-            password_hasher: PasswordHasher::new(config.argon2, hash_concurrency(), config.argon2_nice)?,
+            password_hasher: hasher,
             sealer: Arc::new(Sealer::new(&master_key.0)?),
             public_url: config.public_url.as_str().to_owned(),
             resolver: Arc::new(crate::dns::HickoryTxt::new(config.dns_resolver)?),
@@ -143,7 +146,7 @@ pub async fn prepare_with(config: Config, bootstrap: bool) -> anyhow::Result<Pre
         ephemeral,
         clock,
         config: Arc::new(config),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         graphql: crate::graphql::schema(),
     });
     Ok(Prepared { state, bootstrap_token })

@@ -1,6 +1,7 @@
 //! Logs (tracing, text or JSON) and Prometheus metrics.
 
 use crate::config::{Config, LogFormat};
+use gatehouse_core::hash_threads::{JobTiming, TimingObserver};
 use gatehouse_core::store::PoolStats;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -8,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global log subscriber (once per process; later calls do nothing).
@@ -51,6 +53,8 @@ pub struct Metrics {
     latency: HistogramFamily,
     pool_size: Gauge,
     pool_idle: Gauge,
+    hash_wait: Histogram,
+    hash_run: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -69,7 +73,17 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
-        Self { registry, requests, latency, pool_size, pool_idle }
+        // 1 ms to ~2 s in steps of 1.5: fine enough to tell a verify (tens of ms) that
+        // ran alone from one that was stretched or queued behind others.
+        let (hash_wait, hash_run) =
+            (Histogram::new(exponential_buckets(0.001, 1.5, 20)), Histogram::new(exponential_buckets(0.001, 1.5, 20)));
+        registry.register(
+            "password_hash_queue_seconds",
+            "Time a password hash waited for a hashing thread (a rising tail means the hashing threads are saturated)",
+            hash_wait.clone(),
+        );
+        registry.register("password_hash_seconds", "Time a password hash ran on its thread", hash_run.clone());
+        Self { registry, requests, latency, pool_size, pool_idle, hash_wait, hash_run }
     }
 }
 
@@ -80,6 +94,16 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
         let route = RouteLabels { method: labels.method, route: labels.route };
         self.latency.get_or_create(&route).observe(seconds);
+    }
+
+    /// Records each password hash's queue wait and run time (for
+    /// [`gatehouse_core::password::PasswordHasher::observed`]).
+    pub fn hash_observer(&self) -> TimingObserver {
+        let (wait, run) = (self.hash_wait.clone(), self.hash_run.clone());
+        Arc::new(move |t: JobTiming| {
+            wait.observe(t.waited.as_secs_f64());
+            run.observe(t.ran.as_secs_f64());
+        })
     }
 
     /// The text exposition, with pool gauges read now.

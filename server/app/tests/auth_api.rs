@@ -21,6 +21,7 @@ on_both_backends!(
     rotating_keys_mid_flight_breaks_no_outstanding_token,
     repeated_failures_back_off_the_account_even_for_the_right_password,
     a_successful_sign_in_ends_a_run_of_failures,
+    each_password_hash_is_timed_in_the_metrics,
     signup_respects_the_tenant_settings_and_refuses_bad_input,
     changing_the_password_needs_the_current_one_and_signs_out_other_sessions,
     users_see_and_end_their_own_sessions_only,
@@ -338,6 +339,33 @@ async fn a_successful_sign_in_ends_a_run_of_failures(backend: Backend) {
         attempt("not my password").await.assert_problem(401, "invalid_credentials");
     }
     attempt("violet kettle drums").await.assert_problem(429, "rate_limited");
+}
+
+/// The count of a histogram in the Prometheus text exposition.
+async fn metric_count(s: &TestServer, name: &str) -> u64 {
+    let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name}_count "))).unwrap_or_else(|| panic!("{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn each_password_hash_is_timed_in_the_metrics(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let t = tenant(&s, Value::Null).await;
+    signed_up(&s, &t, "timed@example.com").await;
+    // Once first, so the dummy hash (computed once, in the background from start-up)
+    // is surely done before counting.
+    let unknown = json!({"email": "nobody@example.com", "password": "violet kettle drums"});
+    auth(&s, &t, "login", unknown.clone()).await.assert_problem(401, "invalid_credentials");
+    let (waits, runs) = (
+        metric_count(&s, "gatehouse_password_hash_queue_seconds").await,
+        metric_count(&s, "gatehouse_password_hash_seconds").await,
+    );
+    let good = json!({"email": "timed@example.com", "password": "violet kettle drums"});
+    assert_eq!(auth(&s, &t, "login", good).await.status, 200);
+    // An unknown account is verified against the dummy hash: timed as well.
+    auth(&s, &t, "login", unknown).await.assert_problem(401, "invalid_credentials");
+    assert_eq!(metric_count(&s, "gatehouse_password_hash_queue_seconds").await, waits + 2);
+    assert_eq!(metric_count(&s, "gatehouse_password_hash_seconds").await, runs + 2);
 }
 
 async fn signup_respects_the_tenant_settings_and_refuses_bad_input(backend: Backend) {

@@ -7,7 +7,7 @@
 
 use crate::argon_memory::MemoryPool;
 use crate::error::{FieldError, ServiceError};
-use crate::hash_threads::HashThreads;
+use crate::hash_threads::{HashThreads, TimingObserver};
 use crate::secret::SecretString;
 use crate::tenant::PasswordPolicy;
 use crate::user::Email;
@@ -66,12 +66,23 @@ impl PasswordHasher {
     /// A hasher with the given cost on `concurrency` threads (at most that many hashes
     /// run at once), each `nice` steps below the caller's priority.
     pub fn new(cost: Argon2Cost, concurrency: usize, nice: i32) -> Result<Self, ServiceError> {
+        Self::observed(cost, concurrency, nice, None)
+    }
+
+    /// As [`PasswordHasher::new`], telling `observer` how long each hash waited for a
+    /// thread and how long it ran.
+    pub fn observed(
+        cost: Argon2Cost,
+        concurrency: usize,
+        nice: i32,
+        observer: Option<TimingObserver>,
+    ) -> Result<Self, ServiceError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
         let concurrency = concurrency.max(1);
         let hasher = Self {
             memory: Arc::new(MemoryPool::new(params, concurrency)),
-            threads: Arc::new(HashThreads::start(concurrency, nice).map_err(ServiceError::internal)?),
+            threads: Arc::new(HashThreads::start(concurrency, nice, observer).map_err(ServiceError::internal)?),
             dummy_hash: Arc::default(),
         };
         // Start computing the dummy hash now, without holding up start-up; the first
