@@ -75,8 +75,8 @@ impl Default for Metrics {
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
         // 1 ms to ~2 s in steps of 1.5: fine enough to tell a verify (tens of ms) that
         // ran alone from one that was stretched or queued behind others.
-        let (hash_wait, hash_run) =
-            (Histogram::new(exponential_buckets(0.001, 1.5, 20)), Histogram::new(exponential_buckets(0.001, 1.5, 20)));
+        let hash_histogram = || Histogram::new(exponential_buckets(0.001, 1.5, 20));
+        let (hash_wait, hash_run) = (hash_histogram(), hash_histogram());
         registry.register(
             "password_hash_queue_seconds",
             "Time a password hash waited for a hashing thread (a rising tail means the hashing threads are saturated)",

@@ -122,7 +122,7 @@ impl PgStore {
     /// the connection goes back to the pool (nobody else gets the connection before
     /// it). A read-only transaction has nothing to commit, so the caller is spared a
     /// round trip.
-    pub fn end_read(tx: Transaction<'static, Postgres>) {
+    pub(crate) fn end_read(tx: Transaction<'static, Postgres>) {
         drop(tx);
     }
 

@@ -42,6 +42,8 @@ const FAILURES_BEFORE_BACKOFF: u64 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// How long failures are remembered.
 const FAILURE_MEMORY: Duration = Duration::from_secs(60 * 60);
+/// The window of every per-IP limit.
+const PER_IP_WINDOW: Duration = Duration::from_secs(60);
 
 /// Tokens handed to a signed-in client.
 #[derive(Debug, Clone)]
@@ -262,8 +264,8 @@ impl AuthService {
         // The attempt is counted against the caller's IP, and the account's back-off and
         // failure count are read, in one trip to the ephemeral store: the three commands
         // are issued together and travel pipelined on its one multiplexed connection.
-        let ip_key = limit_key(tenant, "login", &format!("ip:{}", ip_of(ctx)));
-        let attempts = self.ephemeral.increment(&ip_key, Duration::from_secs(60));
+        let ip_key = limit_key(tenant, "login", &ip_subject(ctx));
+        let attempts = self.ephemeral.increment(&ip_key, PER_IP_WINDOW);
         let (attempts, locked, failures) = match &account_key {
             Some(key) => {
                 let locked = format!("{key}:locked");
@@ -272,7 +274,7 @@ impl AuthService {
             }
             None => (attempts.await.map_err(unavailable)?, None, 0),
         };
-        self.refuse_past_limit(tenant, ctx, "login", attempts, LOGIN_ATTEMPTS_PER_IP, Duration::from_secs(60)).await?;
+        self.refuse_past_limit(tenant, ctx, "login", attempts, LOGIN_ATTEMPTS_PER_IP, PER_IP_WINDOW).await?;
         if let Some(until) = locked {
             let retry_after = String::from_utf8_lossy(&until).parse().unwrap_or(1);
             return Err(ServiceError::RateLimited { retry_after });
@@ -839,8 +841,7 @@ impl AuthService {
     /// refuses, recording one audit event per window (not one per refused attempt, so an
     /// attacker cannot flood the log).
     pub async fn limit(&self, tenant: &Tenant, ctx: &RequestContext, what: &str, max: u64) -> Result<(), ServiceError> {
-        let key = format!("ip:{}", ip_of(ctx));
-        self.limit_by(tenant, ctx, what, &key, max, Duration::from_secs(60)).await
+        self.limit_by(tenant, ctx, what, &ip_subject(ctx), max, PER_IP_WINDOW).await
     }
 
     /// Counts an attempt of `what` by `subject` (an IP, an address, a user) in a window;
@@ -885,6 +886,11 @@ impl AuthService {
 /// The ephemeral-store key counting attempts of `what` by `subject` in `tenant`.
 fn limit_key(tenant: &Tenant, what: &str, subject: &str) -> String {
     format!("rl:{what}:{}:{subject}", tenant.id)
+}
+
+/// The subject of per-IP limits.
+fn ip_subject(ctx: &RequestContext) -> String {
+    format!("ip:{}", ip_of(ctx))
 }
 
 fn ip_of(ctx: &RequestContext) -> &str {
