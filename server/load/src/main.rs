@@ -541,6 +541,12 @@ async fn open_loop_slice(
     Ok(done)
 }
 
+/// The median, least and greatest of per-round figures (at least one).
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
+
 /// The `p` quantile of sorted values (0 when empty).
 fn quantile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
@@ -564,8 +570,8 @@ async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, sli
         ratios.push(ratio);
         before = after;
     }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let (median, min, max) = spread(ratios);
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
     println!(
         "{}",
         json!({
@@ -574,9 +580,9 @@ async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, sli
             "slice_seconds": slice,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
-            "ratio_median": (median * 1000.0).round() / 1000.0,
-            "ratio_min": (ratios[0] * 1000.0).round() / 1000.0,
-            "ratio_max": (ratios[ratios.len() - 1] * 1000.0).round() / 1000.0,
+            "ratio_median": round3(median),
+            "ratio_min": round3(min),
+            "ratio_max": round3(max),
         })
     );
     Ok(())
@@ -621,8 +627,8 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
         quotients.push(quotient);
         before = after;
     }
-    quotients.sort_by(f64::total_cmp);
-    let at = |i: usize| (quotients[i] * 100.0).round() / 100.0;
+    let (median, min, max) = spread(quotients);
+    let round = |x: f64| (x * 100.0).round() / 100.0;
     println!(
         "{}",
         json!({
@@ -631,9 +637,9 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
             "concurrency": shape.accounts,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
-            "p99_over_verify_median": at(quotients.len() / 2),
-            "p99_over_verify_min": at(0),
-            "p99_over_verify_max": at(quotients.len() - 1),
+            "p99_over_verify_median": round(median),
+            "p99_over_verify_min": round(min),
+            "p99_over_verify_max": round(max),
         })
     );
     Ok(())
