@@ -38,6 +38,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The non-owner role the application acts as.
 pub const APP_ROLE: &str = "gatehouse_app";
 
+/// How long a pooled connection may sit idle and still be handed out without a ping.
+/// sqlx already pings every connection as it goes back to the pool, so one that comes
+/// back out within this window was alive a moment ago; only connections idle longer are
+/// checked again (the window HikariCP calls `aliveBypassWindowMs`). See ADR 18.
+pub const IDLE_PING_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A Postgres-backed [`Store`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -87,6 +93,18 @@ impl PgStore {
             .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(std::time::Duration::from_secs(5))
+            // sqlx's default pings every idle connection before handing it out: a round
+            // trip per pool use that, under load, checks a connection released
+            // milliseconds ago. Ping only those idle longer than the window.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_PING_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     conn.execute(format!("SET ROLE {APP_ROLE}; {extra}").as_str()).await?;

@@ -16,12 +16,7 @@ use sqlx::postgres::PgRow;
 const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
                        created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata, phone_verified";
 
-/// A user row's second factors, as subqueries beside its columns (see
-/// [`decode_factors`]).
-const FACTOR_COLUMNS: &str = "EXISTS (SELECT 1 FROM mfa_totp t WHERE t.tenant_id = users.tenant_id AND t.user_id = users.id \
-                              AND t.enabled_at IS NOT NULL) AS factor_totp, \
-                              (SELECT count(*) FROM passkeys p WHERE p.tenant_id = users.tenant_id AND p.user_id = users.id) AS factor_passkeys";
-
+/// The second factors `gatehouse_sign_in_user` reads beside the account.
 fn decode_factors(row: &PgRow) -> Result<SecondFactors, StoreError> {
     let passkeys: i64 = row.try_get("factor_passkeys").map_err(map_err)?;
     Ok(SecondFactors {
@@ -156,23 +151,20 @@ pub(crate) async fn update_user_row(
 }
 
 impl PgStore {
-    /// The user row with this email, with `extra` columns (`""` or a `, `-less list).
+    /// The user row with this email.
     async fn user_row_by_email(
         &self,
         tenant_id: &TenantId,
         normalized_email: &str,
-        extra: &str,
     ) -> Result<Option<PgRow>, StoreError> {
-        let extra = if extra.is_empty() { String::new() } else { format!(", {extra}") };
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let row =
-            sqlx::query(&format!("SELECT {COLUMNS}{extra} FROM users WHERE tenant_id = $1 AND email_normalized = $2"))
-                .bind(tenant_id.as_str())
-                .bind(normalized_email)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        // Every sign-in starts here: no waiting for a COMMIT of nothing.
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE tenant_id = $1 AND email_normalized = $2"))
+            .bind(tenant_id.as_str())
+            .bind(normalized_email)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        // Passwordless sign-ins start here: no waiting for a COMMIT of nothing.
         Self::end_read(tx);
         Ok(row)
     }
@@ -233,7 +225,7 @@ impl UserStore for PgStore {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<User>, StoreError> {
-        self.user_row_by_email(tenant_id, normalized_email, "").await?.as_ref().map(decode).transpose()
+        self.user_row_by_email(tenant_id, normalized_email).await?.as_ref().map(decode).transpose()
     }
 
     async fn find_user_for_sign_in(
@@ -241,7 +233,16 @@ impl UserStore for PgStore {
         tenant_id: &TenantId,
         normalized_email: &str,
     ) -> Result<Option<(User, SecondFactors)>, StoreError> {
-        let row = self.user_row_by_email(tenant_id, normalized_email, FACTOR_COLUMNS).await?;
+        // One statement, its own transaction: the function names the tenant for row-level
+        // security before it reads the account and then its second factors (migration
+        // 0015). No BEGIN, SET LOCAL or ROLLBACK of its own.
+        let row =
+            sqlx::query("SELECT (r.account).*, r.factor_totp, r.factor_passkeys FROM gatehouse_sign_in_user($1, $2) r")
+                .bind(tenant_id.as_str())
+                .bind(normalized_email)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(map_err)?;
         row.as_ref().map(|row| Ok((decode(row)?, decode_factors(row)?))).transpose()
     }
 

@@ -116,13 +116,13 @@ mod postgres_only {
         assert!(delete.is_err());
     }
 
-    /// The sign-in function names its tenant for row-level security itself; the name
-    /// must end with its statement, or the next user of the pooled connection would see
-    /// that tenant's rows without asking.
+    /// The sign-in functions (the read and the record) name their tenant for row-level
+    /// security themselves; the name must end with the statement, or the next user of
+    /// the pooled connection would see that tenant's rows without asking.
     // Two workers: a connection that a failed call gives back is checked (and its
     // transaction ended) by a spawned task, which must run before the schema is dropped.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_sign_in_function_scopes_only_its_own_statement() {
+    async fn the_sign_in_functions_scope_only_their_own_statement() {
         use gatehouse_core::ids::{SessionId, UserId};
         use gatehouse_core::session::{RefreshToken, Session};
         use gatehouse_core::store::{SessionStore, StoreError, UserStore};
@@ -152,21 +152,49 @@ mod postgres_only {
             created_at: now(),
             expires_at: now() + time::Duration::days(1),
         };
+        let unscoped = || async {
+            let seen: (i64, i64, Option<String>) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM users),
+                        current_setting('gatehouse.tenant_id', true)",
+            )
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!((seen.0, seen.1), (0, 0), "the tenant's rows are invisible after the call");
+            assert!(seen.2.is_none_or(|t| t.is_empty()), "the tenant name ended with the call");
+        };
+        let (found, _) = store.find_user_for_sign_in(&a, user.email.normalized()).await.unwrap().unwrap();
+        assert_eq!(found.id, user.id);
+        unscoped().await;
         store.record_login(&a, &user, &session(&user.id), &token(), &event(&a)).await.unwrap();
-        let unscoped: (i64, i64, Option<String>) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM users),
-                    current_setting('gatehouse.tenant_id', true)",
-        )
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-        assert_eq!((unscoped.0, unscoped.1), (0, 0), "the tenant's rows are invisible after the call");
-        assert!(unscoped.2.is_none_or(|t| t.is_empty()), "the tenant name ended with the call");
+        unscoped().await;
         // A user of the named tenant who does not exist: nothing is written.
         let ghost = User::signing_up(&a, Email::parse("ghost@example.com").unwrap(), None, now());
         let orphan = session(&ghost.id);
         assert_eq!(store.record_login(&a, &ghost, &orphan, &token(), &event(&a)).await, Err(StoreError::NotFound));
         assert_eq!(store.get_session(&a, &orphan.id).await, Err(StoreError::NotFound));
+    }
+
+    /// Pooled connections are not pinged before each use (only after it, by sqlx), so
+    /// one that the server dropped while it sat idle must still be caught: after the
+    /// bypass window it is pinged, found dead and replaced, and the caller never sees it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_dropped_while_idle_is_replaced_before_use() {
+        use gatehouse_core::store::Store;
+        use sqlx::{ConnectOptions, Connection};
+        let schema = TestSchema::create().await.unwrap();
+        let store = PgStore::connect(&schema.url, 1).await.unwrap();
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(store.pool()).await.unwrap();
+        let admin = gatehouse_store_postgres::testing::base_url().parse::<sqlx::postgres::PgConnectOptions>();
+        let mut admin = admin.unwrap().connect().await.unwrap();
+        let ended: bool =
+            sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)").bind(pid).fetch_one(&mut admin).await.unwrap();
+        assert!(ended, "the server ended the pooled connection");
+        admin.close().await.unwrap();
+        tokio::time::sleep(gatehouse_store_postgres::IDLE_PING_AFTER + std::time::Duration::from_millis(200)).await;
+        store.ping().await.expect("the dead connection was replaced, not handed out");
+        let replaced: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(store.pool()).await.unwrap();
+        assert_ne!(replaced, pid);
     }
 
     #[tokio::test]

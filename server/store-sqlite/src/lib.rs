@@ -50,9 +50,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // A connection to a file in this process cannot drop the way a socket can, so the
+        // ping sqlx would send (a hop to the connection's worker thread and back) before
+        // every pool use buys nothing.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
@@ -60,6 +64,7 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(map_err)?;
