@@ -114,7 +114,7 @@ async fn signup_login_refresh_logout_and_me_work_end_to_end(backend: Backend) {
     let events = s.get(&format!("/v1/audit-events?tenant_id={}&limit=100", t.id), &s.admin).await;
     let actions: Vec<&str> =
         events.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    for expected in ["user.signup", "login.success", "user.logout"] {
+    for expected in ["user.signup", "login.success", "refresh_token.rotated", "user.logout"] {
         assert!(actions.contains(&expected), "{expected} not audited: {actions:?}");
     }
 }
@@ -224,6 +224,14 @@ async fn parallel_refreshes_of_one_token_yield_at_most_one_successor(backend: Ba
     let successor = successors.into_iter().next().unwrap();
     let next = auth(&s, &t, "refresh", json!({"refresh_token": successor})).await;
     assert_eq!(next.status, 200, "the session survived the race");
+    // Every exchange is audited: the one rotation of the race, each racing duplicate
+    // that got its successor, and the next rotation.
+    let path = format!("/v1/audit-events?tenant_id={}&action=refresh_token.rotated&limit=100", t.id);
+    let events = s.get(&path, &s.admin).await;
+    let raced: Vec<bool> =
+        events.body["data"].as_array().unwrap().iter().map(|e| e["data"]["raced"].as_bool().unwrap()).collect();
+    assert_eq!(raced.len(), ok.len() + 1, "{raced:?}");
+    assert_eq!(raced.iter().filter(|r| !**r).count(), 2, "{raced:?}");
 }
 
 async fn a_disabled_user_gets_no_token_through_any_path(backend: Backend) {

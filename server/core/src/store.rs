@@ -25,6 +25,10 @@ use crate::user::{User, UserFilter};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+/// Builds the audit event a refresh-token rotation records, from the session it rotated
+/// (the user is known only once the token is found).
+pub type RotationEvent<'a> = &'a (dyn Fn(&Session) -> AuditEvent + Sync);
+
 /// Why a storage operation failed. Identical across backends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -353,7 +357,10 @@ pub trait SessionStore: Send + Sync {
     /// Spends `presented` and stores `successor` in the same session, atomically, keeping
     /// `successor_sealed` with the spent token. Presented again within `grace` of being
     /// spent, it answers `Raced` with that sealed successor; later, `Reused`, and the
-    /// session is revoked. Of concurrent presentations of one token, at most one rotates.
+    /// session is revoked. Of concurrent presentations of one token, at most one rotates;
+    /// a rotation records `event` (built from the rotated session, as the caller's
+    /// `refresh_token.rotated`) in the same transaction.
+    #[allow(clippy::too_many_arguments, reason = "one atomic operation: its inputs are its parts")]
     async fn rotate_refresh_token(
         &self,
         tenant_id: &TenantId,
@@ -362,6 +369,7 @@ pub trait SessionStore: Send + Sync {
         successor_sealed: &[u8],
         now: OffsetDateTime,
         grace: time::Duration,
+        event: RotationEvent<'_>,
     ) -> Result<RefreshOutcome, StoreError>;
     /// Revokes the session a refresh token belongs to (sign-out); `None` if unknown.
     async fn revoke_session_by_refresh_token(

@@ -3,6 +3,8 @@
 //! and noisy, so only ratios compare across runs). Also measures cold start and idle
 //! memory of the binary. Loopback only; every loop is bounded in time and count.
 
+mod cpu_split;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -70,7 +72,9 @@ enum Command {
         seconds: u64,
         /// Open loop: send this many requests per second on a fixed schedule (latency
         /// counted from the scheduled time, so a slow server cannot hide its queue);
-        /// only for the login scenario. Omit for a closed loop.
+        /// only for the login scenario; also reports the CPU each login cost the server's
+        /// hashing threads, its other threads, Postgres, Redis and this tool (Linux
+        /// `/proc`). Omit for a closed loop.
         #[arg(long)]
         rate: Option<u32>,
     },
@@ -93,7 +97,7 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// The refresh-rotation SQL (mark spent + insert successor, one transaction) run
+    /// The refresh-rotation SQL (mark spent + insert successor + its audit event, one transaction) run
     /// bare through Gatehouse's store on the server's database, no HTTP: the ceiling for
     /// refreshes. Sessions are created through the API first.
     RefreshCeiling {
@@ -652,11 +656,13 @@ async fn report(
     errors: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    let cpu_before = cpu_split::Snapshot::take();
     let mut all = Vec::new();
     for w in workers {
         all.extend(w.await?);
     }
     let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
+    let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, all.len());
     all.sort_unstable();
     let pct = |p: f64| quantile(&all, p);
     println!(
@@ -671,6 +677,8 @@ async fn report(
             "p50_ms": f64::from(pct(0.50)) / 1000.0,
             "p90_ms": f64::from(pct(0.90)) / 1000.0,
             "p99_ms": f64::from(pct(0.99)) / 1000.0,
+            // Where the run's CPU went, per request (from /proc; empty elsewhere).
+            "cpu_ms_per_request": cpu,
         })
     );
     Ok(())
@@ -822,10 +830,21 @@ async fn refresh_ceiling(
                     created_at: now,
                     expires_at: now + time::Duration::days(30),
                 };
+                // The server records each rotation's audit event in the same transaction.
+                let event = |session: &gatehouse_core::session::Session| {
+                    let data = json!({ "session_id": session.id, "raced": false });
+                    let target = ("user", session.user_id.as_str());
+                    gatehouse_core::audit::AuditEvent::by_system(
+                        now,
+                        "refresh_token.rotated",
+                        &session.tenant_id,
+                        target,
+                        data,
+                    )
+                };
                 let t0 = Instant::now();
-                match store
-                    .rotate_refresh_token(&tenant_id, &presented, &successor, &sealed, now, time::Duration::seconds(2))
-                    .await
+                let grace = time::Duration::seconds(2);
+                match store.rotate_refresh_token(&tenant_id, &presented, &successor, &sealed, now, grace, &event).await
                 {
                     Ok(RefreshOutcome::Rotated { .. }) => {
                         latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
@@ -850,7 +869,9 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
     let base = login_tenant(&client, url, token, "open", accounts).await?;
     let counter = Arc::new(AtomicU64::new(100_000));
     let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_split::Snapshot::take();
     let by_slot = open_loop_slice(&client, &base, accounts, seconds, f64::from(rate), &counter, &errors).await?;
+    let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, by_slot.len());
     let mut all: Vec<u32> = by_slot.iter().map(|(_, l)| *l).collect();
     // With GATEHOUSE_LOAD_TRACE set, every login's slot and latency (µs) go to stderr, to
     // see whether the tail is spread over the run or bunched (a cold pool, a checkpoint).
@@ -871,6 +892,8 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
             "p50_ms": f64::from(pct(0.50)) / 1000.0,
             "p90_ms": f64::from(pct(0.90)) / 1000.0,
             "p99_ms": f64::from(pct(0.99)) / 1000.0,
+            // Where the run's CPU went, per login (from /proc; empty elsewhere).
+            "cpu_ms_per_login": cpu,
         })
     );
     Ok(())

@@ -7,7 +7,7 @@ use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{SessionId, TenantId, UserId};
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::session::{RefreshOutcome, RefreshToken, Session};
-use gatehouse_core::store::{SessionStore, StoreError};
+use gatehouse_core::store::{RotationEvent, SessionStore, StoreError};
 use gatehouse_core::user::User;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -195,6 +195,7 @@ impl SessionStore for PgStore {
         successor_sealed: &[u8],
         now: OffsetDateTime,
         grace: time::Duration,
+        event: RotationEvent<'_>,
     ) -> Result<RefreshOutcome, StoreError> {
         // Few statements on purpose: each is a round trip while the token's row is locked.
         let mut tx = self.tenant_tx(tenant_id).await?;
@@ -259,8 +260,9 @@ impl SessionStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
         session.last_seen_at = now;
+        insert_event(&mut tx, &event(&session)).await?;
+        tx.commit().await.map_err(map_err)?;
         Ok(RefreshOutcome::Rotated { session, user })
     }
 

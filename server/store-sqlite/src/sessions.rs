@@ -8,7 +8,7 @@ use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{SessionId, TenantId, UserId};
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::session::{RefreshOutcome, RefreshToken, Session};
-use gatehouse_core::store::{SessionStore, StoreError};
+use gatehouse_core::store::{RotationEvent, SessionStore, StoreError};
 use gatehouse_core::user::User;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -182,6 +182,7 @@ impl SessionStore for SqliteStore {
         successor_sealed: &[u8],
         now: OffsetDateTime,
         grace: time::Duration,
+        event: RotationEvent<'_>,
     ) -> Result<RefreshOutcome, StoreError> {
         // Few statements on purpose: the single writer is held for the whole transaction,
         // so every round trip to it is time no other write can use.
@@ -247,8 +248,9 @@ impl SessionStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
         session.last_seen_at = now;
+        insert_event(&mut tx, &event(&session)).await?;
+        tx.commit().await.map_err(map_err)?;
         Ok(RefreshOutcome::Rotated { session, user })
     }
 

@@ -11,6 +11,13 @@ use crate::tenant::Tenant;
 use crate::user::User;
 use time::Duration;
 
+/// The event a rotation records (the service's `refresh_token.rotated`).
+fn rotated(session: &Session) -> crate::audit::AuditEvent {
+    let mut e = event("refresh_token.rotated", Some(&session.tenant_id));
+    e.target_id = Some(session.id.to_string());
+    e
+}
+
 fn refresh(expires_in: Duration) -> (RefreshToken, SecretHash) {
     let secret = generate_secret("rt_");
     let at = now();
@@ -49,7 +56,7 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     let (r2, r2_hash) = refresh(Duration::days(7));
     let rotated_at = now() + Duration::seconds(3);
     let RefreshOutcome::Rotated { session: s, user } =
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", rotated_at, Duration::ZERO).await.unwrap()
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", rotated_at, Duration::ZERO, &rotated).await.unwrap()
     else {
         panic!("first use must rotate")
     };
@@ -61,37 +68,48 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), s);
     let (r3, r3_hash) = refresh(Duration::days(7));
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
     let (r4, _) = refresh(Duration::days(7));
-    let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, b"sealed", now(), Duration::ZERO).await.unwrap();
+    let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap();
     assert!(matches!(reuse, RefreshOutcome::Reused(ref s) if s.revoked_at.is_some()), "{reuse:?}");
     let (r5, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r3_hash, &r5, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r3_hash, &r5, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_some());
     let (r6, _) = refresh(Duration::days(7));
     let unknown = generate_secret("rt_").hash;
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &unknown, &r6, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &unknown, &r6, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Invalid
     );
+    // Each of the two rotations recorded its event, for this session; the reuse and the
+    // invalid presentations recorded none.
+    let query = AuditQuery {
+        tenant_id: Some(t.id.clone()),
+        action: Some("refresh_token.rotated".into()),
+        ..Default::default()
+    };
+    let events = store.list_audit_events(&query, &PageRequest::first(100)).await.unwrap().data;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e.target_id.as_deref() == Some(session.id.as_str())));
 }
 
 /// Of twelve concurrent presentations of one refresh token, at most one rotates.
 pub async fn parallel_refreshes_of_one_token_rotate_at_most_once(store: &dyn Store) {
     let (t, _, _, r1) = signed_in(store, "race-refresh").await;
-    let attempts =
-        (0..12).map(|_| {
-            let (successor, _) = refresh(Duration::days(7));
-            let (tenant_id, presented) = (t.id.clone(), r1.clone());
-            async move {
-                store.rotate_refresh_token(&tenant_id, &presented, &successor, b"sealed", now(), Duration::ZERO).await
-            }
-        });
+    let attempts = (0..12).map(|_| {
+        let (successor, _) = refresh(Duration::days(7));
+        let (tenant_id, presented) = (t.id.clone(), r1.clone());
+        async move {
+            store
+                .rotate_refresh_token(&tenant_id, &presented, &successor, b"sealed", now(), Duration::ZERO, &rotated)
+                .await
+        }
+    });
     let results = futures::future::join_all(attempts).await;
     let rotated = results.iter().filter(|r| matches!(r, Ok(RefreshOutcome::Rotated { .. }))).count();
     assert_eq!(rotated, 1, "{results:?}");
@@ -104,17 +122,20 @@ pub async fn refresh_tokens_and_sessions_expire_by_the_given_time(store: &dyn St
     let (r2, r2_hash) = refresh(Duration::days(7));
     let later = now() + Duration::days(8);
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", later, Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", later, Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
     let (r3, _) = refresh(Duration::days(60));
     let past_session = session.expires_at + Duration::seconds(1);
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", past_session, Duration::ZERO).await.unwrap(),
+        store
+            .rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", past_session, Duration::ZERO, &rotated)
+            .await
+            .unwrap(),
         RefreshOutcome::Invalid
     );
 }
@@ -126,7 +147,7 @@ pub async fn sessions_are_isolated_by_tenant(store: &dyn Store) {
     assert_eq!(store.get_session(&other.id, &session.id).await, Err(StoreError::NotFound));
     let (r2, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&other.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&other.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(store.revoke_session_by_refresh_token(&other.id, &r1, now(), "logout").await.unwrap(), None);
@@ -143,7 +164,7 @@ pub async fn sign_out_and_user_deletion_end_sessions(store: &dyn Store) {
     assert!(revoked.revoked_at.is_some());
     let (r2, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(store.revoke_user_sessions(&t.id, &u.id, None, now(), "disabled").await.unwrap(), 0);
@@ -198,11 +219,13 @@ pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_succ
     let t0 = now();
     let grace = Duration::seconds(2);
     let (r2, _) = refresh(Duration::days(7));
-    let first = store.rotate_refresh_token(&t.id, &r1, &r2, b"successor-one", t0, grace).await.unwrap();
+    let first = store.rotate_refresh_token(&t.id, &r1, &r2, b"successor-one", t0, grace, &rotated).await.unwrap();
     assert!(matches!(first, RefreshOutcome::Rotated { .. }));
     let (r3, _) = refresh(Duration::days(7));
-    let raced =
-        store.rotate_refresh_token(&t.id, &r1, &r3, b"successor-two", t0 + Duration::seconds(1), grace).await.unwrap();
+    let raced = store
+        .rotate_refresh_token(&t.id, &r1, &r3, b"successor-two", t0 + Duration::seconds(1), grace, &rotated)
+        .await
+        .unwrap();
     let RefreshOutcome::Raced { session: s, successor_sealed, .. } = raced else {
         panic!("expected Raced, got {raced:?}")
     };
@@ -210,7 +233,8 @@ pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_succ
     assert_eq!(s.id, session.id);
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
     let (r4, _) = refresh(Duration::days(7));
-    let late = store.rotate_refresh_token(&t.id, &r1, &r4, b"x", t0 + Duration::seconds(3), grace).await.unwrap();
+    let late =
+        store.rotate_refresh_token(&t.id, &r1, &r4, b"x", t0 + Duration::seconds(3), grace, &rotated).await.unwrap();
     assert!(matches!(late, RefreshOutcome::Reused(_)), "{late:?}");
 }
 
@@ -249,11 +273,11 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
     assert_eq!(sign_in_events().await, before + 1, "no event for the sign-in that was not recorded");
     let (r4, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r3_hash, &r4, b"s", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r3_hash, &r4, b"s", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
 }

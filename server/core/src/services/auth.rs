@@ -382,13 +382,24 @@ impl AuthService {
         // Kept with the spent token, bound to it, for a concurrent request of the same client.
         let sealed = self.sealer.seal(presented_hash.as_str(), secret.expose().as_bytes())?;
         let grace = time::Duration::seconds(i64::from(tenant.settings.refresh_token_reuse_grace_seconds));
-        let outcome =
-            self.store.rotate_refresh_token(&tenant.id, &presented_hash, &successor, &sealed, now, grace).await?;
+        // Every exchange of a refresh token is audited: a rotation in its own transaction,
+        // a racing duplicate (which gets the same successor) on its own.
+        let rotated = |session: &Session, raced: bool| {
+            let data = serde_json::json!({ "session_id": session.id, "raced": raced });
+            let uid = session.user_id.as_str();
+            AuditEvent::by_user(now, ctx, "refresh_token.rotated", &tenant.id, Some(uid), data)
+        };
+        let event = |session: &Session| rotated(session, false);
+        let outcome = self
+            .store
+            .rotate_refresh_token(&tenant.id, &presented_hash, &successor, &sealed, now, grace, &event)
+            .await?;
         let (session, user, secret) = match outcome {
             RefreshOutcome::Rotated { session, user } => (session, *user, secret),
             RefreshOutcome::Raced { session, successor_sealed, user } => {
                 let plain = self.sealer.open(presented_hash.as_str(), &successor_sealed)?;
                 let token = String::from_utf8(plain).map_err(ServiceError::internal)?;
+                self.audit.record(rotated(&session, true)).await?;
                 (session, *user, SecretString::new(token))
             }
             RefreshOutcome::Reused(session) => {
