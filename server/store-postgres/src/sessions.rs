@@ -237,12 +237,17 @@ impl SessionStore for PgStore {
             return Ok(RefreshOutcome::Invalid);
         }
         // Spend the presented token (keeping the sealed successor for the grace window)
-        // and clear the sealed successors its predecessors kept, in one statement.
+        // and clear the sealed successors its predecessors kept, in one statement. Those
+        // are found through the partial index of rows that still carry one (migration
+        // 0016), not by reading the session's whole chain of spent tokens.
         sqlx::query(
             "UPDATE refresh_tokens
              SET used_at = CASE WHEN token_hash = $2 THEN $3 ELSE used_at END,
                  successor_sealed = CASE WHEN token_hash = $2 THEN $4 ELSE NULL END
-             WHERE tenant_id = $1 AND session_id = $5 AND (token_hash = $2 OR successor_sealed IS NOT NULL)",
+             WHERE tenant_id = $1 AND session_id = $5
+               AND token_hash IN (SELECT $2::text UNION ALL
+                                  SELECT token_hash FROM refresh_tokens
+                                  WHERE tenant_id = $1 AND session_id = $5 AND successor_sealed IS NOT NULL)",
         )
         .bind(tenant_id.as_str())
         .bind(presented.as_str())

@@ -232,7 +232,10 @@ impl SessionStore for SqliteStore {
             "UPDATE refresh_tokens
              SET used_at = CASE WHEN token_hash = ?2 THEN ?3 ELSE used_at END,
                  successor_sealed = CASE WHEN token_hash = ?2 THEN ?4 ELSE NULL END
-             WHERE tenant_id = ?1 AND session_id = ?5 AND (token_hash = ?2 OR successor_sealed IS NOT NULL);
+             WHERE tenant_id = ?1 AND session_id = ?5
+               AND token_hash IN (SELECT ?2 UNION ALL
+                                  SELECT token_hash FROM refresh_tokens
+                                  WHERE tenant_id = ?1 AND session_id = ?5 AND successor_sealed IS NOT NULL);
              INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
              VALUES (?6, ?1, ?5, ?7, ?8);
              UPDATE sessions SET last_seen_at = ?3 WHERE tenant_id = ?1 AND id = ?5;",
