@@ -8,9 +8,18 @@ use std::collections::BTreeMap;
 /// `/proc` reports times in `USER_HZ` ticks, which Linux fixes at 100 per second.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// CPU seconds used so far by each group of processes (or of the server's threads).
+/// CPU seconds used so far by each group of processes (or of the server's threads),
+/// and the host's total and stolen CPU ticks.
 #[derive(Debug, Default)]
-pub struct Snapshot(BTreeMap<&'static str, f64>);
+pub struct Snapshot(BTreeMap<&'static str, f64>, Option<HostTicks>);
+
+/// The `cpu` line of `/proc/stat`: all ticks, and those the hypervisor gave to other
+/// guests while this one wanted to run (steal).
+#[derive(Debug, Clone, Copy)]
+struct HostTicks {
+    total: u64,
+    steal: u64,
+}
 
 impl Snapshot {
     /// Reads every process's CPU time now. Groups: `gatehouse_hashing` (the server's
@@ -18,8 +27,9 @@ impl Snapshot {
     /// Postgres process), `redis`, and `load_tool` (this process).
     pub fn take() -> Self {
         let mut groups = BTreeMap::new();
+        let host = host_ticks();
         let Ok(entries) = std::fs::read_dir("/proc") else {
-            return Self(groups);
+            return Self(groups, host);
         };
         let own = std::process::id().to_string();
         for entry in entries.flatten() {
@@ -44,7 +54,17 @@ impl Snapshot {
             };
             *groups.entry(group).or_default() += seconds;
         }
-        Self(groups)
+        Self(groups, host)
+    }
+
+    /// The share of the host's CPU time stolen by the hypervisor between `before` and
+    /// this snapshot, in percent (`None` without `/proc/stat`). A stall that shows here
+    /// is the host's, not the server's.
+    pub fn steal_percent_since(&self, before: &Snapshot) -> Option<f64> {
+        let (now, then) = (self.1?, before.1?);
+        let total = now.total.checked_sub(then.total).filter(|t| *t > 0)?;
+        let steal = now.steal.saturating_sub(then.steal);
+        Some((steal as f64 * 1000.0 / total as f64).round() / 10.0)
     }
 
     /// Milliseconds of CPU per request in each group between `before` and this snapshot.
@@ -71,6 +91,23 @@ fn server_threads(pid: &str, groups: &mut BTreeMap<&'static str, f64>) {
         let group = if comm.starts_with("gatehouse-hash") { "gatehouse_hashing" } else { "gatehouse_other" };
         *groups.entry(group).or_default() += seconds;
     }
+}
+
+/// The host's ticks from the first line of `/proc/stat`.
+fn host_ticks() -> Option<HostTicks> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_line(text.lines().next()?)
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal …` (guest time is already
+/// counted in user and nice, so it is not added again).
+fn parse_cpu_line(line: &str) -> Option<HostTicks> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    Some(HostTicks { total: ticks.iter().sum(), steal: *ticks.get(7)? })
 }
 
 /// A `stat` file's command name and user + system CPU seconds.
@@ -111,6 +148,16 @@ mod tests {
             }
         };
         assert!(used >= 50.0, "this process's CPU shows as load_tool: {used} ms");
+    }
+
+    #[test]
+    fn steal_is_read_from_the_eighth_field_of_the_cpu_line() {
+        let ticks = parse_cpu_line("cpu  100 10 50 800 20 0 5 15 0 0").unwrap_or(HostTicks { total: 0, steal: 0 });
+        assert_eq!((ticks.total, ticks.steal), (1000, 15));
+        assert!(parse_cpu_line("cpu0 1 2 3 4 5 6 7 8").is_none(), "a single core's line is not the host's");
+        let before = Snapshot(BTreeMap::new(), Some(HostTicks { total: 1000, steal: 15 }));
+        let after = Snapshot(BTreeMap::new(), Some(HostTicks { total: 1400, steal: 35 }));
+        assert_eq!(after.steal_percent_since(&before), Some(5.0));
     }
 
     #[test]

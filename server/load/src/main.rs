@@ -613,7 +613,9 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
     for _ in 0..shape.rounds {
         let peak = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
         let rate = peak * shape.load;
+        let host_before = cpu_split::Snapshot::take();
         let logins = open_loop_slice(&client, &base, shape.accounts, shape.open, rate, &counter, &errors).await?;
+        let steal = cpu_split::Snapshot::take().steal_percent_since(&host_before);
         let after = ceiling_slice(shape.slice).await?;
         let mut latencies: Vec<u32> = logins.iter().map(|(_, l)| *l).collect();
         latencies.sort_unstable();
@@ -627,6 +629,8 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
             "p50_ms": ms(p50), "p99_ms": ms(p99),
             "ceiling_after": ms(after.0), "verify_ms_p50_after": ms(after.1),
             "p99_over_verify": (quotient * 100.0).round() / 100.0,
+            // A round whose tail comes with stolen time was stalled by the host.
+            "host_steal_percent": steal,
         }));
         quotients.push(quotient);
         before = after;
@@ -662,7 +666,9 @@ async fn report(
         all.extend(w.await?);
     }
     let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
-    let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, all.len());
+    let cpu_after = cpu_split::Snapshot::take();
+    let (cpu, steal) =
+        (cpu_after.per_request_since(&cpu_before, all.len()), cpu_after.steal_percent_since(&cpu_before));
     all.sort_unstable();
     let pct = |p: f64| quantile(&all, p);
     println!(
@@ -679,6 +685,7 @@ async fn report(
             "p99_ms": f64::from(pct(0.99)) / 1000.0,
             // Where the run's CPU went, per request (from /proc; empty elsewhere).
             "cpu_ms_per_request": cpu,
+            "host_steal_percent": steal,
         })
     );
     Ok(())
@@ -871,7 +878,9 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
     let errors = Arc::new(AtomicU64::new(0));
     let cpu_before = cpu_split::Snapshot::take();
     let by_slot = open_loop_slice(&client, &base, accounts, seconds, f64::from(rate), &counter, &errors).await?;
-    let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, by_slot.len());
+    let cpu_after = cpu_split::Snapshot::take();
+    let (cpu, steal) =
+        (cpu_after.per_request_since(&cpu_before, by_slot.len()), cpu_after.steal_percent_since(&cpu_before));
     let mut all: Vec<u32> = by_slot.iter().map(|(_, l)| *l).collect();
     // With GATEHOUSE_LOAD_TRACE set, every login's slot and latency (µs) go to stderr, to
     // see whether the tail is spread over the run or bunched (a cold pool, a checkpoint).
@@ -894,6 +903,7 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
             "p99_ms": f64::from(pct(0.99)) / 1000.0,
             // Where the run's CPU went, per login (from /proc; empty elsewhere).
             "cpu_ms_per_login": cpu,
+            "host_steal_percent": steal,
         })
     );
     Ok(())
