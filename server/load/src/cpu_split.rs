@@ -16,9 +16,26 @@ pub struct Snapshot(BTreeMap<&'static str, f64>, Option<HostTicks>);
 /// The `cpu` line of `/proc/stat`: all ticks, and those the hypervisor gave to other
 /// guests while this one wanted to run (steal).
 #[derive(Debug, Clone, Copy)]
-struct HostTicks {
+pub struct HostTicks {
     total: u64,
     steal: u64,
+}
+
+impl HostTicks {
+    /// The host's ticks from the first line of `/proc/stat` (`None` without it): a read
+    /// of one file, for callers that want the steal and not every process's time.
+    pub fn now() -> Option<Self> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        parse_cpu_line(text.lines().next()?)
+    }
+
+    /// The share of the host's CPU time stolen by the hypervisor between `before` and
+    /// these ticks, in percent. A stall that shows here is the host's, not the server's.
+    pub fn steal_percent_since(self, before: Self) -> Option<f64> {
+        let total = self.total.checked_sub(before.total).filter(|t| *t > 0)?;
+        let steal = self.steal.saturating_sub(before.steal);
+        Some((steal as f64 * 1000.0 / total as f64).round() / 10.0)
+    }
 }
 
 impl Snapshot {
@@ -27,7 +44,7 @@ impl Snapshot {
     /// Postgres process), `redis`, and `load_tool` (this process).
     pub fn take() -> Self {
         let mut groups = BTreeMap::new();
-        let host = host_ticks();
+        let host = HostTicks::now();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Self(groups, host);
         };
@@ -57,14 +74,9 @@ impl Snapshot {
         Self(groups, host)
     }
 
-    /// The share of the host's CPU time stolen by the hypervisor between `before` and
-    /// this snapshot, in percent (`None` without `/proc/stat`). A stall that shows here
-    /// is the host's, not the server's.
+    /// [`HostTicks::steal_percent_since`] between `before` and this snapshot.
     pub fn steal_percent_since(&self, before: &Snapshot) -> Option<f64> {
-        let (now, then) = (self.1?, before.1?);
-        let total = now.total.checked_sub(then.total).filter(|t| *t > 0)?;
-        let steal = now.steal.saturating_sub(then.steal);
-        Some((steal as f64 * 1000.0 / total as f64).round() / 10.0)
+        self.1?.steal_percent_since(before.1?)
     }
 
     /// Milliseconds of CPU per request in each group between `before` and this snapshot.
@@ -91,12 +103,6 @@ fn server_threads(pid: &str, groups: &mut BTreeMap<&'static str, f64>) {
         let group = if comm.starts_with("gatehouse-hash") { "gatehouse_hashing" } else { "gatehouse_other" };
         *groups.entry(group).or_default() += seconds;
     }
-}
-
-/// The host's ticks from the first line of `/proc/stat`.
-fn host_ticks() -> Option<HostTicks> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_cpu_line(text.lines().next()?)
 }
 
 /// `cpu  user nice system idle iowait irq softirq steal …` (guest time is already

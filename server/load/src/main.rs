@@ -59,7 +59,9 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
-    /// Runs a scenario for a fixed time and prints one JSON line of results.
+    /// Runs a scenario for a fixed time and prints one JSON line of results, with the
+    /// CPU each request cost the server's hashing threads, its other threads, Postgres,
+    /// Redis and this tool, and the host's steal over the run (Linux `/proc`).
     Run {
         #[command(flatten)]
         server: Server,
@@ -72,9 +74,7 @@ enum Command {
         seconds: u64,
         /// Open loop: send this many requests per second on a fixed schedule (latency
         /// counted from the scheduled time, so a slow server cannot hide its queue);
-        /// only for the login scenario; also reports the CPU each login cost the server's
-        /// hashing threads, its other threads, Postgres, Redis and this tool (Linux
-        /// `/proc`). Omit for a closed loop.
+        /// only for the login scenario. Omit for a closed loop.
         #[arg(long)]
         rate: Option<u32>,
     },
@@ -97,9 +97,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// The refresh-rotation SQL (mark spent + insert successor + its audit event, one transaction) run
-    /// bare through Gatehouse's store on the server's database, no HTTP: the ceiling for
-    /// refreshes. Sessions are created through the API first.
+    /// The refresh-rotation SQL (mark spent + insert successor + its audit event, one
+    /// transaction) run bare through Gatehouse's store on the server's database, no
+    /// HTTP: the ceiling for refreshes. Sessions are created through the API first.
     RefreshCeiling {
         #[command(flatten)]
         server: Server,
@@ -613,9 +613,9 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
     for _ in 0..shape.rounds {
         let peak = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
         let rate = peak * shape.load;
-        let host_before = cpu_split::Snapshot::take();
+        let host_before = cpu_split::HostTicks::now();
         let logins = open_loop_slice(&client, &base, shape.accounts, shape.open, rate, &counter, &errors).await?;
-        let steal = cpu_split::Snapshot::take().steal_percent_since(&host_before);
+        let steal = cpu_split::HostTicks::now().zip(host_before).and_then(|(now, then)| now.steal_percent_since(then));
         let after = ceiling_slice(shape.slice).await?;
         let mut latencies: Vec<u32> = logins.iter().map(|(_, l)| *l).collect();
         latencies.sort_unstable();
