@@ -1,4 +1,4 @@
-//! The audit log on Postgres.
+//! The audit log on SQLite.
 
 use crate::{SqliteStore, map_err};
 use async_trait::async_trait;
@@ -9,31 +9,48 @@ use gatehouse_core::store::{AuditStore, StoreError};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+/// The `INSERT` of one audit event, its twelve values numbered from `?{first}`: so it
+/// can join a batch of statements that share numbered parameters (one trip to the
+/// writer for the batch). [`bind_event`] binds the values in this order.
+pub(crate) fn insert_event_sql(first: usize) -> String {
+    let values: Vec<String> = (first..first + 12).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, ip,
+                                   user_agent, request_id, data, created_at)
+         VALUES ({})",
+        values.join(", ")
+    )
+}
+
+/// Binds an event's twelve values after the query's own, in [`insert_event_sql`]'s order.
+pub(crate) fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    event: &'q AuditEvent,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(event.id.as_str())
+        .bind(event.tenant_id.as_ref().map(TenantId::as_str))
+        .bind(event.actor_type.as_str())
+        .bind(&event.actor_id)
+        .bind(&event.action)
+        .bind(&event.target_type)
+        .bind(&event.target_id)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .bind(&event.request_id)
+        .bind(event.data.to_string())
+        .bind(crate::time_codec::enc(event.created_at))
+}
+
+/// The event insert on its own.
+static INSERT_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_event_sql(1));
+
 /// Inserts an event inside the caller's transaction.
 pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     event: &AuditEvent,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, ip,
-                                   user_agent, request_id, data, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )
-    .bind(event.id.as_str())
-    .bind(event.tenant_id.as_ref().map(TenantId::as_str))
-    .bind(event.actor_type.as_str())
-    .bind(&event.actor_id)
-    .bind(&event.action)
-    .bind(&event.target_type)
-    .bind(&event.target_id)
-    .bind(&event.ip)
-    .bind(&event.user_agent)
-    .bind(&event.request_id)
-    .bind(event.data.to_string())
-    .bind(crate::time_codec::enc(event.created_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    bind_event(sqlx::query(&INSERT_EVENT), event).execute(&mut **tx).await.map_err(map_err)?;
     Ok(())
 }
 

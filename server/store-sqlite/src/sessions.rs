@@ -113,6 +113,27 @@ async fn revoke(
     Ok(())
 }
 
+/// A rotation's writes, one batch: spend the presented token, keeping its sealed
+/// successor for the grace window, and clear the sealed successors its predecessors
+/// kept; store the successor; touch the session; record the audit event. Numbered
+/// parameters are shared by the statements (the event's from `?9`).
+static ROTATION_WRITES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE refresh_tokens
+         SET used_at = CASE WHEN token_hash = ?2 THEN ?3 ELSE used_at END,
+             successor_sealed = CASE WHEN token_hash = ?2 THEN ?4 ELSE NULL END
+         WHERE tenant_id = ?1 AND session_id = ?5
+           AND token_hash IN (SELECT ?2 UNION ALL
+                              SELECT token_hash FROM refresh_tokens
+                              WHERE tenant_id = ?1 AND session_id = ?5 AND successor_sealed IS NOT NULL);
+         INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
+         VALUES (?6, ?1, ?5, ?7, ?8);
+         UPDATE sessions SET last_seen_at = ?3 WHERE tenant_id = ?1 AND id = ?5;
+         {};",
+        crate::audit::insert_event_sql(9)
+    )
+});
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(
@@ -224,35 +245,19 @@ impl SessionStore for SqliteStore {
         if dec(expires_at)? <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        // The writes, sent to the writer as one batch (one round trip): spend the
-        // presented token, keeping its sealed successor for the grace window, and clear
-        // the sealed successors its predecessors kept; store the successor; touch the
-        // session. Numbered parameters are shared by the three statements.
-        sqlx::query(
-            "UPDATE refresh_tokens
-             SET used_at = CASE WHEN token_hash = ?2 THEN ?3 ELSE used_at END,
-                 successor_sealed = CASE WHEN token_hash = ?2 THEN ?4 ELSE NULL END
-             WHERE tenant_id = ?1 AND session_id = ?5
-               AND token_hash IN (SELECT ?2 UNION ALL
-                                  SELECT token_hash FROM refresh_tokens
-                                  WHERE tenant_id = ?1 AND session_id = ?5 AND successor_sealed IS NOT NULL);
-             INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
-             VALUES (?6, ?1, ?5, ?7, ?8);
-             UPDATE sessions SET last_seen_at = ?3 WHERE tenant_id = ?1 AND id = ?5;",
-        )
-        .bind(tenant_id.as_str())
-        .bind(presented.as_str())
-        .bind(enc(now))
-        .bind(successor_sealed)
-        .bind(session.id.as_str())
-        .bind(successor.hash.as_str())
-        .bind(enc(successor.created_at))
-        .bind(enc(successor.expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // The writes, sent to the writer as one batch (one round trip): see ROTATION_WRITES.
         session.last_seen_at = now;
-        insert_event(&mut tx, &event(&session)).await?;
+        let event = event(&session);
+        let batch = sqlx::query(&ROTATION_WRITES)
+            .bind(tenant_id.as_str())
+            .bind(presented.as_str())
+            .bind(enc(now))
+            .bind(successor_sealed)
+            .bind(session.id.as_str())
+            .bind(successor.hash.as_str())
+            .bind(enc(successor.created_at))
+            .bind(enc(successor.expires_at));
+        crate::audit::bind_event(batch, &event).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(RefreshOutcome::Rotated { session, user })
     }
