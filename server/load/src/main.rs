@@ -128,10 +128,15 @@ enum Command {
         slice_seconds: u64,
     },
     /// Sign-in latency at 80 % of peak against one bare verify, in rounds measured
-    /// back to back: bare Argon2 (the verify's median), logins as fast as they go (the
-    /// peak), logins arriving at a fixed 80 % of that peak (their p50 and p99), bare
-    /// Argon2 again. Each round's p99 is divided by the median verify around it;
-    /// prints every round and the median of those quotients.
+    /// back to back after one uncounted slice of sign-ins (warm-up): bare Argon2 (the
+    /// verify's median), logins as fast as they go (the peak), logins arriving at a
+    /// fixed 80 % of that peak (their p50 and p99), the peak again, bare Argon2 again.
+    /// Each round's p99 is divided by the median verify around it; each round also
+    /// gives the server's mean hash time and queue wait over the slice (from its
+    /// `/metrics`). Prints every round, the median of the quotients, and the median of
+    /// the steady rounds: those whose offered rate stayed within 10 % of the asked share
+    /// of the two peaks around them (on a host whose speed moves within seconds, the
+    /// others ran at a different load than asked).
     LoginTail {
         #[command(flatten)]
         server: Server,
@@ -556,6 +561,25 @@ fn quantile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
 }
 
+/// The server's password-hash totals from its `/metrics`: (seconds run, seconds
+/// queued, hashes), or `None` when the page or the series are missing.
+async fn hash_totals(client: &reqwest::Client, url: &str) -> Option<(f64, f64, f64)> {
+    let text = client.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
+    parse_hash_totals(&text)
+}
+
+/// [`hash_totals`] from the text of a Prometheus exposition.
+fn parse_hash_totals(text: &str) -> Option<(f64, f64, f64)> {
+    let value = |name: &str| {
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+    };
+    Some((
+        value("gatehouse_password_hash_seconds_sum")?,
+        value("gatehouse_password_hash_queue_seconds_sum")?,
+        value("gatehouse_password_hash_seconds_count")?,
+    ))
+}
+
 /// See [`Command::LoginRatio`].
 async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<()> {
     let client = client()?;
@@ -601,6 +625,15 @@ struct TailShape {
     load: f64,
 }
 
+/// How far a round's load may stray from the one asked for and still count as steady.
+const STEADY_LOAD_TOLERANCE: f64 = 0.10;
+
+/// Whether a round offered `effective` of the peak it met, within
+/// [`STEADY_LOAD_TOLERANCE`] of the `target` share.
+fn steady(effective: f64, target: f64) -> bool {
+    (effective / target.max(f64::EPSILON) - 1.0).abs() <= STEADY_LOAD_TOLERANCE
+}
+
 /// See [`Command::LoginTail`].
 async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result<()> {
     let client = client()?;
@@ -608,15 +641,29 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
     let counter = Arc::new(AtomicU64::new(2_000_000));
     let errors = Arc::new(AtomicU64::new(0));
     let ms = |x: f64| (x * 10.0).round() / 10.0;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    // Warm-up, not counted: a server fresh from start-up serves its first seconds of
+    // sign-ins slower (connections, caches, the allocator's arenas).
+    login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
     let mut before = ceiling_slice(shape.slice).await?;
-    let (mut quotients, mut rows) = (Vec::new(), Vec::new());
+    let (mut quotients, mut steady_quotients, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..shape.rounds {
         let peak = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
         let rate = peak * shape.load;
-        let host_before = cpu_split::HostTicks::now();
+        let (host_before, hashes_before) = (cpu_split::HostTicks::now(), hash_totals(&client, url).await);
         let logins = open_loop_slice(&client, &base, shape.accounts, shape.open, rate, &counter, &errors).await?;
         let steal = cpu_split::HostTicks::now().zip(host_before).and_then(|(now, then)| now.steal_percent_since(then));
+        // Inside the server over the slice: a hash's mean run time on its thread and mean
+        // wait for one. Beside the bare verify, they tell a slow hash from a long queue.
+        let hashes = hash_totals(&client, url).await.zip(hashes_before).map(|(now, then)| {
+            let count = (now.2 - then.2).max(1.0);
+            (ms((now.0 - then.0) / count * 1000.0), ms((now.1 - then.1) / count * 1000.0))
+        });
+        // The peak again, right after: the host's speed moves within seconds, and a
+        // round whose capacity fell (or rose) did not run at the share it was asked for.
+        let peak_after = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
         let after = ceiling_slice(shape.slice).await?;
+        let effective = rate / ((peak + peak_after) / 2.0).max(f64::EPSILON);
         let mut latencies: Vec<u32> = logins.iter().map(|(_, l)| *l).collect();
         latencies.sort_unstable();
         let p50 = f64::from(quantile(&latencies, 0.50)) / 1000.0;
@@ -627,16 +674,23 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
             "ceiling_before": ms(before.0), "verify_ms_p50_before": ms(before.1),
             "peak_logins_per_second": ms(peak), "offered_per_second": ms(rate), "logins": logins.len(),
             "p50_ms": ms(p50), "p99_ms": ms(p99),
+            "peak_after_logins_per_second": ms(peak_after),
+            "effective_load": round2(effective),
             "ceiling_after": ms(after.0), "verify_ms_p50_after": ms(after.1),
-            "p99_over_verify": (quotient * 100.0).round() / 100.0,
+            "p99_over_verify": round2(quotient),
+            "server_hash_ms_mean": hashes.map(|h| h.0), "server_hash_queue_ms_mean": hashes.map(|h| h.1),
             // A round whose tail comes with stolen time was stalled by the host.
             "host_steal_percent": steal,
         }));
         quotients.push(quotient);
+        if steady(effective, shape.load) {
+            steady_quotients.push(quotient);
+        }
         before = after;
     }
+    let steady_rounds = steady_quotients.len();
+    let steady_median = (!steady_quotients.is_empty()).then(|| round2(spread(steady_quotients).0));
     let (median, min, max) = spread(quotients);
-    let round = |x: f64| (x * 100.0).round() / 100.0;
     println!(
         "{}",
         json!({
@@ -645,9 +699,13 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
             "concurrency": shape.accounts,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
-            "p99_over_verify_median": round(median),
-            "p99_over_verify_min": round(min),
-            "p99_over_verify_max": round(max),
+            "p99_over_verify_median": round2(median),
+            "p99_over_verify_min": round2(min),
+            "p99_over_verify_max": round2(max),
+            // Rounds whose offered rate was within 10 % of the asked share of the mean
+            // of the peaks just before and after them, and their median.
+            "steady_rounds": steady_rounds,
+            "p99_over_verify_median_steady": steady_median,
         })
     );
     Ok(())
@@ -877,6 +935,8 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
     let counter = Arc::new(AtomicU64::new(100_000));
     let errors = Arc::new(AtomicU64::new(0));
     let cpu_before = cpu_split::Snapshot::take();
+    // The schedule starts 100 ms after the slice is called (see `open_loop_slice`).
+    let schedule_start = std::time::SystemTime::now() + Duration::from_millis(100);
     let by_slot = open_loop_slice(&client, &base, accounts, seconds, f64::from(rate), &counter, &errors).await?;
     let cpu_after = cpu_split::Snapshot::take();
     let (cpu, steal) =
@@ -884,7 +944,11 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
     let mut all: Vec<u32> = by_slot.iter().map(|(_, l)| *l).collect();
     // With GATEHOUSE_LOAD_TRACE set, every login's slot and latency (µs) go to stderr, to
     // see whether the tail is spread over the run or bunched (a cold pool, a checkpoint).
+    // The first line gives the schedule's start in Unix milliseconds, to line the trace
+    // up with what else was recorded on the host.
     if std::env::var_os("GATEHOUSE_LOAD_TRACE").is_some() {
+        let start_ms = schedule_start.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        eprintln!("start_unix_ms {start_ms} rate {rate}");
         for (n, latency) in &by_slot {
             eprintln!("{n} {latency}");
         }
@@ -907,4 +971,39 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
         })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_is_steady_only_near_the_asked_share() {
+        assert!(steady(0.80, 0.8));
+        assert!(steady(0.87, 0.8), "9 % above the asked share");
+        assert!(steady(0.73, 0.8), "9 % below");
+        assert!(!steady(0.90, 0.8), "the capacity fell by a tenth during the round");
+        assert!(!steady(0.70, 0.8));
+    }
+
+    #[test]
+    fn hash_totals_come_from_the_exposition() {
+        let text = "# HELP gatehouse_password_hash_seconds Time a password hash ran.\n\
+                    gatehouse_password_hash_queue_seconds_sum 0.5\n\
+                    gatehouse_password_hash_queue_seconds_count 10\n\
+                    gatehouse_password_hash_seconds_sum 0.25\n\
+                    gatehouse_password_hash_seconds_count 10\n\
+                    gatehouse_password_hash_seconds_bucket{le=\"0.001\"} 0\n";
+        assert_eq!(parse_hash_totals(text), Some((0.25, 0.5, 10.0)));
+        assert_eq!(parse_hash_totals("gatehouse_password_hash_seconds_sum 1\n"), None, "series missing");
+    }
+
+    #[test]
+    fn quantiles_and_spread_read_sorted_values() {
+        let sorted: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&sorted, 0.5), 51);
+        assert_eq!(quantile(&sorted, 0.99), 100);
+        assert_eq!(quantile::<u32>(&[], 0.99), 0);
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+    }
 }
