@@ -3,6 +3,7 @@
 //! and noisy, so only ratios compare across runs). Also measures cold start and idle
 //! memory of the binary. Loopback only; every loop is bounded in time and count.
 
+mod bare_argon;
 mod cpu_split;
 
 use anyhow::{Context, bail};
@@ -133,7 +134,9 @@ enum Command {
     /// fixed 80 % of that peak (their p50 and p99), the peak again, bare Argon2 again.
     /// Each round's p99 is divided by the median verify around it; each round also
     /// gives the server's mean hash time and queue wait over the slice (from its
-    /// `/metrics`). Prints every round, the median of the quotients, and the median of
+    /// `/metrics`), and ends with a control: bare verifies arriving at the same share of
+    /// the bare ceiling, queued for one thread per core, no server (their p99 over the
+    /// same verify is the tail this host gives any hashing queue). Prints every round, the median of the quotients, and the median of
     /// the steady rounds: those whose offered rate stayed within 10 % of the asked share
     /// of the two peaks around them (on a host whose speed moves within seconds, the
     /// others ran at a different load than asked).
@@ -460,10 +463,15 @@ async fn login_tenant(
     Ok(base)
 }
 
+/// The cores this tool may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 /// Bare Argon2 verifies on every core for `seconds`: (verifies/s, median ms, p99 ms).
 async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    tokio::task::spawn_blocking(move || argon2_verifies(cores, seconds, true)).await?
+    let cores = cores();
+    tokio::task::spawn_blocking(move || bare_argon::verifies(cores, seconds, true)).await?
 }
 
 /// Closed-loop logins, one client per account, for `seconds`: logins per second.
@@ -647,6 +655,7 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
     login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
     let mut before = ceiling_slice(shape.slice).await?;
     let (mut quotients, mut steady_quotients, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bare_quotients = Vec::new();
     for _ in 0..shape.rounds {
         let peak = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
         let rate = peak * shape.load;
@@ -663,6 +672,10 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
         // round whose capacity fell (or rose) did not run at the share it was asked for.
         let peak_after = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
         let after = ceiling_slice(shape.slice).await?;
+        // The control: bare verifies at the same share of the bare ceiling, queued for
+        // one thread per core as the server queues hashes — the tail of this host alone.
+        let (cores, bare_rate, open) = (cores(), after.0 * shape.load, shape.open);
+        let bare = tokio::task::spawn_blocking(move || bare_argon::fixed_rate(cores, bare_rate, open)).await??;
         let effective = rate / ((peak + peak_after) / 2.0).max(f64::EPSILON);
         let mut latencies: Vec<u32> = logins.iter().map(|(_, l)| *l).collect();
         latencies.sort_unstable();
@@ -670,6 +683,8 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
         let p99 = f64::from(quantile(&latencies, 0.99)) / 1000.0;
         let verify = (before.1 + after.1) / 2.0;
         let quotient = p99 / verify.max(f64::EPSILON);
+        let bare_p99 = f64::from(quantile(&bare, 0.99)) / 1000.0;
+        let bare_quotient = bare_p99 / verify.max(f64::EPSILON);
         rows.push(json!({
             "ceiling_before": ms(before.0), "verify_ms_p50_before": ms(before.1),
             "peak_logins_per_second": ms(peak), "offered_per_second": ms(rate), "logins": logins.len(),
@@ -679,10 +694,14 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
             "ceiling_after": ms(after.0), "verify_ms_p50_after": ms(after.1),
             "p99_over_verify": round2(quotient),
             "server_hash_ms_mean": hashes.map(|h| h.0), "server_hash_queue_ms_mean": hashes.map(|h| h.1),
+            "bare_offered_per_second": ms(bare_rate),
+            "bare_p50_ms": ms(f64::from(quantile(&bare, 0.50)) / 1000.0), "bare_p99_ms": ms(bare_p99),
+            "bare_p99_over_verify": round2(bare_quotient),
             // A round whose tail comes with stolen time was stalled by the host.
             "host_steal_percent": steal,
         }));
         quotients.push(quotient);
+        bare_quotients.push(bare_quotient);
         if steady(effective, shape.load) {
             steady_quotients.push(quotient);
         }
@@ -706,6 +725,8 @@ async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result
             // of the peaks just before and after them, and their median.
             "steady_rounds": steady_rounds,
             "p99_over_verify_median_steady": steady_median,
+            // The same quotient for bare verifies queued at the same share, no server.
+            "bare_p99_over_verify_median": round2(spread(bare_quotients).0),
         })
     );
     Ok(())
@@ -750,11 +771,11 @@ async fn report(
 }
 
 async fn argon2_ceiling(seconds: u64) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = cores();
     // The ceiling is the best bare rate: each thread keeps its Argon2 memory between
     // verifies (as the server does). The allocating rate is shown for comparison.
-    let (reused, one_verify_ms, one_verify_p99_ms) = argon2_verifies(cores, seconds, true)?;
-    let (allocating, _, _) = argon2_verifies(cores, seconds.div_ceil(2), false)?;
+    let (reused, one_verify_ms, one_verify_p99_ms) = bare_argon::verifies(cores, seconds, true)?;
+    let (allocating, _, _) = bare_argon::verifies(cores, seconds.div_ceil(2), false)?;
     println!(
         "{}",
         json!({
@@ -768,51 +789,6 @@ async fn argon2_ceiling(seconds: u64) -> anyhow::Result<()> {
         })
     );
     Ok(())
-}
-
-/// Verifies per second on `threads` threads for `seconds`, and the median and 99th
-/// percentile verify times.
-fn argon2_verifies(threads: usize, seconds: u64, reuse_memory: bool) -> anyhow::Result<(f64, f64, f64)> {
-    use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-    let params = argon2::Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.clone());
-    let salt = SaltString::encode_b64(b"load-test-salt-!").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hash = argon.hash_password(PASSWORD.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut handles = Vec::new();
-    for _ in 0..threads {
-        let (hash, argon, blocks) = (hash.clone(), argon.clone(), params.block_count());
-        handles.push(std::thread::spawn(move || {
-            let parsed = PasswordHash::new(&hash).ok();
-            let expected = parsed.as_ref().and_then(|p| p.hash).map(|h| h.as_bytes().to_vec()).unwrap_or_default();
-            let mut memory = vec![argon2::Block::default(); blocks];
-            let mut out = vec![0u8; expected.len()];
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                let ok = if reuse_memory {
-                    argon
-                        .hash_password_into_with_memory(PASSWORD.as_bytes(), b"load-test-salt-!", &mut out, &mut memory)
-                        .is_ok()
-                        && out == expected
-                } else {
-                    parsed.as_ref().is_some_and(|p| argon.verify_password(PASSWORD.as_bytes(), p).is_ok())
-                };
-                if ok {
-                    latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-            latencies
-        }));
-    }
-    let started = Instant::now();
-    let mut all = Vec::new();
-    for t in handles {
-        all.extend(t.join().map_err(|_| anyhow::anyhow!("verify thread panicked"))?);
-    }
-    let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
-    all.sort_by(f64::total_cmp);
-    Ok((all.len() as f64 / elapsed, quantile(&all, 0.5), quantile(&all, 0.99)))
 }
 
 /// `GET url` from `concurrency` workers for `seconds`, reported under `label`.
