@@ -1,0 +1,204 @@
+//! Measures paired with their ceiling in the same run, slice by slice, because the
+//! host's speed moves within seconds: `login-ratio` (sign-ins against bare Argon2) and
+//! `login-tail` (the sign-in p99 at a share of the peak, against one bare verify and a
+//! bare hashing queue at the same share).
+
+use crate::{bare_argon, client, cores, cpu_split, login_slice, login_tenant, open_loop_slice, quantile, spread};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bare Argon2 verifies on every core for `seconds`: (verifies/s, median ms, p99 ms).
+async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let cores = cores();
+    tokio::task::spawn_blocking(move || bare_argon::verifies(cores, seconds, true)).await?
+}
+
+/// See [`crate::Command::LoginRatio`].
+pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<()> {
+    let client = client()?;
+    let base = login_tenant(&client, url, token, "ratio", accounts).await?;
+    let counter = Arc::new(AtomicU64::new(1_000_000));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut before = ceiling_slice(slice).await?.0;
+    let mut ratios = Vec::new();
+    let mut rows = Vec::new();
+    for _ in 0..rounds {
+        let rate = login_slice(&client, &base, accounts, slice, &counter, &errors).await?;
+        let after = ceiling_slice(slice).await?.0;
+        let ratio = rate / ((before + after) / 2.0).max(f64::EPSILON);
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        rows.push(json!({"ceiling_before": round(before), "logins_per_second": round(rate), "ceiling_after": round(after), "ratio": round(ratio)}));
+        ratios.push(ratio);
+        before = after;
+    }
+    let (median, min, max) = spread(ratios);
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    println!(
+        "{}",
+        json!({
+            "scenario": "Login / Argon2 ceiling, alternating slices",
+            "concurrency": accounts,
+            "slice_seconds": slice,
+            "errors": errors.load(Ordering::Relaxed),
+            "rounds": rows,
+            "ratio_median": round3(median),
+            "ratio_min": round3(min),
+            "ratio_max": round3(max),
+        })
+    );
+    Ok(())
+}
+
+/// How [`login_tail`] measures: see [`crate::Command::LoginTail`].
+pub struct TailShape {
+    pub accounts: usize,
+    pub rounds: usize,
+    pub slice: u64,
+    pub open: u64,
+    pub load: f64,
+}
+
+/// How far a round's load may stray from the one asked for and still count as steady.
+const STEADY_LOAD_TOLERANCE: f64 = 0.10;
+
+/// Whether a round offered `effective` of the peak it met, within
+/// [`STEADY_LOAD_TOLERANCE`] of the `target` share.
+fn steady(effective: f64, target: f64) -> bool {
+    (effective / target.max(f64::EPSILON) - 1.0).abs() <= STEADY_LOAD_TOLERANCE
+}
+
+/// See [`crate::Command::LoginTail`].
+pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result<()> {
+    let client = client()?;
+    let base = login_tenant(&client, url, token, "tail", shape.accounts).await?;
+    let counter = Arc::new(AtomicU64::new(2_000_000));
+    let errors = Arc::new(AtomicU64::new(0));
+    let ms = |x: f64| (x * 10.0).round() / 10.0;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    // Warm-up, not counted: the first counted round should not pay for the server's
+    // and this tool's cold connections and caches.
+    login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
+    let mut before = ceiling_slice(shape.slice).await?;
+    let (mut quotients, mut steady_quotients, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bare_quotients = Vec::new();
+    for _ in 0..shape.rounds {
+        let peak = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
+        let rate = peak * shape.load;
+        let (host_before, hashes_before) = (cpu_split::HostTicks::now(), hash_totals(&client, url).await);
+        let logins = open_loop_slice(&client, &base, shape.accounts, shape.open, rate, &counter, &errors).await?;
+        let steal = cpu_split::HostTicks::now().zip(host_before).and_then(|(now, then)| now.steal_percent_since(then));
+        // Inside the server over the slice: a hash's mean run time on its thread and mean
+        // wait for one. Beside the bare verify, they tell a slow hash from a long queue.
+        let hashes = hash_totals(&client, url).await.zip(hashes_before).map(|(now, then)| {
+            let count = (now.2 - then.2).max(1.0);
+            (ms((now.0 - then.0) / count * 1000.0), ms((now.1 - then.1) / count * 1000.0))
+        });
+        // The peak again, right after: the host's speed moves within seconds, and a
+        // round whose capacity fell (or rose) did not run at the share it was asked for.
+        let peak_after = login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
+        let after = ceiling_slice(shape.slice).await?;
+        // The control: bare verifies at the same share of the bare ceiling, queued for
+        // one thread per core as the server queues hashes — the tail of this host alone.
+        let (cores, bare_rate, open) = (cores(), after.0 * shape.load, shape.open);
+        let bare = tokio::task::spawn_blocking(move || bare_argon::fixed_rate(cores, bare_rate, open)).await??;
+        let effective = rate / ((peak + peak_after) / 2.0).max(f64::EPSILON);
+        let mut latencies: Vec<u32> = logins.iter().map(|(_, l)| *l).collect();
+        latencies.sort_unstable();
+        let p50 = f64::from(quantile(&latencies, 0.50)) / 1000.0;
+        let p99 = f64::from(quantile(&latencies, 0.99)) / 1000.0;
+        let verify = (before.1 + after.1) / 2.0;
+        let quotient = p99 / verify.max(f64::EPSILON);
+        let bare_p99 = f64::from(quantile(&bare, 0.99)) / 1000.0;
+        let bare_quotient = bare_p99 / verify.max(f64::EPSILON);
+        rows.push(json!({
+            "ceiling_before": ms(before.0), "verify_ms_p50_before": ms(before.1),
+            "peak_logins_per_second": ms(peak), "offered_per_second": ms(rate), "logins": logins.len(),
+            "p50_ms": ms(p50), "p99_ms": ms(p99),
+            "peak_after_logins_per_second": ms(peak_after),
+            "effective_load": round2(effective),
+            "ceiling_after": ms(after.0), "verify_ms_p50_after": ms(after.1),
+            "p99_over_verify": round2(quotient),
+            "server_hash_ms_mean": hashes.map(|h| h.0), "server_hash_queue_ms_mean": hashes.map(|h| h.1),
+            "bare_offered_per_second": ms(bare_rate),
+            "bare_p50_ms": ms(f64::from(quantile(&bare, 0.50)) / 1000.0), "bare_p99_ms": ms(bare_p99),
+            "bare_p99_over_verify": round2(bare_quotient),
+            // A round whose tail comes with stolen time was stalled by the host.
+            "host_steal_percent": steal,
+        }));
+        quotients.push(quotient);
+        bare_quotients.push(bare_quotient);
+        if steady(effective, shape.load) {
+            steady_quotients.push(quotient);
+        }
+        before = after;
+    }
+    let steady_rounds = steady_quotients.len();
+    let steady_median = (!steady_quotients.is_empty()).then(|| round2(spread(steady_quotients).0));
+    let (median, min, max) = spread(quotients);
+    println!(
+        "{}",
+        json!({
+            "scenario": "Login p99 at a fixed share of peak / one bare verify",
+            "load": shape.load,
+            "concurrency": shape.accounts,
+            "errors": errors.load(Ordering::Relaxed),
+            "rounds": rows,
+            "p99_over_verify_median": round2(median),
+            "p99_over_verify_min": round2(min),
+            "p99_over_verify_max": round2(max),
+            // Rounds whose offered rate was within 10 % of the asked share of the mean
+            // of the peaks just before and after them, and their median.
+            "steady_rounds": steady_rounds,
+            "p99_over_verify_median_steady": steady_median,
+            // The same quotient for bare verifies queued at the same share, no server.
+            "bare_p99_over_verify_median": round2(spread(bare_quotients).0),
+        })
+    );
+    Ok(())
+}
+
+/// The server's password-hash totals from its `/metrics`: (seconds run, seconds
+/// queued, hashes), or `None` when the page or the series are missing.
+async fn hash_totals(client: &reqwest::Client, url: &str) -> Option<(f64, f64, f64)> {
+    let text = client.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
+    parse_hash_totals(&text)
+}
+
+/// [`hash_totals`] from the text of a Prometheus exposition.
+fn parse_hash_totals(text: &str) -> Option<(f64, f64, f64)> {
+    let value = |name: &str| {
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+    };
+    Some((
+        value("gatehouse_password_hash_seconds_sum")?,
+        value("gatehouse_password_hash_queue_seconds_sum")?,
+        value("gatehouse_password_hash_seconds_count")?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_is_steady_only_near_the_asked_share() {
+        assert!(steady(0.80, 0.8));
+        assert!(steady(0.87, 0.8), "9 % above the asked share");
+        assert!(steady(0.73, 0.8), "9 % below");
+        assert!(!steady(0.90, 0.8), "the capacity fell by a tenth during the round");
+        assert!(!steady(0.70, 0.8));
+    }
+
+    #[test]
+    fn hash_totals_come_from_the_exposition() {
+        let text = "# HELP gatehouse_password_hash_seconds Time a password hash ran.\n\
+                    gatehouse_password_hash_queue_seconds_sum 0.5\n\
+                    gatehouse_password_hash_queue_seconds_count 10\n\
+                    gatehouse_password_hash_seconds_sum 0.25\n\
+                    gatehouse_password_hash_seconds_count 10\n\
+                    gatehouse_password_hash_seconds_bucket{le=\"0.001\"} 0\n";
+        assert_eq!(parse_hash_totals(text), Some((0.25, 0.5, 10.0)));
+        assert_eq!(parse_hash_totals("gatehouse_password_hash_seconds_sum 1\n"), None, "series missing");
+    }
+}
