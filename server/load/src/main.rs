@@ -555,12 +555,6 @@ async fn open_loop_slice(
     Ok(done)
 }
 
-/// The median, least and greatest of per-round figures (at least one).
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (values[values.len() / 2], values[0], values[values.len() - 1])
-}
-
 /// The `p` quantile of sorted values (0 when empty).
 fn quantile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
@@ -698,7 +692,15 @@ async fn refresh_ceiling(
     errors.store(0, Ordering::Relaxed);
     let workers = rotate_chains(&store, &tenant_id, chains, Duration::from_secs(seconds), &errors)
         .into_iter()
-        .map(|worker| tokio::spawn(async move { worker.await.map(|(latencies, _)| latencies).unwrap_or_default() }))
+        .map(|worker| {
+            tokio::spawn(async move {
+                match worker.await {
+                    Ok((latencies, _)) => latencies,
+                    // A worker's panic reaches `report` as before, not as an empty run.
+                    Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+                }
+            })
+        })
         .collect();
     report("Refresh ceiling (store SQL, no HTTP)", concurrency, workers, errors).await
 }
@@ -814,11 +816,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_and_spread_read_sorted_values() {
+    fn quantiles_read_sorted_values() {
         let sorted: Vec<u32> = (1..=100).collect();
         assert_eq!(quantile(&sorted, 0.5), 51);
         assert_eq!(quantile(&sorted, 0.99), 100);
         assert_eq!(quantile::<u32>(&[], 0.99), 0);
-        assert_eq!(spread(vec![3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
     }
 }

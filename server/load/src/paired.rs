@@ -3,10 +3,16 @@
 //! `login-tail` (the sign-in p99 at a share of the peak, against one bare verify and a
 //! bare hashing queue at the same share).
 
-use crate::{bare_argon, client, cores, cpu_split, login_slice, login_tenant, open_loop_slice, quantile, spread};
+use crate::{bare_argon, client, cores, cpu_split, login_slice, login_tenant, open_loop_slice, quantile};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The median, least and greatest of per-round figures (at least one).
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
 
 /// Bare Argon2 verifies on every core for `seconds`: (verifies/s, median ms, p99 ms).
 async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
@@ -180,6 +186,11 @@ fn parse_hash_totals(text: &str) -> Option<(f64, f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_gives_median_least_and_greatest() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+    }
 
     #[test]
     fn a_round_is_steady_only_near_the_asked_share() {
