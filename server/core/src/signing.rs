@@ -1,8 +1,8 @@
 //! Token signing keys: generation, encryption at rest with the master key, their public
 //! JWKs, and issuing and checking access tokens (RFC 9068 JWTs).
 //!
-//! All cryptography comes from aws-lc-rs (through jsonwebtoken for JWTs); nothing here
-//! implements a primitive.
+//! All cryptography comes from aws-lc-rs (tokens are verified through jsonwebtoken);
+//! nothing here implements a primitive.
 
 use crate::error::ServiceError;
 use crate::ids::{SigningKeyId, TenantId};
@@ -12,7 +12,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -234,54 +233,82 @@ pub fn generate_key(
 pub use gatehouse_verify::Claims as AccessClaims;
 
 /// A key ready to sign: decrypted and parsed once, reused for many tokens.
+///
+/// Signs with aws-lc-rs directly rather than through `jsonwebtoken::encode`, which
+/// rebuilds its signer from the key's DER on every call: for ES256 that parse (with its
+/// key check, a scalar multiplication) cost as much as the signature, and an RSA key
+/// is re-validated per token (ADR 19). The JWS around the signature is the compact
+/// serialization of RFC 7515; `jsonwebtoken` still verifies.
 pub struct Signer {
-    kid: String,
-    alg: Algorithm,
-    key: EncodingKey,
+    /// `base64url(header) + "."`, the same for every token of this key.
+    header: String,
+    key: KeyPairOf,
+    rng: SystemRandom,
+}
+
+/// A parsed private key of one of the supported algorithms.
+enum KeyPairOf {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+    Rs256(aws_lc_rs::signature::RsaKeyPair),
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Signer").field("header", &self.header).finish_non_exhaustive()
     }
 }
 
-/// A PKCS#8 DER key in its PEM envelope (`PRIVATE KEY`, 64-column base64).
-fn pkcs8_pem(der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
-    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
-}
-
-fn jwt_alg(alg: SigningAlg) -> Algorithm {
-    match alg {
-        SigningAlg::ES256 => Algorithm::ES256,
-        SigningAlg::EdDSA => Algorithm::EdDSA,
-        SigningAlg::RS256 => Algorithm::RS256,
-    }
+/// The JOSE header of an access token: its algorithm, `typ: at+jwt` (RFC 9068) and `kid`.
+#[derive(Serialize)]
+struct JoseHeader<'a> {
+    alg: &'a str,
+    typ: &'a str,
+    kid: &'a str,
 }
 
 impl Signer {
     /// Unseals and parses a stored key.
     pub fn from_record(sealer: &Sealer, record: &SigningKeyRecord) -> Result<Self, ServiceError> {
         let pkcs8 = sealer.open(record.id.as_str(), &record.private_sealed)?;
-        let key = match record.alg {
-            SigningAlg::ES256 => EncodingKey::from_ec_der(&pkcs8),
-            SigningAlg::EdDSA => EncodingKey::from_ed_der(&pkcs8),
-            // The aws-lc RSA signer takes PKCS#1; jsonwebtoken's PEM loader unwraps PKCS#8.
+        let unparsable = |_| ServiceError::internal("stored signing key does not parse");
+        let (alg, key) = match record.alg {
+            SigningAlg::ES256 => (
+                "ES256",
+                KeyPairOf::Es256(
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8).map_err(unparsable)?,
+                ),
+            ),
+            SigningAlg::EdDSA => ("EdDSA", KeyPairOf::EdDsa(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(unparsable)?)),
             SigningAlg::RS256 => {
-                EncodingKey::from_rsa_pem(pkcs8_pem(&pkcs8).as_bytes()).map_err(ServiceError::internal)?
+                ("RS256", KeyPairOf::Rs256(aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8).map_err(unparsable)?))
             }
         };
-        Ok(Self { kid: record.id.to_string(), alg: jwt_alg(record.alg), key })
+        let header = JoseHeader { alg, typ: "at+jwt", kid: record.id.as_str() };
+        let header = serde_json::to_vec(&header).map_err(ServiceError::internal)?;
+        Ok(Self { header: format!("{}.", URL_SAFE_NO_PAD.encode(header)), key, rng: SystemRandom::new() })
     }
 
     /// Signs access-token claims with `typ: at+jwt` and this key's `kid`.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, ServiceError> {
-        let mut header = Header::new(self.alg);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(ServiceError::internal)
+        let claims = serde_json::to_vec(claims).map_err(ServiceError::internal)?;
+        let mut token = String::with_capacity(self.header.len() + claims.len() * 4 / 3 + 400);
+        token.push_str(&self.header);
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let failed = |_| ServiceError::internal("signing failed");
+        let signature = match &self.key {
+            KeyPairOf::Es256(pair) => pair.sign(&self.rng, token.as_bytes()).map_err(failed)?.as_ref().to_vec(),
+            KeyPairOf::EdDsa(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
+            KeyPairOf::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                let padding = &aws_lc_rs::signature::RSA_PKCS1_SHA256;
+                pair.sign(padding, &self.rng, token.as_bytes(), &mut signature).map_err(failed)?;
+                signature
+            }
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
     }
 }
 
@@ -312,6 +339,7 @@ pub fn verify_access_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
     fn sealer() -> Sealer {
         Sealer::new(&[7u8; 32]).unwrap()

@@ -18,6 +18,36 @@ const COLUMNS: &str =
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
+/// The rotation's write to the tokens: `$2` spent at `$3` keeping the sealed successor
+/// `$4`, and the sealed successors of session `$5`'s earlier tokens cleared.
+pub(crate) const ROTATION_SPEND: &str = "UPDATE refresh_tokens
+     SET used_at = CASE WHEN token_hash = $2 THEN $3 ELSE used_at END,
+         successor_sealed = CASE WHEN token_hash = $2 THEN $4 ELSE NULL END
+     WHERE tenant_id = $1
+       AND token_hash IN (SELECT $2::text UNION ALL
+                          SELECT token_hash FROM refresh_tokens
+                          WHERE tenant_id = $1 AND session_id = $5 AND successor_sealed IS NOT NULL)";
+
+/// The rotation's read: the presented token (locked), its session and the session's
+/// user. The token is found first, by its primary key, in a materialized CTE, and the
+/// session and user are joined by primary key alone. Written as one three-way join with
+/// the tenant on every table, the planner may start from the tenant's users instead
+/// (it did whenever its statistics did not know the tenant: a new tenant, fresh
+/// tables, a generic plan), probing every one of them, which costs a rotation as many
+/// index scans as the tenant has users. This form has one plan whatever the statistics.
+pub(crate) static ROTATION_READ: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH rt AS MATERIALIZED (
+             SELECT session_id, expires_at, used_at, successor_sealed FROM refresh_tokens
+             WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE)
+         SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
+                s.ip, s.user_agent, s.revoked_at, s.org_id, rt.expires_at AS token_expires_at,
+                rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed, {}
+         FROM rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id",
+        *crate::users::JOINED_COLUMNS
+    )
+});
+
 fn decode(row: &PgRow) -> Result<Session, StoreError> {
     let corrupt = |what: &str| StoreError::Backend(format!("corrupt session row: {what}"));
     Ok(Session {
@@ -200,23 +230,16 @@ impl SessionStore for PgStore {
         // Few statements on purpose: each is a round trip while the token's row is locked.
         let mut tx = self.tenant_tx(tenant_id).await?;
         // The user comes with the token (the caller needs it for the new access token).
-        let row = sqlx::query(&format!(
-            "SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
-                    s.ip, s.user_agent, s.revoked_at, s.org_id, rt.expires_at AS token_expires_at,
-                    rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed, {}
-             FROM refresh_tokens rt JOIN sessions s ON s.tenant_id = rt.tenant_id AND s.id = rt.session_id
-             JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
-             WHERE rt.tenant_id = $1 AND rt.token_hash = $2 FOR UPDATE OF rt",
-            *crate::users::JOINED_COLUMNS
-        ))
-        .bind(tenant_id.as_str())
-        .bind(presented.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
+        let row =
+            sqlx::query(&ROTATION_READ).bind(tenant_id.as_str()).bind(presented.as_str()).fetch_optional(&mut *tx);
+        let Some(row) = row.await.map_err(map_err)? else { return Ok(RefreshOutcome::Invalid) };
         let mut session = decode(&row)?;
         let user = Box::new(crate::users::decode_prefixed(&row, "u_")?);
+        // The session and user are reached by primary key from a row of this tenant;
+        // their ids are global, so this holds unless the rows are corrupt.
+        if &session.tenant_id != tenant_id || &user.tenant_id != tenant_id {
+            return Ok(RefreshOutcome::Invalid);
+        }
         let expires_at: OffsetDateTime = row.try_get("token_expires_at").map_err(map_err)?;
         let used_at: Option<OffsetDateTime> = row.try_get("token_used_at").map_err(map_err)?;
         let sealed: Option<Vec<u8>> = row.try_get("token_successor_sealed").map_err(map_err)?;
@@ -239,24 +262,18 @@ impl SessionStore for PgStore {
         // Spend the presented token (keeping the sealed successor for the grace window)
         // and clear the sealed successors its predecessors kept, in one statement. Those
         // are found through the partial index of rows that still carry one (migration
-        // 0016), not by reading the session's whole chain of spent tokens.
-        sqlx::query(
-            "UPDATE refresh_tokens
-             SET used_at = CASE WHEN token_hash = $2 THEN $3 ELSE used_at END,
-                 successor_sealed = CASE WHEN token_hash = $2 THEN $4 ELSE NULL END
-             WHERE tenant_id = $1 AND session_id = $5
-               AND token_hash IN (SELECT $2::text UNION ALL
-                                  SELECT token_hash FROM refresh_tokens
-                                  WHERE tenant_id = $1 AND session_id = $5 AND successor_sealed IS NOT NULL)",
-        )
-        .bind(tenant_id.as_str())
-        .bind(presented.as_str())
-        .bind(now)
-        .bind(successor_sealed)
-        .bind(session.id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // 0016), and the rows to change by primary key: the outer condition names no
+        // session, so no plan can walk the session's whole chain of spent tokens (one
+        // per rotation) through the session index.
+        sqlx::query(ROTATION_SPEND)
+            .bind(tenant_id.as_str())
+            .bind(presented.as_str())
+            .bind(now)
+            .bind(successor_sealed)
+            .bind(session.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         insert_refresh(&mut tx, tenant_id, &session.id, successor).await?;
         sqlx::query("UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id.as_str())

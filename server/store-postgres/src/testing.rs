@@ -8,6 +8,17 @@ pub fn base_url() -> String {
     std::env::var("GATEHOUSE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// The refresh rotation's read (`$1` tenant, `$2` token hash), for tests of its plan.
+pub fn rotation_read_sql() -> &'static str {
+    &crate::sessions::ROTATION_READ
+}
+
+/// The refresh rotation's write to the tokens (`$1` tenant, `$2` presented hash, `$3`
+/// now, `$4` sealed successor, `$5` session), for tests of its plan.
+pub fn rotation_spend_sql() -> &'static str {
+    crate::sessions::ROTATION_SPEND
+}
+
 /// A migrated, empty schema of its own.
 #[derive(Debug)]
 pub struct TestSchema {
