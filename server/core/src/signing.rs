@@ -296,18 +296,26 @@ impl Signer {
         token.push_str(&self.header);
         URL_SAFE_NO_PAD.encode_string(claims, &mut token);
         let failed = |_| ServiceError::internal("signing failed");
-        let signature = match &self.key {
-            KeyPairOf::Es256(pair) => pair.sign(&self.rng, token.as_bytes()).map_err(failed)?.as_ref().to_vec(),
-            KeyPairOf::EdDsa(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
+        let append = |token: &mut String, signature: &[u8]| {
+            token.push('.');
+            URL_SAFE_NO_PAD.encode_string(signature, token);
+        };
+        match &self.key {
+            KeyPairOf::Es256(pair) => {
+                let signature = pair.sign(&self.rng, token.as_bytes()).map_err(failed)?;
+                append(&mut token, signature.as_ref());
+            }
+            KeyPairOf::EdDsa(pair) => {
+                let signature = pair.sign(token.as_bytes());
+                append(&mut token, signature.as_ref());
+            }
             KeyPairOf::Rs256(pair) => {
                 let mut signature = vec![0; pair.public_modulus_len()];
                 let padding = &aws_lc_rs::signature::RSA_PKCS1_SHA256;
                 pair.sign(padding, &self.rng, token.as_bytes(), &mut signature).map_err(failed)?;
-                signature
+                append(&mut token, &signature);
             }
-        };
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        }
         Ok(token)
     }
 }
