@@ -116,13 +116,15 @@ async fn revoke(
 /// A rotation's writes, one batch: spend the presented token, keeping its sealed
 /// successor for the grace window, and clear the sealed successors its predecessors
 /// kept; store the successor; touch the session; record the audit event. Numbered
-/// parameters are shared by the statements (the event's from `?9`).
+/// parameters are shared by the statements (the event's from `?9`). The first names its
+/// rows by primary key only: with the session in its outer condition SQLite searched
+/// the session index, reading every spent token of the session's chain (as on Postgres).
 static ROTATION_WRITES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE refresh_tokens
          SET used_at = CASE WHEN token_hash = ?2 THEN ?3 ELSE used_at END,
              successor_sealed = CASE WHEN token_hash = ?2 THEN ?4 ELSE NULL END
-         WHERE tenant_id = ?1 AND session_id = ?5
+         WHERE tenant_id = ?1
            AND token_hash IN (SELECT ?2 UNION ALL
                               SELECT token_hash FROM refresh_tokens
                               WHERE tenant_id = ?1 AND session_id = ?5 AND successor_sealed IS NOT NULL);
@@ -353,5 +355,35 @@ impl SessionStore for SqliteStore {
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rotation's spend finds its rows by primary key, never through the session
+    /// index (which would read every spent token of the session's chain).
+    #[tokio::test]
+    async fn the_rotation_spend_never_searches_the_session_index() {
+        let path = std::env::temp_dir().join(format!("gatehouse-plan-{}.db", gatehouse_core::ids::EventId::generate()));
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), 1).await.unwrap();
+        let spend = ROTATION_WRITES.split(';').next().unwrap();
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {spend}"))
+            .bind("tnt_x")
+            .bind("hash")
+            .bind("now")
+            .bind(b"sealed".as_slice())
+            .bind("ses_x")
+            .fetch_all(&store.read)
+            .await
+            .unwrap();
+        // Each row is (id, parent, unused, detail).
+        let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>(3)).collect();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert!(plan.iter().any(|step| step.contains("(token_hash=?)")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("refresh_tokens_session_id_idx")), "{plan:?}");
     }
 }
