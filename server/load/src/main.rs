@@ -5,6 +5,7 @@
 
 mod bare_argon;
 mod cpu_split;
+mod lean_http;
 mod paired;
 
 use anyhow::{Context, bail};
@@ -383,11 +384,38 @@ async fn post_json(client: &reqwest::Client, url: &str, n: u64, body: &Value) ->
     Ok(client.post(url).header("x-forwarded-for", forwarded(n)).json(body).send().await?)
 }
 
+/// The request paths of the auth scenarios under one tenant, built once.
+struct AuthPaths {
+    login: String,
+    signup: String,
+    refresh: String,
+}
+
+impl AuthPaths {
+    fn under(tenant_path: &str) -> Self {
+        Self {
+            login: format!("{tenant_path}/auth/login"),
+            signup: format!("{tenant_path}/auth/signup"),
+            refresh: format!("{tenant_path}/auth/refresh"),
+        }
+    }
+}
+
+/// The one field of a token set the refresh scenario needs; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct RefreshReply<'a> {
+    refresh_token: &'a str,
+}
+
 async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
     let client = client()?;
     let slug = format!("auth-{}", std::process::id());
     create_tenant(&client, url, token, &slug).await?;
     let base = format!("{url}/t/{slug}");
+    if matches!(scenario, Scenario::Jwks) {
+        let jwks = format!("{base}/.well-known/jwks.json");
+        return get_url(&jwks, None, concurrency.clamp(1, 1024), seconds, &format!("{scenario:?}")).await;
+    }
     let counter = Arc::new(AtomicU64::new(1));
     // One account per worker, signed up before the clock starts.
     let mut refresh_tokens = Vec::new();
@@ -397,43 +425,53 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
         let reply: Value = post_json(&client, &format!("{base}/auth/signup"), n, &body).await?.json().await?;
         refresh_tokens.push(reply["refresh_token"].as_str().context("signup failed")?.to_owned());
     }
+    // Each worker drives its own keep-alive connection (see `lean_http`), opened before
+    // the clock starts.
+    let mut connections = Vec::new();
+    for _ in 0..concurrency {
+        connections.push(lean_http::Connection::open(url).await?);
+    }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let errors = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
-    for (w, mut refresh) in refresh_tokens.into_iter().enumerate() {
-        let (client, base, errors, counter) = (client.clone(), base.clone(), errors.clone(), counter.clone());
+    let paths = Arc::new(AuthPaths::under(&format!("/t/{slug}")));
+    for ((w, mut refresh), mut connection) in refresh_tokens.into_iter().enumerate().zip(connections) {
+        let (paths, errors, counter) = (paths.clone(), errors.clone(), counter.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let t0 = Instant::now();
-                let result = match scenario {
+                let (path, body) = match scenario {
                     Scenario::Login => {
-                        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-                        post_json(&client, &format!("{base}/auth/login"), n, &body).await
+                        (&paths.login, json!({"email": format!("w{w}@load.test"), "password": PASSWORD}))
                     }
                     Scenario::Signup => {
-                        let body = json!({"email": format!("s{n}-{w}@load.test"), "password": PASSWORD});
-                        post_json(&client, &format!("{base}/auth/signup"), n, &body).await
+                        (&paths.signup, json!({"email": format!("s{n}-{w}@load.test"), "password": PASSWORD}))
                     }
-                    Scenario::Refresh => {
-                        post_json(&client, &format!("{base}/auth/refresh"), n, &json!({"refresh_token": refresh})).await
-                    }
-                    _ => client.get(format!("{base}/.well-known/jwks.json")).send().await.map_err(Into::into),
+                    _ => (&paths.refresh, json!({"refresh_token": refresh})),
                 };
-                match result {
-                    Ok(r) if r.status().is_success() => {
-                        let body = r.bytes().await.unwrap_or_default();
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                match connection.post_json(path, &forwarded(n), body).await {
+                    Ok((status, body)) if status.is_success() => {
                         if matches!(scenario, Scenario::Refresh) {
-                            let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            if let Some(next) = parsed["refresh_token"].as_str() {
-                                refresh = next.to_owned();
+                            match serde_json::from_slice::<RefreshReply<'_>>(&body) {
+                                Ok(reply) => reply.refresh_token.clone_into(&mut refresh),
+                                Err(_) => {
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
                             }
                         }
                         latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
                     }
-                    _ => {
+                    Ok(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The connection is gone: this worker cannot go on.
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
                 }
             }
