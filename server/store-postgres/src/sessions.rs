@@ -20,13 +20,31 @@ type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The rotation's write to the tokens: `$2` spent at `$3` keeping the sealed successor
 /// `$4`, and the sealed successors of session `$5`'s earlier tokens cleared.
-pub(crate) const ROTATION_SPEND: &str = "UPDATE refresh_tokens
+const ROTATION_SPEND: &str = "UPDATE refresh_tokens
      SET used_at = CASE WHEN token_hash = $2 THEN $3 ELSE used_at END,
          successor_sealed = CASE WHEN token_hash = $2 THEN $4 ELSE NULL END
      WHERE tenant_id = $1
        AND token_hash IN (SELECT $2::text UNION ALL
                           SELECT token_hash FROM refresh_tokens
                           WHERE tenant_id = $1 AND session_id = $5 AND successor_sealed IS NOT NULL)";
+
+/// The rotation's whole write, one statement: the spend above, the successor `$6`
+/// (created `$7`, expiring `$8`) inserted, the session's `last_seen_at` set to `$3`, and
+/// the rotation's audit event (`$9`–`$20`, [`bind_event`]'s order) recorded. Four
+/// statements were four round trips while the presented token's row was locked; the
+/// data-modifying CTEs run once each, to completion, on one snapshot, so the spend's
+/// search for earlier sealed successors does not see the row inserted beside it.
+pub(crate) static ROTATION_WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH spent AS ({ROTATION_SPEND}),
+              successor AS (
+                  INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
+                  VALUES ($6, $1, $5, $7, $8)),
+              seen AS (UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $5)
+         {}",
+        crate::audit::insert_event_sql(9)
+    )
+});
 
 /// The rotation's read: the presented token (locked), its session and the session's
 /// user. The token is found first, by its primary key, in a materialized CTE, and the
@@ -259,31 +277,25 @@ impl SessionStore for PgStore {
         if expires_at <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        // Spend the presented token (keeping the sealed successor for the grace window)
-        // and clear the sealed successors its predecessors kept, in one statement. Those
-        // are found through the partial index of rows that still carry one (migration
-        // 0016), and the rows to change by primary key: the outer condition names no
-        // session, so no plan can walk the session's whole chain of spent tokens (one
-        // per rotation) through the session index.
-        sqlx::query(ROTATION_SPEND)
+        // Spend the presented token (keeping the sealed successor for the grace window),
+        // clear the sealed successors its predecessors kept, insert the successor, mark
+        // the session seen and record the event: one statement (see `ROTATION_WRITE`).
+        // Its earlier tokens are found through the partial index of rows that still carry
+        // a sealed successor (migration 0016) and the rows to change by primary key: the
+        // spend's outer condition names no session, so no plan can walk the session's
+        // whole chain of spent tokens (one per rotation) through the session index.
+        session.last_seen_at = now;
+        let write = sqlx::query(&ROTATION_WRITE)
             .bind(tenant_id.as_str())
             .bind(presented.as_str())
             .bind(now)
             .bind(successor_sealed)
             .bind(session.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        insert_refresh(&mut tx, tenant_id, &session.id, successor).await?;
-        sqlx::query("UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id.as_str())
-            .bind(session.id.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        session.last_seen_at = now;
-        insert_event(&mut tx, &event(&session)).await?;
+            .bind(successor.hash.as_str())
+            .bind(successor.created_at)
+            .bind(successor.expires_at);
+        let event = event(&session);
+        bind_event(write, &event).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(RefreshOutcome::Rotated { session, user })
     }

@@ -13,10 +13,11 @@ pub fn rotation_read_sql() -> &'static str {
     &crate::sessions::ROTATION_READ
 }
 
-/// The refresh rotation's write to the tokens (`$1` tenant, `$2` presented hash, `$3`
-/// now, `$4` sealed successor, `$5` session), for tests of its plan.
-pub fn rotation_spend_sql() -> &'static str {
-    crate::sessions::ROTATION_SPEND
+/// The refresh rotation's write (`$1` tenant, `$2` presented hash, `$3` now, `$4` sealed
+/// successor, `$5` session, `$6`–`$8` successor hash, creation and expiry, `$9`–`$20`
+/// the audit event's columns), for tests of its plan.
+pub fn rotation_write_sql() -> &'static str {
+    &crate::sessions::ROTATION_WRITE
 }
 
 /// A migrated, empty schema of its own.

@@ -259,17 +259,24 @@ mod postgres_only {
         let prepare = [
             format!("PREPARE rotation_read(text, text) AS {}", gatehouse_store_postgres::testing::rotation_read_sql()),
             format!(
-                "PREPARE rotation_spend(text, text, timestamptz, bytea, text) AS {}",
-                gatehouse_store_postgres::testing::rotation_spend_sql()
+                "PREPARE rotation_write(text, text, timestamptz, bytea, text, text, timestamptz, timestamptz,
+                                        text, text, text, text, text, text, text, text, text, text, jsonb,
+                                        timestamptz) AS {}",
+                gatehouse_store_postgres::testing::rotation_write_sql()
             ),
         ];
-        let execute = [
-            format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE rotation_read('{a}', '{}')", current.as_str()),
-            format!(
-                "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE rotation_spend('{a}', '{}', now(), 'x', '{session_id}')",
-                current.as_str()
-            ),
-        ];
+        // Each execution inserts a successor and an event of its own (they roll back).
+        let execute = |n: usize| {
+            [
+                format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE rotation_read('{a}', '{}')", current.as_str()),
+                format!(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE rotation_write('{a}', '{}', now(), 'x', '{session_id}',
+                         'successor-{n}', now(), now() + interval '1 day', 'evt_plan{n}', '{a}', 'system', NULL,
+                         'refresh_token.rotated', 'user', 'u', NULL, NULL, NULL, '{{}}', now())",
+                    current.as_str()
+                ),
+            ]
+        };
         // Plans are collected and judged after each transaction ends: a failed assertion
         // inside one would leave it open, and the schema's drop would wait for it forever.
         let mut plans = Vec::new();
@@ -285,8 +292,8 @@ mod postgres_only {
             }
             for mode in ["force_custom_plan", "force_generic_plan"] {
                 sqlx::query(&format!("SET LOCAL plan_cache_mode = {mode}")).execute(&mut *tx).await.unwrap();
-                for statement in &execute {
-                    let plan = sqlx::query_scalar::<_, serde_json::Value>(statement).fetch_one(&mut *tx).await;
+                for statement in execute(plans.len()) {
+                    let plan = sqlx::query_scalar::<_, serde_json::Value>(&statement).fetch_one(&mut *tx).await;
                     plans.push((analyzed, mode, plan));
                 }
             }
