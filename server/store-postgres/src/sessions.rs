@@ -18,6 +18,9 @@ const COLUMNS: &str =
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
+/// The columns a new refresh token is inserted with ([`insert_refresh`] and the rotation).
+const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)";
+
 /// The rotation's write to the tokens: `$2` spent at `$3` keeping the sealed successor
 /// `$4`, and the sealed successors of session `$5`'s earlier tokens cleared.
 const ROTATION_SPEND: &str = "UPDATE refresh_tokens
@@ -37,9 +40,7 @@ const ROTATION_SPEND: &str = "UPDATE refresh_tokens
 pub(crate) static ROTATION_WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH spent AS ({ROTATION_SPEND}),
-              successor AS (
-                  INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
-                  VALUES ($6, $1, $5, $7, $8)),
+              successor AS ({REFRESH_INSERT} VALUES ($6, $1, $5, $7, $8)),
               seen AS (UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $5)
          {}",
         crate::audit::insert_event_sql(9)
@@ -95,17 +96,17 @@ pub(crate) async fn insert_refresh(
     session_id: &SessionId,
     token: &RefreshToken,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(token.hash.as_str())
-    .bind(tenant_id.as_str())
-    .bind(session_id.as_str())
-    .bind(token.created_at)
-    .bind(token.expires_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    static INSERT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{REFRESH_INSERT} VALUES ($1, $2, $3, $4, $5)"));
+    sqlx::query(&INSERT)
+        .bind(token.hash.as_str())
+        .bind(tenant_id.as_str())
+        .bind(session_id.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
