@@ -82,10 +82,14 @@ impl MemoryPool {
         self.with(self.params.block_count(), |memory| phc_hash(&self.params, password, memory))
     }
 
-    /// Like [`MemoryPool::hash`], but with memory freed afterwards: for one-off hashes at
-    /// start-up, so an idle server keeps no 19 MiB buffer resident.
-    pub fn hash_unpooled(&self, password: &[u8]) -> Result<String, String> {
-        phc_hash(&self.params, password, &mut vec![Block::default(); self.params.block_count()])
+    /// A PHC string with this pool's parameters, a fresh salt and a random 32-byte
+    /// digest, for accounts that do not exist: checking a password against it costs one
+    /// full verify at the configured cost (through this pool, like any other) and fails,
+    /// since no password hashes to a given random digest but with probability 2⁻²⁵⁶.
+    /// Built without hashing, so start-up spends no hash and leaves no 19 MiB behind.
+    pub fn unmatchable_hash(&self) -> String {
+        let (salt, digest): ([u8; 16], [u8; 32]) = (rand::random(), rand::random());
+        phc_string(&self.params, &salt, &digest)
     }
 }
 
@@ -94,14 +98,19 @@ fn phc_hash(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<St
     let mut out = [0u8; 32];
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     argon.hash_password_into_with_memory(password, &salt, &mut out, memory).map_err(|e| e.to_string())?;
-    Ok(format!(
+    Ok(phc_string(params, &salt, &out))
+}
+
+/// The PHC string of an Argon2id v1.3 hash.
+fn phc_string(params: &Params, salt: &[u8], digest: &[u8]) -> String {
+    format!(
         "$argon2id$v=19$m={},t={},p={}${}${}",
         params.m_cost(),
         params.t_cost(),
         params.p_cost(),
         STANDARD_NO_PAD.encode(salt),
-        STANDARD_NO_PAD.encode(out)
-    ))
+        STANDARD_NO_PAD.encode(digest)
+    )
 }
 
 #[cfg(test)]
@@ -125,8 +134,27 @@ mod tests {
         let again = pool.hash(b"correct horse").unwrap();
         assert_ne!(phc, again);
         assert!(pool.verify(&PasswordHash::new(&again).unwrap(), b"correct horse"));
-        let once = pool.hash_unpooled(b"correct horse").unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse", &PasswordHash::new(&once).unwrap()).is_ok());
+    }
+
+    /// The hash unknown accounts are checked against: a standard string with the pool's
+    /// cost, fresh each time, that a full verify through the pool runs against and
+    /// rejects — even for the password the dummy hash used to be made from.
+    #[test]
+    fn the_unmatchable_hash_costs_a_full_pooled_verify_and_matches_nothing() {
+        let pool = MemoryPool::new(Params::new(256, 2, 1, None).unwrap(), 1);
+        let dummy = pool.unmatchable_hash();
+        assert_ne!(dummy, pool.unmatchable_hash());
+        let parsed = PasswordHash::new(&dummy).unwrap();
+        let params = Params::try_from(&parsed).unwrap();
+        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (256, 2, 1));
+        assert_eq!(parsed.hash.map(|h| h.len()), Some(32));
+        assert!(pool.free.lock().unwrap().is_empty());
+        for password in [&b"gatehouse-dummy-password-for-unknown-accounts"[..], b"", b"correct horse"] {
+            assert!(!pool.verify(&parsed, password));
+            assert!(Argon2::default().verify_password(password, &parsed).is_err());
+        }
+        // The verify ran at the configured size: its buffer went back to the pool.
+        assert_eq!(pool.free.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -46,8 +46,9 @@ pub struct PasswordHasher {
     /// The configured cost, with working memory reused across hashes (one buffer per
     /// thread).
     memory: Arc<MemoryPool>,
-    /// Verified in place of a missing account's hash; computed off the start-up path.
-    dummy_hash: Arc<tokio::sync::OnceCell<String>>,
+    /// Verified in place of a missing account's hash: the configured cost, a random
+    /// digest (see [`MemoryPool::unmatchable_hash`]).
+    dummy_hash: Arc<str>,
 }
 
 /// The result of checking a password against a stored hash.
@@ -80,38 +81,12 @@ impl PasswordHasher {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| ServiceError::internal(format!("argon2 parameters: {e}")))?;
         let concurrency = concurrency.max(1);
-        let hasher = Self {
-            memory: Arc::new(MemoryPool::new(params, concurrency)),
+        let memory = MemoryPool::new(params, concurrency);
+        Ok(Self {
+            dummy_hash: Arc::from(memory.unmatchable_hash()),
+            memory: Arc::new(memory),
             threads: Arc::new(HashThreads::start(concurrency, nice, observer).map_err(ServiceError::internal)?),
-            dummy_hash: Arc::default(),
-        };
-        // Start computing the dummy hash now, without holding up start-up; the first
-        // verify of an unknown account waits for it if it is not ready yet.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let warm = hasher.clone();
-            runtime.spawn(async move {
-                let _ = warm.dummy().await;
-            });
-        }
-        Ok(hasher)
-    }
-
-    async fn dummy(&self) -> Result<&str, ServiceError> {
-        let (memory, threads) = (self.memory.clone(), self.threads.clone());
-        let hash = self
-            .dummy_hash
-            .get_or_try_init(|| async move {
-                threads
-                    .run(move || {
-                        memory
-                            .hash_unpooled(b"gatehouse-dummy-password-for-unknown-accounts")
-                            .map_err(ServiceError::internal)
-                    })
-                    .await
-                    .map_err(ServiceError::internal)?
-            })
-            .await?;
-        Ok(hash)
+        })
     }
 
     /// Hashes a password with a fresh salt.
@@ -126,7 +101,7 @@ impl PasswordHasher {
         let known = stored.is_some();
         let stored = match stored {
             Some(hash) => hash.to_owned(),
-            None => self.dummy().await?.to_owned(),
+            None => self.dummy_hash.to_string(),
         };
         let (password, memory) = (password.clone(), self.memory.clone());
         self.threads

@@ -3,10 +3,15 @@
 //! and noisy, so only ratios compare across runs). Also measures cold start and idle
 //! memory of the binary. Loopback only; every loop is bounded in time and count.
 
+/// The server's allocator, so the bare ceilings run the store code as the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bare_argon;
 mod cpu_split;
 mod lean_http;
 mod paired;
+mod refresh_chains;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,6 +54,14 @@ struct Server {
     /// Operator token (tenants, accounts and secret keys are created with it).
     #[arg(long, env = "GATEHOUSE_LOAD_TOKEN")]
     token: String,
+}
+
+/// The server's database, which the bare refresh ceiling writes to directly.
+#[derive(Debug, clap::Args)]
+struct Database {
+    /// The server's database (`sqlite://…` or `postgres://…`).
+    #[arg(long)]
+    database_url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,16 +113,16 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// The refresh-rotation SQL (mark spent + insert successor + its audit event, one
-    /// transaction) run bare through Gatehouse's store on the server's database, no
-    /// HTTP: the ceiling for refreshes. Sessions are created through the API first, and
-    /// 2 s of rotations warm the tables up before the counted run.
+    /// The refresh-rotation SQL (mark spent + insert successor + its audit event, as the
+    /// server writes it, with a client address and a request id; one transaction) run
+    /// bare through Gatehouse's store on the server's database, no HTTP: the ceiling for
+    /// refreshes. Sessions are created through the API first, and 2 s of rotations warm
+    /// the tables up before the counted run.
     RefreshCeiling {
         #[command(flatten)]
         server: Server,
-        /// The server's database (`sqlite://…` or `postgres://…`).
-        #[arg(long)]
-        database_url: String,
+        #[command(flatten)]
+        database: Database,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
         /// Seconds to run (at most 300).
@@ -126,6 +139,25 @@ enum Command {
         concurrency: usize,
         /// Login slices (each between two ceiling slices).
         #[arg(long, default_value_t = 8)]
+        rounds: usize,
+        /// Seconds per slice (at most 30).
+        #[arg(long, default_value_t = 3)]
+        slice_seconds: u64,
+    },
+    /// Refreshes through the server against the bare store rotation (the
+    /// `refresh-ceiling`) in alternating slices (ceiling, refreshes, ceiling, …) after
+    /// 2 s of each uncounted, so each ratio compares seconds-apart figures. Prints each
+    /// round's rates, p99s and CPU per request, and the median ratio.
+    RefreshRatio {
+        #[command(flatten)]
+        server: Server,
+        #[command(flatten)]
+        database: Database,
+        /// Chains of refresh tokens on each side (one task each).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Refresh slices (each between two ceiling slices).
+        #[arg(long, default_value_t = 10)]
         rounds: usize,
         /// Seconds per slice (at most 30).
         #[arg(long, default_value_t = 3)]
@@ -195,9 +227,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Get { url, bearer, concurrency, seconds } => {
             get_url(&url, bearer.as_deref(), concurrency.clamp(1, 1024), seconds.min(300), &format!("GET {url}")).await
         }
-        Command::RefreshCeiling { server, database_url, concurrency, seconds } => {
-            refresh_ceiling(&server.url, &server.token, &database_url, concurrency.clamp(1, 256), seconds.min(300))
-                .await
+        Command::RefreshCeiling { server, database, concurrency, seconds } => {
+            refresh_ceiling(
+                &server.url,
+                &server.token,
+                &database.database_url,
+                concurrency.clamp(1, 256),
+                seconds.min(300),
+            )
+            .await
         }
         Command::LoginRatio { server, concurrency, rounds, slice_seconds } => {
             paired::login_ratio(
@@ -208,6 +246,15 @@ async fn main() -> anyhow::Result<()> {
                 slice_seconds.clamp(1, 30),
             )
             .await
+        }
+        Command::RefreshRatio { server, database, concurrency, rounds, slice_seconds } => {
+            check_loopback(&server.url)?;
+            let shape = paired::RefreshShape {
+                chains: concurrency.clamp(1, 256),
+                rounds: rounds.clamp(1, 50),
+                slice: slice_seconds.clamp(1, 30),
+            };
+            paired::refresh_ratio(&server.url, &server.token, &database.database_url, &shape).await
         }
         Command::LoginTail { server, concurrency, rounds, slice_seconds, open_seconds, load } => {
             let shape = paired::TailShape {
@@ -697,38 +744,17 @@ async fn refresh_ceiling(
     concurrency: usize,
     seconds: u64,
 ) -> anyhow::Result<()> {
-    use gatehouse_core::ids::TenantId;
-    use gatehouse_core::secret::SecretHash;
-    use gatehouse_core::store::Store;
     check_loopback(url)?;
     let client = client()?;
-    let slug = format!("rceil-{}", std::process::id());
-    let tenant = create_tenant(&client, url, token, &slug).await?;
-    let tenant_id: TenantId =
-        tenant["id"].as_str().context("tenant id")?.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let mut chains = Vec::new();
-    for w in 0..concurrency {
-        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-        let reply = post_json(&client, &format!("{url}/t/{slug}/auth/signup"), w as u64 + 1, &body).await?;
-        let set: Value = reply.json().await?;
-        chains.push(SecretHash::of(set["refresh_token"].as_str().context("refresh token")?));
-    }
-    let store: Arc<dyn Store> = if database_url.starts_with("postgres") {
-        Arc::new(gatehouse_store_postgres::PgStore::connect(database_url, 20).await?)
-    } else {
-        Arc::new(gatehouse_store_sqlite::SqliteStore::open(database_url, 4).await?)
-    };
+    let mut chains = refresh_chains::StoreChains::open(&client, url, token, database_url, concurrency).await?;
     let errors = Arc::new(AtomicU64::new(0));
     // Warm-up, not counted: on freshly created tables the first seconds run slower
     // (a run on a fresh Postgres database read 30 % below the next), which would flatter
     // the server's ratio against this ceiling.
-    let warm = rotate_chains(&store, &tenant_id, chains, Duration::from_secs(2), &errors);
-    let mut chains = Vec::new();
-    for worker in warm {
-        chains.push(worker.await?.1);
-    }
+    chains.rotate_for(Duration::from_secs(2), &errors).await?;
     errors.store(0, Ordering::Relaxed);
-    let workers = rotate_chains(&store, &tenant_id, chains, Duration::from_secs(seconds), &errors)
+    let workers = chains
+        .spawn(Duration::from_secs(seconds), &errors)
         .into_iter()
         .map(|worker| {
             tokio::spawn(async move {
@@ -741,66 +767,6 @@ async fn refresh_ceiling(
         })
         .collect();
     report("Refresh ceiling (store SQL, no HTTP)", concurrency, workers, errors).await
-}
-
-/// Rotates each chain of refresh tokens through the store, one task per chain, for
-/// `run`: each task's rotation latencies in µs and the chain's current token.
-fn rotate_chains(
-    store: &Arc<dyn gatehouse_core::store::Store>,
-    tenant_id: &gatehouse_core::ids::TenantId,
-    chains: Vec<gatehouse_core::secret::SecretHash>,
-    run: Duration,
-    errors: &Arc<AtomicU64>,
-) -> Vec<tokio::task::JoinHandle<(Vec<u32>, gatehouse_core::secret::SecretHash)>> {
-    use gatehouse_core::secret::generate_secret;
-    use gatehouse_core::session::{RefreshOutcome, RefreshToken};
-    // The server seals the successor (AES-GCM) before this call; a blob of that size
-    // stands in for it, so only the SQL is measured.
-    let sealed = vec![7u8; 96];
-    let deadline = Instant::now() + run;
-    let mut workers = Vec::new();
-    for mut presented in chains {
-        let (store, tenant_id, sealed, errors) = (store.clone(), tenant_id.clone(), sealed.clone(), errors.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let now = time::OffsetDateTime::now_utc();
-                let next = generate_secret("rt_");
-                let successor = RefreshToken {
-                    hash: next.hash.clone(),
-                    created_at: now,
-                    expires_at: now + time::Duration::days(30),
-                };
-                // The server records each rotation's audit event in the same transaction.
-                let event = |session: &gatehouse_core::session::Session| {
-                    let data = json!({ "session_id": session.id, "raced": false });
-                    let target = ("user", session.user_id.as_str());
-                    gatehouse_core::audit::AuditEvent::by_system(
-                        now,
-                        "refresh_token.rotated",
-                        &session.tenant_id,
-                        target,
-                        data,
-                    )
-                };
-                let t0 = Instant::now();
-                let grace = time::Duration::seconds(2);
-                match store.rotate_refresh_token(&tenant_id, &presented, &successor, &sealed, now, grace, &event).await
-                {
-                    Ok(RefreshOutcome::Rotated { .. }) => {
-                        latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
-                        presented = next.hash;
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
-            (latencies, presented)
-        }));
-    }
-    workers
 }
 
 /// Logins at a fixed rate (see [`open_loop_slice`]).

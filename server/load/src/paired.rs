@@ -1,12 +1,15 @@
 //! Measures paired with their ceiling in the same run, slice by slice, because the
 //! host's speed moves within seconds: `login-ratio` (sign-ins against bare Argon2) and
 //! `login-tail` (the sign-in p99 at a share of the peak, against one bare verify and a
-//! bare hashing queue at the same share).
+//! bare hashing queue at the same share), and `refresh-ratio` (refreshes against the
+//! bare store rotation).
 
+use crate::refresh_chains::{HttpChains, StoreChains};
 use crate::{bare_argon, client, cores, cpu_split, login_slice, login_tenant, open_loop_slice, quantile};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The median, least and greatest of per-round figures (at least one).
 fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
@@ -51,6 +54,94 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
             "ratio_median": round3(median),
             "ratio_min": round3(min),
             "ratio_max": round3(max),
+        })
+    );
+    Ok(())
+}
+
+/// How [`refresh_ratio`] measures: see [`crate::Command::RefreshRatio`].
+pub struct RefreshShape {
+    /// Chains of refresh tokens on each side.
+    pub chains: usize,
+    pub rounds: usize,
+    /// Seconds per slice.
+    pub slice: u64,
+}
+
+/// One slice's figures: rotations per second, p99 in ms, and the CPU each rotation
+/// cost each process group (from `/proc`).
+struct SliceFigures {
+    rate: f64,
+    p99_ms: f64,
+    cpu: Value,
+}
+
+impl SliceFigures {
+    /// Times one slice run by `slice` (which returns each task's latencies in µs).
+    async fn of<F>(slice: F) -> anyhow::Result<Self>
+    where
+        F: Future<Output = anyhow::Result<Vec<Vec<u32>>>>,
+    {
+        let cpu_before = cpu_split::Snapshot::take();
+        let started = Instant::now();
+        let mut all: Vec<u32> = slice.await?.into_iter().flatten().collect();
+        let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
+        let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, all.len());
+        all.sort_unstable();
+        Ok(Self { rate: all.len() as f64 / elapsed, p99_ms: f64::from(quantile(&all, 0.99)) / 1000.0, cpu })
+    }
+}
+
+/// See [`crate::Command::RefreshRatio`].
+pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &RefreshShape) -> anyhow::Result<()> {
+    let client = client()?;
+    let mut bare = StoreChains::open(&client, url, token, database_url, shape.chains).await?;
+    let mut served = HttpChains::open(&client, url, token, shape.chains).await?;
+    let errors = Arc::new(AtomicU64::new(0));
+    // Warm-up, not counted: fresh tables run slower for their first seconds.
+    let warm = Duration::from_secs(2);
+    bare.rotate_for(warm, &errors).await?;
+    served.refresh_for(warm, &errors).await?;
+    errors.store(0, Ordering::Relaxed);
+
+    let slice = Duration::from_secs(shape.slice);
+    let mut before = SliceFigures::of(bare.rotate_for(slice, &errors)).await?;
+    let (mut ratios, mut p99_ratios, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    for _ in 0..shape.rounds {
+        let server = SliceFigures::of(served.refresh_for(slice, &errors)).await?;
+        let after = SliceFigures::of(bare.rotate_for(slice, &errors)).await?;
+        let ratio = server.rate / ((before.rate + after.rate) / 2.0).max(f64::EPSILON);
+        let p99_ratio = server.p99_ms / ((before.p99_ms + after.p99_ms) / 2.0).max(f64::EPSILON);
+        rows.push(json!({
+            "ceiling_before": round2(before.rate),
+            "refreshes_per_second": round2(server.rate),
+            "ceiling_after": round2(after.rate),
+            "ratio": round2(ratio),
+            "p99_ms": server.p99_ms,
+            "ceiling_p99_ms": after.p99_ms,
+            "cpu_ms_per_refresh": server.cpu,
+            "cpu_ms_per_bare_rotation": after.cpu,
+        }));
+        ratios.push(ratio);
+        p99_ratios.push(p99_ratio);
+        before = after;
+    }
+    let (median, min, max) = spread(ratios);
+    let (p99_median, _, _) = spread(p99_ratios);
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    println!(
+        "{}",
+        json!({
+            "scenario": "Refresh / bare store rotation, alternating slices",
+            "concurrency": shape.chains,
+            "slice_seconds": shape.slice,
+            "errors": errors.load(Ordering::Relaxed),
+            "rounds": rows,
+            "ratio_median": round3(median),
+            "ratio_min": round3(min),
+            "ratio_max": round3(max),
+            "p99_over_ceiling_p99_median": round3(p99_median),
         })
     );
     Ok(())
@@ -186,6 +277,21 @@ fn parse_hash_totals(text: &str) -> Option<(f64, f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slice's rate is its rotations over its wall time, and its p99 comes from all
+    /// tasks' latencies together.
+    #[tokio::test]
+    async fn slice_figures_pool_the_tasks_and_divide_by_wall_time() -> anyhow::Result<()> {
+        let figures = SliceFigures::of(async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(vec![vec![1_000; 60], vec![2_000; 39], vec![9_000]])
+        })
+        .await?;
+        // 100 rotations in at least 0.2 s: at most 500/s (and well above 50/s).
+        assert!(figures.rate <= 500.0 && figures.rate > 50.0, "rate {}", figures.rate);
+        assert!((figures.p99_ms - 9.0).abs() < f64::EPSILON, "p99 {}", figures.p99_ms);
+        Ok(())
+    }
 
     #[test]
     fn spread_gives_median_least_and_greatest() {
