@@ -431,31 +431,26 @@ async fn post_json(client: &reqwest::Client, url: &str, n: u64, body: &Value) ->
     Ok(client.post(url).header("x-forwarded-for", forwarded(n)).json(body).send().await?)
 }
 
-/// The request paths of the auth scenarios under one tenant, built once.
+/// The request paths of the sign-in and sign-up scenarios under one tenant, built once.
 struct AuthPaths {
     login: String,
     signup: String,
-    refresh: String,
 }
 
 impl AuthPaths {
     fn under(tenant_path: &str) -> Self {
-        Self {
-            login: format!("{tenant_path}/auth/login"),
-            signup: format!("{tenant_path}/auth/signup"),
-            refresh: format!("{tenant_path}/auth/refresh"),
-        }
+        Self { login: format!("{tenant_path}/auth/login"), signup: format!("{tenant_path}/auth/signup") }
     }
-}
-
-/// The one field of a token set the refresh scenario needs; the rest is skipped unparsed.
-#[derive(serde::Deserialize)]
-struct RefreshReply<'a> {
-    refresh_token: &'a str,
 }
 
 async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
     let client = client()?;
+    if matches!(scenario, Scenario::Refresh) {
+        let mut chains = refresh_chains::HttpChains::open(&client, url, token, concurrency).await?;
+        let errors = Arc::new(AtomicU64::new(0));
+        let workers = refresh_chains::latencies_only(chains.spawn(Duration::from_secs(seconds), &errors));
+        return report("Refresh", concurrency, workers, errors).await;
+    }
     let slug = format!("auth-{}", std::process::id());
     create_tenant(&client, url, token, &slug).await?;
     let base = format!("{url}/t/{slug}");
@@ -464,13 +459,15 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
         return get_url(&jwks, None, concurrency.clamp(1, 1024), seconds, &format!("{scenario:?}")).await;
     }
     let counter = Arc::new(AtomicU64::new(1));
-    // One account per worker, signed up before the clock starts.
-    let mut refresh_tokens = Vec::new();
+    // One account per worker (the login scenario signs in as it), signed up before the
+    // clock starts.
     for w in 0..concurrency {
         let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let reply: Value = post_json(&client, &format!("{base}/auth/signup"), n, &body).await?.json().await?;
-        refresh_tokens.push(reply["refresh_token"].as_str().context("signup failed")?.to_owned());
+        let reply = post_json(&client, &format!("{base}/auth/signup"), n, &body).await?;
+        if !reply.status().is_success() {
+            bail!("signup failed: {}", reply.status());
+        }
     }
     // Each worker drives its own keep-alive connection (see `lean_http`), opened before
     // the clock starts.
@@ -482,7 +479,7 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
     let errors = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     let paths = Arc::new(AuthPaths::under(&format!("/t/{slug}")));
-    for ((w, mut refresh), mut connection) in refresh_tokens.into_iter().enumerate().zip(connections) {
+    for (w, mut connection) in connections.into_iter().enumerate() {
         let (paths, errors, counter) = (paths.clone(), errors.clone(), counter.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -490,26 +487,14 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let t0 = Instant::now();
                 let (path, body) = match scenario {
-                    Scenario::Login => {
-                        (&paths.login, json!({"email": format!("w{w}@load.test"), "password": PASSWORD}))
-                    }
                     Scenario::Signup => {
                         (&paths.signup, json!({"email": format!("s{n}-{w}@load.test"), "password": PASSWORD}))
                     }
-                    _ => (&paths.refresh, json!({"refresh_token": refresh})),
+                    _ => (&paths.login, json!({"email": format!("w{w}@load.test"), "password": PASSWORD})),
                 };
                 let body = serde_json::to_vec(&body).unwrap_or_default();
                 match connection.post_json(path, &forwarded(n), body).await {
-                    Ok((status, body)) if status.is_success() => {
-                        if matches!(scenario, Scenario::Refresh) {
-                            match serde_json::from_slice::<RefreshReply<'_>>(&body) {
-                                Ok(reply) => reply.refresh_token.clone_into(&mut refresh),
-                                Err(_) => {
-                                    errors.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                            }
-                        }
+                    Ok((status, _)) if status.is_success() => {
                         latencies.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
                     }
                     Ok(_) => {
@@ -753,19 +738,7 @@ async fn refresh_ceiling(
     // the server's ratio against this ceiling.
     chains.rotate_for(Duration::from_secs(2), &errors).await?;
     errors.store(0, Ordering::Relaxed);
-    let workers = chains
-        .spawn(Duration::from_secs(seconds), &errors)
-        .into_iter()
-        .map(|worker| {
-            tokio::spawn(async move {
-                match worker.await {
-                    Ok((latencies, _)) => latencies,
-                    // A worker's panic reaches `report` as before, not as an empty run.
-                    Err(failed) => std::panic::resume_unwind(failed.into_panic()),
-                }
-            })
-        })
-        .collect();
+    let workers = refresh_chains::latencies_only(chains.spawn(Duration::from_secs(seconds), &errors));
     report("Refresh ceiling (store SQL, no HTTP)", concurrency, workers, errors).await
 }
 

@@ -1,8 +1,9 @@
 //! Chains of refresh tokens, rotated either bare through Gatehouse's store (the
 //! ceiling) or through the running server over HTTP, for as long as asked and again
-//! where they left off: what `refresh-ceiling` and `refresh-ratio` drive.
+//! where they left off: what `refresh-ceiling`, `refresh-ratio` and `run --scenario
+//! refresh` drive.
 
-use crate::{PASSWORD, RefreshReply, create_tenant, forwarded, lean_http, post_json};
+use crate::{PASSWORD, create_tenant, forwarded, lean_http, post_json};
 use anyhow::Context;
 use gatehouse_core::audit::{AuditEvent, RequestContext};
 use gatehouse_core::ids::{EventId, TenantId};
@@ -137,6 +138,12 @@ impl StoreChains {
     }
 }
 
+/// The one field of a token set a refresh chain needs; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct RefreshReply<'a> {
+    refresh_token: &'a str,
+}
+
 /// One account's chain over HTTP: its keep-alive connection and current refresh token.
 type HttpChain = (lean_http::Connection, String);
 
@@ -162,8 +169,22 @@ impl HttpChains {
     }
 
     /// Refreshes every chain for `run`, one task per chain; each task's latencies (µs).
-    /// A refused refresh counts an error; a broken connection also ends its chain.
+    /// A refused refresh or a broken connection counts an error and ends its chain.
     pub async fn refresh_for(&mut self, run: Duration, errors: &Arc<AtomicU64>) -> anyhow::Result<Vec<Vec<u32>>> {
+        let tasks = self.spawn(run, errors);
+        let mut latencies = Vec::new();
+        for task in tasks {
+            let (done, chain) = task.await?;
+            latencies.push(done);
+            // A chain that failed is dropped: its token may be spent or its connection gone.
+            self.chains.extend(chain);
+        }
+        Ok(latencies)
+    }
+
+    /// Spawns one refreshing task per chain, handing the chains to them; each task
+    /// gives back its latencies (µs) and its chain, unless the chain failed.
+    pub fn spawn(&mut self, run: Duration, errors: &Arc<AtomicU64>) -> Vec<JoinHandle<(Vec<u32>, Option<HttpChain>)>> {
         let deadline = Instant::now() + run;
         let mut tasks = Vec::new();
         for (mut connection, mut refresh) in self.chains.drain(..) {
@@ -194,13 +215,18 @@ impl HttpChains {
                 (latencies, alive.then_some((connection, refresh)))
             }));
         }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            let (done, chain) = task.await?;
-            latencies.push(done);
-            // A chain that failed is dropped: its token may be spent or its connection gone.
-            self.chains.extend(chain);
-        }
-        Ok(latencies)
+        tasks
     }
+}
+
+/// The tasks' latencies alone, as [`crate::report`] takes them; a task's panic reaches
+/// the report as a panic, not as an empty run.
+pub fn latencies_only<T: Send + 'static>(tasks: Vec<JoinHandle<(Vec<u32>, T)>>) -> Vec<JoinHandle<Vec<u32>>> {
+    let only = |task: JoinHandle<(Vec<u32>, T)>| async move {
+        match task.await {
+            Ok((latencies, _)) => latencies,
+            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+        }
+    };
+    tasks.into_iter().map(|task| tokio::spawn(only(task))).collect()
 }
