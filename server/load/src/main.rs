@@ -451,24 +451,17 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
         let workers = refresh_chains::latencies_only(chains.spawn(Duration::from_secs(seconds), &errors));
         return report("Refresh", concurrency, workers, errors).await;
     }
-    let slug = format!("auth-{}", std::process::id());
-    create_tenant(&client, url, token, &slug).await?;
-    let base = format!("{url}/t/{slug}");
     if matches!(scenario, Scenario::Jwks) {
-        let jwks = format!("{base}/.well-known/jwks.json");
+        let slug = format!("auth-{}", std::process::id());
+        create_tenant(&client, url, token, &slug).await?;
+        let jwks = format!("{url}/t/{slug}/.well-known/jwks.json");
         return get_url(&jwks, None, concurrency.clamp(1, 1024), seconds, &format!("{scenario:?}")).await;
     }
-    let counter = Arc::new(AtomicU64::new(1));
     // One account per worker (the login scenario signs in as it), signed up before the
     // clock starts.
-    for w in 0..concurrency {
-        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-        let n = counter.fetch_add(1, Ordering::Relaxed);
-        let reply = post_json(&client, &format!("{base}/auth/signup"), n, &body).await?;
-        if !reply.status().is_success() {
-            bail!("signup failed: {}", reply.status());
-        }
-    }
+    let (tenant, _) = signed_up(&client, url, token, "auth", concurrency).await?;
+    let slug = tenant["slug"].as_str().context("tenant slug")?;
+    let counter = Arc::new(AtomicU64::new(concurrency as u64 + 1));
     // Each worker drives its own keep-alive connection (see `lean_http`), opened before
     // the clock starts.
     let mut connections = Vec::new();
@@ -513,8 +506,32 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
     report(&format!("{scenario:?}"), concurrency, workers, errors).await
 }
 
-/// Creates a tenant named `prefix-<pid>` with `accounts` accounts that sign in with
-/// [`PASSWORD`]; returns the tenant's base URL.
+/// Creates a tenant named `prefix-<pid>` and signs up `accounts` accounts
+/// (`w<n>@load.test`, [`PASSWORD`]): the tenant and each account's first refresh token.
+async fn signed_up(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    prefix: &str,
+    accounts: usize,
+) -> anyhow::Result<(Value, Vec<String>)> {
+    let slug = format!("{prefix}-{}", std::process::id());
+    let tenant = create_tenant(client, url, token, &slug).await?;
+    let mut tokens = Vec::new();
+    for w in 0..accounts {
+        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
+        let reply = post_json(client, &format!("{url}/t/{slug}/auth/signup"), w as u64 + 1, &body).await?;
+        if !reply.status().is_success() {
+            bail!("signup failed: {}", reply.status());
+        }
+        let set: Value = reply.json().await?;
+        tokens.push(set["refresh_token"].as_str().context("signup failed: no refresh token")?.to_owned());
+    }
+    Ok((tenant, tokens))
+}
+
+/// A tenant named `prefix-<pid>` with `accounts` accounts that sign in with
+/// [`PASSWORD`] (see [`signed_up`]); returns the tenant's base URL.
 async fn login_tenant(
     client: &reqwest::Client,
     url: &str,
@@ -523,17 +540,8 @@ async fn login_tenant(
     accounts: usize,
 ) -> anyhow::Result<String> {
     check_loopback(url)?;
-    let slug = format!("{prefix}-{}", std::process::id());
-    create_tenant(client, url, token, &slug).await?;
-    let base = format!("{url}/t/{slug}");
-    for w in 0..accounts {
-        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-        let reply = post_json(client, &format!("{base}/auth/signup"), w as u64 + 1, &body).await?;
-        if !reply.status().is_success() {
-            bail!("signup failed: {}", reply.status());
-        }
-    }
-    Ok(base)
+    let (tenant, _) = signed_up(client, url, token, prefix, accounts).await?;
+    Ok(format!("{url}/t/{}", tenant["slug"].as_str().context("tenant slug")?))
 }
 
 /// The cores this tool may use.

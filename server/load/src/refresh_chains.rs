@@ -3,14 +3,14 @@
 //! where they left off: what `refresh-ceiling`, `refresh-ratio` and `run --scenario
 //! refresh` drive.
 
-use crate::{PASSWORD, create_tenant, forwarded, lean_http, post_json};
+use crate::{forwarded, lean_http, signed_up};
 use anyhow::Context;
 use gatehouse_core::audit::{AuditEvent, RequestContext};
 use gatehouse_core::ids::{EventId, TenantId};
 use gatehouse_core::secret::{SecretHash, generate_secret};
 use gatehouse_core::session::{RefreshOutcome, RefreshToken, Session};
 use gatehouse_core::store::Store;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,27 +19,6 @@ use tokio::task::JoinHandle;
 /// The connections the bare ceiling opens: as many as the benchmarks give the server
 /// (`GATEHOUSE_DATABASE_MAX_CONNECTIONS=20`), so both sides queue alike.
 const STORE_CONNECTIONS: u32 = 20;
-
-/// Signs up `accounts` users of a new tenant `prefix-<pid>`: the tenant and each
-/// account's first refresh token.
-async fn signed_up(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    prefix: &str,
-    accounts: usize,
-) -> anyhow::Result<(Value, Vec<String>)> {
-    let slug = format!("{prefix}-{}", std::process::id());
-    let tenant = create_tenant(client, url, token, &slug).await?;
-    let mut tokens = Vec::new();
-    for w in 0..accounts {
-        let body = json!({"email": format!("w{w}@load.test"), "password": PASSWORD});
-        let reply = post_json(client, &format!("{url}/t/{slug}/auth/signup"), w as u64 + 1, &body).await?;
-        let set: Value = reply.json().await?;
-        tokens.push(set["refresh_token"].as_str().context("signup failed: no refresh token")?.to_owned());
-    }
-    Ok((tenant, tokens))
-}
 
 /// Chains rotated bare through the store, on the server's own database.
 pub struct StoreChains {
@@ -74,13 +53,7 @@ impl StoreChains {
     /// A chain whose rotation fails stops and counts an error.
     pub async fn rotate_for(&mut self, run: Duration, errors: &Arc<AtomicU64>) -> anyhow::Result<Vec<Vec<u32>>> {
         let tasks = self.spawn(run, errors);
-        let mut latencies = Vec::new();
-        for task in tasks {
-            let (done, presented) = task.await?;
-            latencies.push(done);
-            self.chains.push(presented);
-        }
-        Ok(latencies)
+        gathered(tasks, |presented| self.chains.push(presented)).await
     }
 
     /// Spawns one rotating task per chain, handing the chains to them.
@@ -172,14 +145,8 @@ impl HttpChains {
     /// A refused refresh or a broken connection counts an error and ends its chain.
     pub async fn refresh_for(&mut self, run: Duration, errors: &Arc<AtomicU64>) -> anyhow::Result<Vec<Vec<u32>>> {
         let tasks = self.spawn(run, errors);
-        let mut latencies = Vec::new();
-        for task in tasks {
-            let (done, chain) = task.await?;
-            latencies.push(done);
-            // A chain that failed is dropped: its token may be spent or its connection gone.
-            self.chains.extend(chain);
-        }
-        Ok(latencies)
+        // A chain that failed is dropped: its token may be spent or its connection gone.
+        gathered(tasks, |chain| self.chains.extend(chain)).await
     }
 
     /// Spawns one refreshing task per chain, handing the chains to them; each task
@@ -229,4 +196,15 @@ pub fn latencies_only<T: Send + 'static>(tasks: Vec<JoinHandle<(Vec<u32>, T)>>) 
         }
     };
     tasks.into_iter().map(|task| tokio::spawn(only(task))).collect()
+}
+
+/// Awaits one slice's tasks: each task's latencies, its chain handed to `keep`.
+async fn gathered<T>(tasks: Vec<JoinHandle<(Vec<u32>, T)>>, mut keep: impl FnMut(T)) -> anyhow::Result<Vec<Vec<u32>>> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (done, chain) = task.await?;
+        latencies.push(done);
+        keep(chain);
+    }
+    Ok(latencies)
 }
