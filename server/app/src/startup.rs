@@ -6,6 +6,7 @@ use crate::http;
 use crate::state::{AppState, AppStateInner};
 use crate::telemetry::Metrics;
 use anyhow::{Context, bail};
+use axum::serve::{ListenerExt, TapIo};
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::ephemeral::EphemeralStore;
 use gatehouse_core::ephemeral::memory::MemoryStore;
@@ -20,6 +21,7 @@ use gatehouse_store_sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -180,10 +182,8 @@ impl Server {
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let listen = config.listen;
     let Prepared { state, bootstrap_token } = prepare(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
-    let local_addr = listener.local_addr()?;
+    let listener = bind(listen).await?;
+    let local_addr = axum::serve::Listener::local_addr(&listener)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let (email, sms) = crate::delivery::transports(&state.config)?;
     let delivery = gatehouse_core::services::delivery::Delivery::new(
@@ -210,6 +210,24 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .await
     });
     Ok(Server { local_addr, bootstrap_token, stop, task, jobs })
+}
+
+/// The API's listener: connections it accepts send small writes at once.
+///
+/// `axum::serve` leaves Nagle's algorithm on (axum 0.8 moved the choice to the
+/// listener). With it on, a second small write while the first is unacknowledged — a
+/// pipelined or streamed reply — waits for the peer's delayed ACK, up to 40 ms on Linux.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<TapIo<TcpListener, fn(&mut TcpStream)>> {
+    let listener =
+        TcpListener::bind(listen).await.with_context(|| format!("GATEHOUSE_LISTEN: cannot listen on {listen}"))?;
+    Ok(listener.tap_io(without_nagle as fn(&mut TcpStream)))
+}
+
+/// Turns Nagle's algorithm off on an accepted connection (a failure only costs latency).
+fn without_nagle(stream: &mut TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+    }
 }
 
 /// Every `every`, rotates the keys of tenants whose active key is past its period. Every
@@ -247,5 +265,22 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind;
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let mut listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(!client.nodelay().unwrap(), "a fresh client socket starts with Nagle on");
+        let (accepted, peer) = listener.accept().await;
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(accepted.nodelay().unwrap(), "the server's side of the connection has TCP_NODELAY set");
     }
 }
