@@ -305,6 +305,103 @@ mod postgres_only {
         }
     }
 
+    /// Sign-ins and refreshes insert sessions and refresh tokens at thousands per second
+    /// in one tenant. Their foreign keys lock the rows they point at until commit, so a
+    /// key to `tenants` made every such write share a lock on the tenant's one row (a
+    /// new MultiXact each time). They now reach the tenant through the user and the
+    /// session: an open rotation and an open sign-in leave the tenant row free, while a
+    /// row that names another tenant than its parent's is still refused.
+    #[tokio::test]
+    async fn sign_ins_and_rotations_lock_no_tenant_row_and_keep_their_parents_tenant() {
+        use gatehouse_core::session::RefreshToken;
+        use gatehouse_core::store::{SessionStore, UserStore};
+        use gatehouse_core::user::{Email, User};
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let a = tenant_with_key(&store, "lock-a").await;
+        let b = tenant_with_key(&store, "lock-b").await;
+        let user = User::signing_up(&a, Email::parse("locks@example.com").unwrap(), None, now());
+        store.create_user(&a, &user, &event(&a)).await.unwrap();
+        let session = live_session(&a, &user.id);
+        let token = generate_secret("rt_");
+        let refresh =
+            RefreshToken { hash: token.hash.clone(), created_at: now(), expires_at: now() + time::Duration::days(1) };
+        store.create_session(&a, &session, &refresh, &event(&a)).await.unwrap();
+
+        // A rotation's write and a sign-in's session insert, left uncommitted.
+        let mut open = store.tenant_tx(&a).await.unwrap();
+        let rotation = sqlx::query(gatehouse_store_postgres::testing::rotation_write_sql())
+            .bind(a.as_str())
+            .bind(token.hash.as_str())
+            .bind(now())
+            .bind(b"sealed".as_slice())
+            .bind(session.id.as_str())
+            .bind("successor-hash")
+            .bind(now())
+            .bind(now() + time::Duration::days(1))
+            .bind(EventId::generate().as_str())
+            .bind(a.as_str())
+            .bind("user")
+            .bind(user.id.as_str())
+            .bind("refresh_token.rotated")
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(serde_json::json!({}))
+            .bind(now())
+            .execute(&mut *open)
+            .await
+            .map(|done| done.rows_affected());
+        let sign_in = sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr)
+             VALUES ($1, $2, $3, now(), now(), now() + interval '1 day', now(), '[\"pwd\"]')",
+        )
+        .bind(gatehouse_core::ids::SessionId::generate().as_str())
+        .bind(a.as_str())
+        .bind(user.id.as_str())
+        .execute(&mut *open)
+        .await
+        .map(|done| done.rows_affected());
+        // Meanwhile another connection wants the tenant row exclusively, without waiting.
+        let mut other = store.system_tx().await.unwrap();
+        let tenant_row = sqlx::query_scalar::<_, String>("SELECT id FROM tenants WHERE id = $1 FOR UPDATE NOWAIT")
+            .bind(a.as_str())
+            .fetch_one(&mut *other)
+            .await;
+        other.rollback().await.unwrap();
+        open.rollback().await.unwrap();
+        assert!(rotation.is_ok() && sign_in.is_ok(), "{rotation:?} {sign_in:?}");
+        assert_eq!(tenant_row.as_deref().ok(), Some(a.as_str()), "the tenant row was locked: {tenant_row:?}");
+
+        // Rows naming another tenant than their parent's are refused.
+        let mut tx = store.system_tx().await.unwrap();
+        let foreign_user = sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr)
+             VALUES ('ses_smuggled', $1, $2, now(), now(), now() + interval '1 day', now(), '[]')",
+        )
+        .bind(b.as_str())
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await;
+        tx.rollback().await.unwrap();
+        let mut tx = store.system_tx().await.unwrap();
+        let foreign_session = sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
+             VALUES ('smuggled-hash', $1, $2, now(), now() + interval '1 day')",
+        )
+        .bind(b.as_str())
+        .bind(session.id.as_str())
+        .execute(&mut *tx)
+        .await;
+        tx.rollback().await.unwrap();
+        for (what, outcome) in [("session", foreign_user), ("refresh token", foreign_session)] {
+            let refused = matches!(&outcome, Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation());
+            assert!(refused, "a {what} of tenant B under tenant A's parent: {outcome:?}");
+        }
+    }
+
     /// Pooled connections are not pinged before each use (only after it, by sqlx), so
     /// one that the server dropped while it sat idle must still be caught: after the
     /// bypass window it is pinged, found dead and replaced, and the caller never sees it.
