@@ -328,7 +328,17 @@ mod postgres_only {
             RefreshToken { hash: token.hash.clone(), created_at: now(), expires_at: now() + time::Duration::days(1) };
         store.create_session(&a, &session, &refresh, &event(&a)).await.unwrap();
 
-        // A rotation's write and a sign-in's session insert, left uncommitted.
+        // Another connection takes the tenant row exclusively, without waiting, after
+        // each write of an open transaction: a rotation's, then a sign-in's.
+        async fn lock_tenant_row(store: &PgStore, tenant: &TenantId) -> Result<String, sqlx::Error> {
+            let mut other = store.system_tx().await.unwrap();
+            let row = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1 FOR UPDATE NOWAIT")
+                .bind(tenant.as_str())
+                .fetch_one(&mut *other)
+                .await;
+            other.rollback().await?;
+            row
+        }
         let mut open = store.tenant_tx(&a).await.unwrap();
         let rotation = sqlx::query(gatehouse_store_postgres::testing::rotation_write_sql())
             .bind(a.as_str())
@@ -352,8 +362,12 @@ mod postgres_only {
             .bind(serde_json::json!({}))
             .bind(now())
             .execute(&mut *open)
-            .await
-            .map(|done| done.rows_affected());
+            .await;
+        let successors: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE token_hash = 'successor-hash'")
+                .fetch_one(&mut *open)
+                .await;
+        let after_rotation = lock_tenant_row(&store, &a).await;
         let sign_in = sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, auth_time, amr)
              VALUES ($1, $2, $3, now(), now(), now() + interval '1 day', now(), '[\"pwd\"]')",
@@ -364,16 +378,14 @@ mod postgres_only {
         .execute(&mut *open)
         .await
         .map(|done| done.rows_affected());
-        // Meanwhile another connection wants the tenant row exclusively, without waiting.
-        let mut other = store.system_tx().await.unwrap();
-        let tenant_row = sqlx::query_scalar::<_, String>("SELECT id FROM tenants WHERE id = $1 FOR UPDATE NOWAIT")
-            .bind(a.as_str())
-            .fetch_one(&mut *other)
-            .await;
-        other.rollback().await.unwrap();
+        let after_sign_in = lock_tenant_row(&store, &a).await;
         open.rollback().await.unwrap();
-        assert!(rotation.is_ok() && sign_in.is_ok(), "{rotation:?} {sign_in:?}");
-        assert_eq!(tenant_row.as_deref().ok(), Some(a.as_str()), "the tenant row was locked: {tenant_row:?}");
+        assert!(rotation.is_ok(), "{rotation:?}");
+        assert_eq!(successors.ok(), Some(1), "the rotation inserted its successor");
+        assert_eq!(sign_in.ok(), Some(1), "the sign-in inserted its session");
+        for (after, locked) in [("rotation", after_rotation), ("sign-in", after_sign_in)] {
+            assert_eq!(locked.as_deref().ok(), Some(a.as_str()), "an open {after} locked the tenant row: {locked:?}");
+        }
 
         // Rows naming another tenant than their parent's are refused.
         let mut tx = store.system_tx().await.unwrap();
