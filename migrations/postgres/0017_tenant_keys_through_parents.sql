@@ -6,8 +6,9 @@
 -- in one tenant, and the key to `tenants` made all of them share a lock on that one
 -- row; Postgres records a lock shared by concurrent transactions as a MultiXact, so
 -- the refresh path created one MultiXact per rotation (40,000 in ten seconds at 32
--- concurrent chains), each listing the transactions holding the lock. MultiXact
--- member space is finite: at that rate it forces anti-wraparound vacuums within hours.
+-- concurrent chains), each listing the transactions holding the lock. MultiXact IDs
+-- and members are finite: at 4,000 rotations a second the default freeze age of 400
+-- million is reached in about a day, and then anti-wraparound vacuums are forced.
 --
 -- The composite keys below keep, and tighten, what the old keys guaranteed: a session's
 -- user exists *in the session's tenant*, and a refresh token's session exists in the
