@@ -17,6 +17,12 @@ fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     (values[values.len() / 2], values[0], values[values.len() - 1])
 }
 
+/// `x` rounded to `places` decimal places, for printed figures.
+fn rounded(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}
+
 /// Bare Argon2 verifies on every core for `seconds`: (verifies/s, median ms, p99 ms).
 async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
     let cores = cores();
@@ -36,13 +42,11 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
         let rate = login_slice(&client, &base, accounts, slice, &counter, &errors).await?;
         let after = ceiling_slice(slice).await?.0;
         let ratio = rate / ((before + after) / 2.0).max(f64::EPSILON);
-        let round = |x: f64| (x * 100.0).round() / 100.0;
-        rows.push(json!({"ceiling_before": round(before), "logins_per_second": round(rate), "ceiling_after": round(after), "ratio": round(ratio)}));
+        rows.push(json!({"ceiling_before": rounded(before, 2), "logins_per_second": rounded(rate, 2), "ceiling_after": rounded(after, 2), "ratio": rounded(ratio, 2)}));
         ratios.push(ratio);
         before = after;
     }
     let (median, min, max) = spread(ratios);
-    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
     println!(
         "{}",
         json!({
@@ -51,9 +55,9 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
             "slice_seconds": slice,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
-            "ratio_median": round3(median),
-            "ratio_min": round3(min),
-            "ratio_max": round3(max),
+            "ratio_median": rounded(median, 3),
+            "ratio_min": rounded(min, 3),
+            "ratio_max": rounded(max, 3),
         })
     );
     Ok(())
@@ -107,17 +111,16 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
     let slice = Duration::from_secs(shape.slice);
     let mut before = SliceFigures::of(bare.rotate_for(slice, &errors)).await?;
     let (mut ratios, mut p99_ratios, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-    let round2 = |x: f64| (x * 100.0).round() / 100.0;
     for _ in 0..shape.rounds {
         let server = SliceFigures::of(served.refresh_for(slice, &errors)).await?;
         let after = SliceFigures::of(bare.rotate_for(slice, &errors)).await?;
         let ratio = server.rate / ((before.rate + after.rate) / 2.0).max(f64::EPSILON);
         let p99_ratio = server.p99_ms / ((before.p99_ms + after.p99_ms) / 2.0).max(f64::EPSILON);
         rows.push(json!({
-            "ceiling_before": round2(before.rate),
-            "refreshes_per_second": round2(server.rate),
-            "ceiling_after": round2(after.rate),
-            "ratio": round2(ratio),
+            "ceiling_before": rounded(before.rate, 2),
+            "refreshes_per_second": rounded(server.rate, 2),
+            "ceiling_after": rounded(after.rate, 2),
+            "ratio": rounded(ratio, 2),
             "p99_ms": server.p99_ms,
             "ceiling_p99_ms": after.p99_ms,
             "cpu_ms_per_refresh": server.cpu,
@@ -129,7 +132,6 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
     }
     let (median, min, max) = spread(ratios);
     let (p99_median, _, _) = spread(p99_ratios);
-    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
     println!(
         "{}",
         json!({
@@ -138,10 +140,10 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
             "slice_seconds": shape.slice,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
-            "ratio_median": round3(median),
-            "ratio_min": round3(min),
-            "ratio_max": round3(max),
-            "p99_over_ceiling_p99_median": round3(p99_median),
+            "ratio_median": rounded(median, 3),
+            "ratio_min": rounded(min, 3),
+            "ratio_max": rounded(max, 3),
+            "p99_over_ceiling_p99_median": rounded(p99_median, 3),
         })
     );
     Ok(())
@@ -171,8 +173,6 @@ pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Re
     let base = login_tenant(&client, url, token, "tail", shape.accounts).await?;
     let counter = Arc::new(AtomicU64::new(2_000_000));
     let errors = Arc::new(AtomicU64::new(0));
-    let ms = |x: f64| (x * 10.0).round() / 10.0;
-    let round2 = |x: f64| (x * 100.0).round() / 100.0;
     // Warm-up, not counted: the first counted round should not pay for the server's
     // and this tool's cold connections and caches.
     login_slice(&client, &base, shape.accounts, shape.slice, &counter, &errors).await?;
@@ -189,7 +189,7 @@ pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Re
         // wait for one. Beside the bare verify, they tell a slow hash from a long queue.
         let hashes = hash_totals(&client, url).await.zip(hashes_before).map(|(now, then)| {
             let count = (now.2 - then.2).max(1.0);
-            (ms((now.0 - then.0) / count * 1000.0), ms((now.1 - then.1) / count * 1000.0))
+            (rounded((now.0 - then.0) / count * 1000.0, 1), rounded((now.1 - then.1) / count * 1000.0, 1))
         });
         // The peak again, right after: the host's speed moves within seconds, and a
         // round whose capacity fell (or rose) did not run at the share it was asked for.
@@ -209,17 +209,17 @@ pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Re
         let bare_p99 = f64::from(quantile(&bare, 0.99)) / 1000.0;
         let bare_quotient = bare_p99 / verify.max(f64::EPSILON);
         rows.push(json!({
-            "ceiling_before": ms(before.0), "verify_ms_p50_before": ms(before.1),
-            "peak_logins_per_second": ms(peak), "offered_per_second": ms(rate), "logins": logins.len(),
-            "p50_ms": ms(p50), "p99_ms": ms(p99),
-            "peak_after_logins_per_second": ms(peak_after),
-            "effective_load": round2(effective),
-            "ceiling_after": ms(after.0), "verify_ms_p50_after": ms(after.1),
-            "p99_over_verify": round2(quotient),
+            "ceiling_before": rounded(before.0, 1), "verify_ms_p50_before": rounded(before.1, 1),
+            "peak_logins_per_second": rounded(peak, 1), "offered_per_second": rounded(rate, 1), "logins": logins.len(),
+            "p50_ms": rounded(p50, 1), "p99_ms": rounded(p99, 1),
+            "peak_after_logins_per_second": rounded(peak_after, 1),
+            "effective_load": rounded(effective, 2),
+            "ceiling_after": rounded(after.0, 1), "verify_ms_p50_after": rounded(after.1, 1),
+            "p99_over_verify": rounded(quotient, 2),
             "server_hash_ms_mean": hashes.map(|h| h.0), "server_hash_queue_ms_mean": hashes.map(|h| h.1),
-            "bare_offered_per_second": ms(bare_rate),
-            "bare_p50_ms": ms(f64::from(quantile(&bare, 0.50)) / 1000.0), "bare_p99_ms": ms(bare_p99),
-            "bare_p99_over_verify": round2(bare_quotient),
+            "bare_offered_per_second": rounded(bare_rate, 1),
+            "bare_p50_ms": rounded(f64::from(quantile(&bare, 0.50)) / 1000.0, 1), "bare_p99_ms": rounded(bare_p99, 1),
+            "bare_p99_over_verify": rounded(bare_quotient, 2),
             // A round whose tail comes with stolen time was stalled by the host.
             "host_steal_percent": steal,
         }));
@@ -231,7 +231,7 @@ pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Re
         before = after;
     }
     let steady_rounds = steady_quotients.len();
-    let steady_median = (!steady_quotients.is_empty()).then(|| round2(spread(steady_quotients).0));
+    let steady_median = (!steady_quotients.is_empty()).then(|| rounded(spread(steady_quotients).0, 2));
     let (median, min, max) = spread(quotients);
     println!(
         "{}",
@@ -241,15 +241,15 @@ pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Re
             "concurrency": shape.accounts,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
-            "p99_over_verify_median": round2(median),
-            "p99_over_verify_min": round2(min),
-            "p99_over_verify_max": round2(max),
+            "p99_over_verify_median": rounded(median, 2),
+            "p99_over_verify_min": rounded(min, 2),
+            "p99_over_verify_max": rounded(max, 2),
             // Rounds whose offered rate was within 10 % of the asked share of the mean
             // of the peaks just before and after them, and their median.
             "steady_rounds": steady_rounds,
             "p99_over_verify_median_steady": steady_median,
             // The same quotient for bare verifies queued at the same share, no server.
-            "bare_p99_over_verify_median": round2(spread(bare_quotients).0),
+            "bare_p99_over_verify_median": rounded(spread(bare_quotients).0, 2),
         })
     );
     Ok(())
