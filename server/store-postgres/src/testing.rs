@@ -20,6 +20,13 @@ pub fn rotation_write_sql() -> &'static str {
     &crate::sessions::ROTATION_WRITE
 }
 
+/// The audit list's statement for `query` and `page`, for tests of its plan. Its
+/// parameters follow the filters given, in this order: tenant scope, cursor, tenant,
+/// action, actor, page size (and the page size again when scoped).
+pub fn audit_list_sql(query: &gatehouse_core::audit::AuditQuery, page: &gatehouse_core::page::PageRequest) -> String {
+    crate::audit::list_statement(query, page).sql().to_owned()
+}
+
 /// A migrated, empty schema of its own.
 #[derive(Debug)]
 pub struct TestSchema {

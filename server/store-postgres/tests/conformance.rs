@@ -91,6 +91,16 @@ mod postgres_only {
         t.id
     }
 
+    /// Gathers the planner's statistics of `tables` as the schema's owner (the store's
+    /// role is not the owner, and Postgres skips, with a warning only, what it may not
+    /// analyze).
+    async fn analyze(schema: &TestSchema, tables: &str) {
+        use sqlx::{ConnectOptions, Connection};
+        let mut owner = schema.url.parse::<sqlx::postgres::PgConnectOptions>().unwrap().connect().await.unwrap();
+        sqlx::query(&format!("ANALYZE {tables}")).execute(&mut owner).await.unwrap();
+        owner.close().await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_query_that_forgets_its_tenant_filter_sees_only_its_own_tenant() {
         let schema = TestSchema::create().await.unwrap();
@@ -184,8 +194,8 @@ mod postgres_only {
     /// token by its key and walks to its session and user by theirs, and the write
     /// changes the presented token and its predecessor by key. No step of either plan
     /// returns more than two rows, whether the statistics know the tenant or not, with a
-    /// custom or a generic plan, for a tenant of 5,000 users and a session whose chain
-    /// holds 150 spent tokens. (Written as a plain three-way join, the read started from
+    /// custom or a generic plan, for a tenant of 5,000 users and sessions and a session
+    /// whose chain holds 150 spent tokens. (Written as a plain three-way join, the read started from
     /// the tenant's users on fresh tables; the write could walk the session's chain.)
     #[tokio::test]
     async fn the_rotation_never_walks_the_tenants_users_or_the_sessions_chain() {
@@ -218,6 +228,26 @@ mod postgres_only {
              FROM users u, generate_series(1, 5000) g WHERE u.id = $1",
         )
         .bind(presented[0].0.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        // And as many other sessions, each with its token: with three of each, reading
+        // the whole table is the planner's best choice once it has statistics.
+        sqlx::query(
+            "INSERT INTO sessions SELECT (jsonb_populate_record(NULL::sessions, to_jsonb(s) || jsonb_build_object(
+                 'id', s.id || '_' || g))).*
+             FROM sessions s, generate_series(1, 5000) g WHERE s.user_id = $1",
+        )
+        .bind(presented[0].0.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens SELECT (jsonb_populate_record(NULL::refresh_tokens, to_jsonb(r)
+                 || jsonb_build_object('token_hash', r.token_hash || '_' || g, 'session_id', r.session_id || '_' || g))).*
+             FROM refresh_tokens r, generate_series(1, 5000) g WHERE r.token_hash = $1",
+        )
+        .bind(presented[0].1.as_str())
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -282,9 +312,7 @@ mod postgres_only {
         let mut plans = Vec::new();
         for analyzed in [false, true] {
             if analyzed {
-                let mut tx = store.system_tx().await.unwrap();
-                sqlx::query("ANALYZE refresh_tokens, sessions, users").execute(&mut *tx).await.unwrap();
-                tx.commit().await.unwrap();
+                analyze(&schema, "refresh_tokens, sessions, users").await;
             }
             let mut tx = store.tenant_tx(&a).await.unwrap();
             for statement in &prepare {
@@ -302,6 +330,124 @@ mod postgres_only {
         for (analyzed, mode, plan) in plans {
             let plan = plan.unwrap();
             assert!(widest(&plan) <= 2, "analyzed: {analyzed}, {mode}: {plan}");
+        }
+    }
+
+    /// A page of a tenant's audit log, or of one actor's, reads about a page of events
+    /// whatever filters it combines: here a tenant of three events listed beside ones of
+    /// 20,000 and 5,000 events, whose events all come first in `id` order. (One prepared statement testing
+    /// every filter for NULL walked the whole log once Postgres cached a generic plan.)
+    /// An operator's list of one action across every tenant is left to the planner: on
+    /// a log this small it sorts the action's events, on a large one it walks the action's
+    /// index.
+    #[tokio::test]
+    async fn a_page_of_the_audit_log_reads_about_a_page_of_events() {
+        use gatehouse_core::audit::AuditQuery;
+        use gatehouse_core::page::PageRequest;
+        use gatehouse_core::store::AuditStore;
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let small = tenant_with_key(&store, "audit-small").await;
+        let large = tenant_with_key(&store, "audit-large").await;
+        let failing = tenant_with_key(&store, "audit-failing").await;
+        let mut tx = store.system_tx().await.unwrap();
+        // In `id` order: 5,000 failed sign-ins of one tenant, then 20,000 events of
+        // another (one in a hundred a failed sign-in), then the small tenant's three.
+        sqlx::query(
+            "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, data, created_at)
+             SELECT 'evt_0' || lpad(g::text, 25, '0'), $3, 'user', 'usr_failing', 'login.failure', '{}'::jsonb, now()
+             FROM generate_series(1, 5000) g
+             UNION ALL
+             SELECT 'evt_0' || lpad(g::text, 25, '0'), $1, 'user', 'usr_large' || (g % 100),
+                    CASE WHEN g % 100 = 0 THEN 'login.failure' ELSE 'login.success' END, '{}'::jsonb, now()
+             FROM generate_series(5001, 25000) g
+             UNION ALL
+             SELECT 'evt_7' || lpad(n::text, 25, '0'), $2, 'user', 'usr_small', a, '{}'::jsonb, now()
+             FROM unnest(ARRAY['login.failure', 'login.success', 'user.create']) WITH ORDINALITY AS e (a, n)",
+        )
+        .bind(large.as_str())
+        .bind(small.as_str())
+        .bind(failing.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        analyze(&schema, "audit_events").await;
+        let page = PageRequest { limit: 10, after: None };
+        let after = PageRequest { limit: 10, after: Some("evt_0".into()) };
+        let by =
+            |tenant: Option<&TenantId>, scope: Option<Vec<TenantId>>, action: Option<&str>, actor: Option<&str>| {
+                AuditQuery {
+                    tenant_id: tenant.cloned(),
+                    tenant_scope: scope,
+                    action: action.map(str::to_owned),
+                    actor_id: actor.map(str::to_owned),
+                }
+            };
+        let (s, l) = (small.as_str(), large.as_str());
+        // Each list, and the arguments of its statement in order.
+        let lists = [
+            (by(Some(&small), None, None, None), &page, format!("'{s}', 11")),
+            (by(Some(&small), None, Some("login.failure"), None), &page, format!("'{s}', 'login.failure', 11")),
+            (by(Some(&large), None, Some("login.failure"), None), &page, format!("'{l}', 'login.failure', 11")),
+            (by(Some(&small), None, None, None), &after, format!("'evt_0', '{s}', 11")),
+            (
+                by(None, Some(vec![small.clone(), large.clone()]), Some("user.create"), None),
+                &page,
+                format!("ARRAY['{s}', '{l}'], 'user.create', 11, 11"),
+            ),
+            (by(Some(&small), Some(vec![small.clone()]), None, None), &page, format!("ARRAY['{s}'], '{s}', 11, 11")),
+            (by(None, None, None, Some("usr_small")), &page, "'usr_small', 11".to_owned()),
+        ];
+        // Events of `audit_events` a plan read: those it returned and those it filtered out.
+        fn read(node: &serde_json::Value) -> u64 {
+            let loops = node["Actual Loops"].as_u64().unwrap_or(1);
+            let own = if node["Relation Name"] == "audit_events" {
+                (node["Actual Rows"].as_u64().unwrap_or(0) + node["Rows Removed by Filter"].as_u64().unwrap_or(0))
+                    * loops
+            } else {
+                0
+            };
+            own + node["Plans"].as_array().into_iter().flatten().map(read).sum::<u64>()
+        }
+        // The store sends the list unnamed, so Postgres plans it for its arguments (a
+        // custom plan) every time: the plan explained here.
+        let mut plans = Vec::new();
+        let mut tx = store.system_tx().await.unwrap();
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await.unwrap();
+        for (n, (query, page, arguments)) in lists.iter().enumerate() {
+            let sql = gatehouse_store_postgres::testing::audit_list_sql(query, page);
+            sqlx::query(&format!("PREPARE audit_list_{n} AS {sql}")).execute(&mut *tx).await.unwrap();
+            let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE audit_list_{n}({arguments})");
+            let plan = sqlx::query_scalar::<_, serde_json::Value>(&explain).fetch_one(&mut *tx).await;
+            plans.push((query.clone(), plan));
+        }
+        tx.rollback().await.unwrap();
+        // At most one page (and its look-ahead row) from each tenant in scope.
+        let wide: Vec<String> = plans
+            .into_iter()
+            .map(|(query, plan)| (query, read(&plan.unwrap()[0]["Plan"])))
+            .filter(|(_, read)| *read > 22)
+            .map(|(query, read)| format!("{query:?} read {read} events"))
+            .collect();
+        assert!(wide.is_empty(), "{wide:#?}");
+
+        // And the store keeps no plan of the list on any connection, for any tenant: a
+        // cached plan would be chosen for the average tenant (here, the large one).
+        let lister = PgStore::connect(&schema.url, 2).await.unwrap();
+        for (query, page, _) in &lists {
+            lister.list_audit_events(query, page).await.unwrap();
+        }
+        let (mut one, mut other) = (lister.system_tx().await.unwrap(), lister.system_tx().await.unwrap());
+        for tx in [&mut one, &mut other] {
+            let kept: Vec<String> = sqlx::query_scalar(
+                "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%audit_events%'",
+            )
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await
+            .unwrap();
+            assert!(kept.is_empty(), "{kept:?}");
         }
     }
 
