@@ -27,6 +27,17 @@ pub fn audit_list_sql(query: &gatehouse_core::audit::AuditQuery, page: &gatehous
     crate::audit::list_statement(query, page).sql().to_owned()
 }
 
+/// The user list's statement, for tests of its plan. Its parameters: tenant, then
+/// those of the filters given (cursor, email prefix, status, created from, created
+/// before), then the page size.
+pub fn user_list_sql(
+    tenant_id: &gatehouse_core::ids::TenantId,
+    filter: &gatehouse_core::user::UserFilter,
+    page: &gatehouse_core::page::PageRequest,
+) -> String {
+    crate::users::list_statement(tenant_id, filter, page).sql().to_owned()
+}
+
 /// A migrated, empty schema of its own.
 #[derive(Debug)]
 pub struct TestSchema {

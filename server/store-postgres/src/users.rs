@@ -10,8 +10,8 @@ use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::passkey::SecondFactors;
 use gatehouse_core::store::{StoreError, UserStore};
 use gatehouse_core::user::{Email, User, UserFilter, UserStatus};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
 
 const COLUMNS: &str = "id, tenant_id, email, email_normalized, email_verified, name, status, password_hash, \
                        created_at, updated_at, last_login_at, username, phone, picture, locale, public_metadata, private_metadata, phone_verified";
@@ -170,6 +170,35 @@ impl PgStore {
     }
 }
 
+/// A page of a tenant's users, as a statement that names only the filters given (ADR
+/// 22): the cursor is then where the walk of `users_tenant_id_id_key` starts, not a
+/// filter over every earlier page of the tenant.
+pub(crate) fn list_statement<'q>(
+    tenant_id: &'q TenantId,
+    filter: &'q UserFilter,
+    page: &'q PageRequest,
+) -> QueryBuilder<'q, Postgres> {
+    let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM users WHERE tenant_id = "));
+    sql.push_bind(tenant_id.as_str());
+    if let Some(after) = &page.after {
+        sql.push(" AND id > ").push_bind(after.as_str());
+    }
+    if let Some(prefix) = &filter.email_prefix {
+        sql.push(" AND starts_with(email_normalized, ").push_bind(prefix.as_str()).push(")");
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(after) = filter.created_after {
+        sql.push(" AND created_at >= ").push_bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        sql.push(" AND created_at < ").push_bind(before);
+    }
+    sql.push(" ORDER BY id LIMIT ").push_bind(page.fetch_limit());
+    sql
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     async fn create_user(&self, tenant_id: &TenantId, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
@@ -253,25 +282,9 @@ impl UserStore for PgStore {
         page: &PageRequest,
     ) -> Result<Page<User>, StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM users
-             WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2)
-               AND ($3::text IS NULL OR starts_with(email_normalized, $3))
-               AND ($4::text IS NULL OR status = $4)
-               AND ($6::timestamptz IS NULL OR created_at >= $6)
-               AND ($7::timestamptz IS NULL OR created_at < $7)
-             ORDER BY id LIMIT $5"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
-        .bind(filter.email_prefix.as_deref())
-        .bind(filter.status.map(UserStatus::as_str))
-        .bind(page.fetch_limit())
-        .bind(filter.created_after)
-        .bind(filter.created_before)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // Unnamed, so planned for this tenant and cursor every time (ADR 22).
+        let mut statement = list_statement(tenant_id, filter, page);
+        let rows = statement.build().persistent(false).fetch_all(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         let users = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(users, page, |u| u.id.as_str()))

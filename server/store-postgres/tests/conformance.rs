@@ -91,6 +91,18 @@ mod postgres_only {
         t.id
     }
 
+    /// Rows of `table` an `EXPLAIN (ANALYZE, FORMAT JSON)` plan node and its children
+    /// read: those they returned and those they filtered out.
+    fn rows_read(node: &serde_json::Value, table: &str) -> u64 {
+        let loops = node["Actual Loops"].as_u64().unwrap_or(1);
+        let own = if node["Relation Name"] == table {
+            (node["Actual Rows"].as_u64().unwrap_or(0) + node["Rows Removed by Filter"].as_u64().unwrap_or(0)) * loops
+        } else {
+            0
+        };
+        own + node["Plans"].as_array().into_iter().flatten().map(|child| rows_read(child, table)).sum::<u64>()
+    }
+
     /// Gathers the planner's statistics of `tables` as the schema's owner (the store's
     /// role is not the owner, and Postgres skips, with a warning only, what it may not
     /// analyze).
@@ -399,17 +411,6 @@ mod postgres_only {
             (by(Some(&small), Some(vec![small.clone()]), None, None), &page, format!("ARRAY['{s}'], '{s}', 11, 11")),
             (by(None, None, None, Some("usr_small")), &page, "'usr_small', 11".to_owned()),
         ];
-        // Events of `audit_events` a plan read: those it returned and those it filtered out.
-        fn read(node: &serde_json::Value) -> u64 {
-            let loops = node["Actual Loops"].as_u64().unwrap_or(1);
-            let own = if node["Relation Name"] == "audit_events" {
-                (node["Actual Rows"].as_u64().unwrap_or(0) + node["Rows Removed by Filter"].as_u64().unwrap_or(0))
-                    * loops
-            } else {
-                0
-            };
-            own + node["Plans"].as_array().into_iter().flatten().map(read).sum::<u64>()
-        }
         // The store sends the list unnamed, so Postgres plans it for its arguments (a
         // custom plan) every time: the plan explained here.
         let mut plans = Vec::new();
@@ -426,7 +427,7 @@ mod postgres_only {
         // At most one page (and its look-ahead row) from each tenant in scope.
         let wide: Vec<String> = plans
             .into_iter()
-            .map(|(query, plan)| (query, read(&plan.unwrap()[0]["Plan"])))
+            .map(|(query, plan)| (query, rows_read(&plan.unwrap()[0]["Plan"], "audit_events")))
             .filter(|(_, read)| *read > 22)
             .map(|(query, read)| format!("{query:?} read {read} events"))
             .collect();
@@ -449,6 +450,70 @@ mod postgres_only {
             .unwrap();
             assert!(kept.is_empty(), "{kept:?}");
         }
+    }
+
+    /// A page of a tenant's users after a cursor reads about a page, however deep the
+    /// cursor: the walk starts there (a cursor written `($n IS NULL OR id > $n)` in a
+    /// prepared statement was a filter, and page k re-read the pages before it). Here the
+    /// last page of 5,000 users, with and without a status filter.
+    #[tokio::test]
+    async fn a_page_of_users_starts_at_its_cursor() {
+        use gatehouse_core::page::PageRequest;
+        use gatehouse_core::store::UserStore;
+        use gatehouse_core::user::{Email, User, UserFilter, UserStatus};
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let a = tenant_with_key(&store, "user-pages").await;
+        let user = User::signing_up(&a, Email::parse("first@example.com").unwrap(), None, now());
+        store.create_user(&a, &user, &event(&a)).await.unwrap();
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users SELECT (jsonb_populate_record(NULL::users, to_jsonb(u) || jsonb_build_object(
+                 'id', 'usr_7' || lpad(g::text, 25, '0'), 'email', g || u.email,
+                 'email_normalized', g || u.email_normalized))).*
+             FROM users u, generate_series(1, 5000) g WHERE u.id = $1",
+        )
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        analyze(&schema, "users").await;
+        let cursor = format!("usr_7{:0>25}", 4990);
+        let deep = PageRequest { limit: 10, after: Some(cursor.clone()) };
+        let active = UserFilter { status: Some(UserStatus::Active), ..UserFilter::default() };
+        let lists = [
+            (UserFilter::default(), format!("'{a}', '{cursor}', 11")),
+            (active.clone(), format!("'{a}', '{cursor}', 'active', 11")),
+        ];
+        let mut plans = Vec::new();
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await.unwrap();
+        for (n, (filter, arguments)) in lists.iter().enumerate() {
+            let sql = gatehouse_store_postgres::testing::user_list_sql(&a, filter, &deep);
+            sqlx::query(&format!("PREPARE user_list_{n} AS {sql}")).execute(&mut *tx).await.unwrap();
+            let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE user_list_{n}({arguments})");
+            plans
+                .push((filter.clone(), sqlx::query_scalar::<_, serde_json::Value>(&explain).fetch_one(&mut *tx).await));
+        }
+        tx.rollback().await.unwrap();
+        for (filter, plan) in plans {
+            let plan = plan.unwrap();
+            assert!(rows_read(&plan[0]["Plan"], "users") <= 11, "{filter:?}: {plan}");
+        }
+        // The store's own page, and no plan of it kept for the next tenant or cursor.
+        let lister = PgStore::connect(&schema.url, 1).await.unwrap();
+        let last = lister.list_users(&a, &active, &deep).await.unwrap();
+        assert_eq!(last.data.len(), 10);
+        let mut tx = lister.tenant_tx(&a).await.unwrap();
+        let kept: Vec<String> =
+            sqlx::query_scalar("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%FROM users%'")
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        tx.rollback().await.unwrap();
+        assert!(kept.is_empty(), "{kept:?}");
     }
 
     /// Sign-ins and refreshes insert sessions and refresh tokens at thousands per second

@@ -122,7 +122,6 @@ impl AuditStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Execute;
 
     /// Every filter of the audit list is searched through an index ordered by `id`,
     /// whichever filters a caller combines: never a walk of the whole log, and no sort
@@ -130,8 +129,6 @@ mod tests {
     /// Postgres merges a page from each).
     #[tokio::test]
     async fn every_filter_of_the_list_is_searched_through_an_index() {
-        let path = std::env::temp_dir().join(format!("gatehouse-plan-{}.db", gatehouse_core::ids::EventId::generate()));
-        let store = SqliteStore::open(&format!("sqlite://{}", path.display()), 1).await.unwrap();
         let tenant = TenantId::generate();
         let page = PageRequest { after: Some("evt_x".into()), limit: 50 };
         let filters = [
@@ -145,23 +142,9 @@ mod tests {
             AuditQuery { action: Some("login.failure".into()), ..AuditQuery::default() },
             AuditQuery { actor_id: Some("usr_x".into()), ..AuditQuery::default() },
         ];
-        let mut plans = Vec::new();
-        for query in &filters {
+        for query in filters {
             let scope = crate::tenants::id_list(query.tenant_scope.as_deref());
-            let mut statement = list_statement(query, scope, &page);
-            let sql = format!("EXPLAIN QUERY PLAN {}", statement.sql());
-            // The explained statement takes the list's arguments as they are.
-            let rows = sqlx::query_with(&sql, statement.build().take_arguments().unwrap().unwrap())
-                .fetch_all(store.reader())
-                .await;
-            plans.push((query.clone(), rows));
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        for (query, rows) in plans {
-            // Each row is (id, parent, unused, detail).
-            let plan: Vec<String> = rows.unwrap().iter().map(|r| r.get::<String, _>(3)).collect();
+            let plan = crate::query_plan(&mut list_statement(&query, scope, &page)).await;
             let reads: Vec<&String> = plan.iter().filter(|step| step.contains("audit_events")).collect();
             assert!(reads.iter().all(|step| step.starts_with("SEARCH audit_events USING")), "{query:?}: {plan:?}");
             // A tenant's page of one action is searched by both, not filtered from either.

@@ -137,3 +137,22 @@ impl Store for SqliteStore {
         PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX) }
     }
 }
+
+/// `EXPLAIN QUERY PLAN` of a built statement on a fresh, migrated database: the detail
+/// of each step, for tests of the store's plans.
+#[cfg(test)]
+pub(crate) async fn query_plan(statement: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>) -> Vec<String> {
+    use sqlx::{Execute, Row};
+    let path = std::env::temp_dir().join(format!("gatehouse-plan-{}.db", gatehouse_core::ids::EventId::generate()));
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()), 1).await.unwrap();
+    let sql = format!("EXPLAIN QUERY PLAN {}", statement.sql());
+    let arguments = statement.build().take_arguments().unwrap().unwrap();
+    let rows = sqlx::query_with(&sql, arguments).fetch_all(store.reader()).await;
+    store.read.close().await;
+    store.write.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    // Each row is (id, parent, unused, detail).
+    rows.unwrap().iter().map(|row| row.get::<String, _>(3)).collect()
+}
