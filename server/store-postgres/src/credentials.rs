@@ -107,11 +107,11 @@ impl SecretKeyStore for PgStore {
     ) -> Result<Page<SecretKeyRecord>, StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = $1 AND ($2::text IS NULL OR k.id > $2)
+            "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = $1 AND k.id > $2
              ORDER BY k.id LIMIT $3"
         ))
         .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
+        .bind(page.lower_bound())
         .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
         .await
@@ -278,14 +278,12 @@ impl AdminTokenStore for PgStore {
     }
 
     async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2"
-        ))
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(self.pool())
+            .await
+            .map_err(map_err)?;
         let tokens = rows.iter().map(decode_token).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(tokens, page, |t| t.id.as_str()))
     }

@@ -384,11 +384,11 @@ impl MessagingStore for PgStore {
     async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let rows = sqlx::query(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2)
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE tenant_id = $1 AND id > $2
              ORDER BY id LIMIT $3"
         ))
         .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
+        .bind(page.lower_bound())
         .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
         .await

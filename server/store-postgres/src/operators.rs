@@ -94,14 +94,12 @@ impl OperatorStore for PgStore {
     }
 
     async fn list_operators(&self, page: &PageRequest) -> Result<Page<Operator>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM operators o WHERE ($1::TEXT IS NULL OR o.id > $1) ORDER BY o.id LIMIT $2"
-        ))
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM operators o WHERE o.id > $1 ORDER BY o.id LIMIT $2"))
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(self.pool())
+            .await
+            .map_err(map_err)?;
         let operators = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(operators, page, |o| o.id.as_str()))
     }

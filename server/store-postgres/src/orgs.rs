@@ -240,13 +240,13 @@ impl OrgStore for PgStore {
                  SELECT o.id FROM organizations o JOIN subtree s ON o.parent_id = s.id WHERE o.tenant_id = $1
              )
              SELECT {ORG_COLUMNS} FROM organizations
-             WHERE tenant_id = $1 AND ($2::TEXT IS NULL OR id > $2)
+             WHERE tenant_id = $1 AND id > $2
                AND ($3::TEXT IS NULL OR parent_id = $3)
                AND ($4::TEXT IS NULL OR id IN (SELECT id FROM subtree))
              ORDER BY id LIMIT $5"
         ))
         .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
+        .bind(page.lower_bound())
         .bind(filter.parent_id.as_ref().map(|p| p.as_str()))
         .bind(filter.subtree_of.as_ref().map(|p| p.as_str()))
         .bind(page.fetch_limit())
@@ -358,11 +358,11 @@ impl OrgStore for PgStore {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let rows = sqlx::query(
             "SELECT org_id, user_id, role, created_at AS member_created_at FROM org_members
-             WHERE tenant_id = $1 AND org_id = $2 AND ($3::TEXT IS NULL OR user_id > $3) ORDER BY user_id LIMIT $4",
+             WHERE tenant_id = $1 AND org_id = $2 AND user_id > $3 ORDER BY user_id LIMIT $4",
         )
         .bind(tenant_id.as_str())
         .bind(org_id.as_str())
-        .bind(page.after.as_deref())
+        .bind(page.lower_bound())
         .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
         .await

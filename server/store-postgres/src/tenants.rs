@@ -75,10 +75,10 @@ impl TenantStore for PgStore {
         let scope: Option<Vec<&str>> = scope.map(|ids| ids.iter().map(TenantId::as_str).collect());
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM tenants
-             WHERE deleted_at IS NULL AND ($1::text IS NULL OR id > $1) AND ($2::text[] IS NULL OR id = ANY($2))
+             WHERE deleted_at IS NULL AND id > $1 AND ($2::text[] IS NULL OR id = ANY($2))
              ORDER BY id LIMIT $3"
         ))
-        .bind(page.after.as_deref())
+        .bind(page.lower_bound())
         .bind(scope)
         .bind(page.fetch_limit())
         .fetch_all(self.pool())

@@ -516,6 +516,66 @@ mod postgres_only {
         assert!(kept.is_empty(), "{kept:?}");
     }
 
+    /// Every list with a cursor starts its index walk at the cursor, even under a generic
+    /// plan: the cursor is an index condition, `id > $n` (bound to `''` on the first
+    /// page), never the filter `($n IS NULL OR id > $n)`, with which page k re-read the
+    /// k - 1 pages before it. (Nor `id > COALESCE($n, '')`: under row-level security
+    /// Postgres keeps an expression it cannot prove leakproof out of index conditions.)
+    /// The store's own statements are explained: each list runs once on a connection
+    /// that plans generically, then its prepared statements are read back from Postgres.
+    #[tokio::test]
+    async fn every_list_starts_its_walk_at_the_cursor_under_a_generic_plan() {
+        use gatehouse_core::ids::OrganizationId;
+        use gatehouse_core::page::PageRequest;
+        use gatehouse_core::store::{
+            AdminTokenStore, MessagingStore, OperatorStore, OrgFilter, OrgStore, SecretKeyStore, TenantStore,
+        };
+        let schema = TestSchema::create().await.unwrap();
+        let generic = format!("{}%20-c%20plan_cache_mode%3Dforce_generic_plan%20-c%20enable_seqscan%3Doff", schema.url);
+        // One connection for tenant work: every list below runs on it.
+        let store = PgStore::connect(&generic, 1).await.unwrap();
+        let tenant = TenantId::generate();
+        let page = PageRequest { limit: 10, after: Some("x".into()) };
+        store.list_tenants(None, &page).await.unwrap();
+        store.list_secret_keys(&tenant, &page).await.unwrap();
+        store.list_admin_tokens(&page).await.unwrap();
+        store.list_messages(&tenant, &page).await.unwrap();
+        store.list_orgs(&tenant, &OrgFilter::default(), &page).await.unwrap();
+        store.list_members(&tenant, &OrganizationId::generate(), &page).await.unwrap();
+        store.list_operators(&page).await.unwrap();
+        let mut tx = store.tenant_tx(&tenant).await.unwrap();
+        let lists: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT name, statement, cardinality(parameter_types)::int8 FROM pg_prepared_statements
+             WHERE statement LIKE '%ORDER BY%LIMIT%'",
+        )
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let mut plans = Vec::new();
+        for (name, statement, parameters) in &lists {
+            let nulls = vec!["NULL"; usize::try_from(*parameters).unwrap()].join(", ");
+            let explain = format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})");
+            plans.push((
+                statement.clone(),
+                sqlx::query_scalar::<_, serde_json::Value>(&explain).fetch_one(&mut *tx).await,
+            ));
+        }
+        tx.rollback().await.unwrap();
+        assert_eq!(plans.len(), 7, "{lists:?}");
+        fn cursor_bounds_a_scan(node: &serde_json::Value) -> bool {
+            node["Index Cond"].as_str().is_some_and(|c| c.contains("id > $"))
+                || node["Plans"].as_array().into_iter().flatten().any(cursor_bounds_a_scan)
+        }
+        let filtered: Vec<String> = plans
+            .into_iter()
+            .map(|(statement, plan)| (statement, plan.unwrap()))
+            .filter(|(_, plan)| !cursor_bounds_a_scan(&plan[0]["Plan"]))
+            .map(|(statement, plan)| format!("{statement}\n{plan}"))
+            .collect();
+        assert!(filtered.is_empty(), "{filtered:#?}");
+    }
+
     /// Sign-ins and refreshes insert sessions and refresh tokens at thousands per second
     /// in one tenant. Their foreign keys lock the rows they point at until commit, so a
     /// key to `tenants` made every such write share a lock on the tenant's one row (a

@@ -72,6 +72,20 @@ async fn insert_key(
     if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
+/// A page of a tenant's secret keys (`?1` tenant, `?2` cursor, `?3` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
+/// so a page never re-reads the pages before it.
+pub(crate) static SECRET_KEYS_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = ?1 AND k.id > ?2
+         ORDER BY k.id LIMIT ?3"
+    )
+});
+
+/// A page of operator tokens (`?1` cursor, `?2` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
+/// so a page never re-reads the pages before it.
+pub(crate) static ADMIN_TOKENS_PAGE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE id > ?1 ORDER BY id LIMIT ?2"));
+
 #[async_trait]
 impl SecretKeyStore for SqliteStore {
     async fn create_secret_key(
@@ -104,16 +118,13 @@ impl SecretKeyStore for SqliteStore {
         tenant_id: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<SecretKeyRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = ?1 AND (?2 IS NULL OR k.id > ?2)
-             ORDER BY k.id LIMIT ?3"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.reader())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&SECRET_KEYS_PAGE)
+            .bind(tenant_id.as_str())
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(self.reader())
+            .await
+            .map_err(map_err)?;
         let keys = rows.iter().map(decode_key).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(keys, page, |k| k.id.as_str()))
     }
@@ -271,14 +282,12 @@ impl AdminTokenStore for SqliteStore {
     }
 
     async fn list_admin_tokens(&self, page: &PageRequest) -> Result<Page<AdminTokenRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2"
-        ))
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.reader())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&ADMIN_TOKENS_PAGE)
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(self.reader())
+            .await
+            .map_err(map_err)?;
         let tokens = rows.iter().map(decode_token).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(tokens, page, |t| t.id.as_str()))
     }

@@ -142,12 +142,18 @@ impl Store for SqliteStore {
 /// of each step, for tests of the store's plans.
 #[cfg(test)]
 pub(crate) async fn query_plan(statement: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>) -> Vec<String> {
-    use sqlx::{Execute, Row};
+    use sqlx::Execute;
+    let sql = statement.sql().to_owned();
+    query_plan_of(&sql, statement.build().take_arguments().unwrap().unwrap()).await
+}
+
+/// `EXPLAIN QUERY PLAN` of `sql` with `arguments` on a fresh, migrated database.
+#[cfg(test)]
+pub(crate) async fn query_plan_of(sql: &str, arguments: sqlx::sqlite::SqliteArguments<'_>) -> Vec<String> {
+    use sqlx::Row;
     let path = std::env::temp_dir().join(format!("gatehouse-plan-{}.db", gatehouse_core::ids::EventId::generate()));
     let store = SqliteStore::open(&format!("sqlite://{}", path.display()), 1).await.unwrap();
-    let sql = format!("EXPLAIN QUERY PLAN {}", statement.sql());
-    let arguments = statement.build().take_arguments().unwrap().unwrap();
-    let rows = sqlx::query_with(&sql, arguments).fetch_all(store.reader()).await;
+    let rows = sqlx::query_with(&format!("EXPLAIN QUERY PLAN {sql}"), arguments).fetch_all(store.reader()).await;
     store.read.close().await;
     store.write.close().await;
     for suffix in ["", "-wal", "-shm"] {
@@ -155,4 +161,34 @@ pub(crate) async fn query_plan(statement: &mut sqlx::QueryBuilder<'_, sqlx::Sqli
     }
     // Each row is (id, parent, unused, detail).
     rows.unwrap().iter().map(|row| row.get::<String, _>(3)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Arguments;
+
+    /// Every list with a cursor searches its index from the cursor: `id > ?` (bound to
+    /// `''` on the first page) bounds the walk, where `(? IS NULL OR id > ?)` could not,
+    /// and page k re-read the k - 1 pages before it.
+    #[tokio::test]
+    async fn every_list_starts_its_walk_at_the_cursor() {
+        let lists: [(&str, usize); 7] = [
+            (&crate::credentials::SECRET_KEYS_PAGE, 3),
+            (&crate::credentials::ADMIN_TOKENS_PAGE, 2),
+            (&crate::messaging::OUTBOX_PAGE, 3),
+            (&crate::operators::OPERATORS_PAGE, 2),
+            (&crate::orgs::ORGS_PAGE, 5),
+            (crate::orgs::MEMBERS_PAGE, 4),
+            (&crate::tenants::TENANTS_PAGE, 3),
+        ];
+        for (sql, parameters) in lists {
+            let mut arguments = sqlx::sqlite::SqliteArguments::default();
+            for _ in 0..parameters {
+                arguments.add(None::<String>).unwrap();
+            }
+            let plan = super::query_plan_of(sql, arguments).await;
+            let bounded = plan.iter().any(|step| step.starts_with("SEARCH") && step.contains("id>?)"));
+            assert!(bounded, "{sql}: {plan:?}");
+        }
+    }
 }

@@ -162,6 +162,15 @@ pub(crate) async fn insert_messages(
     Ok(())
 }
 
+/// A page of a tenant's outbox (`?1` tenant, `?2` cursor, `?3` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
+/// so a page never re-reads the pages before it.
+pub(crate) static OUTBOX_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE tenant_id = ?1 AND id > ?2
+         ORDER BY id LIMIT ?3"
+    )
+});
+
 #[async_trait]
 impl MessagingStore for SqliteStore {
     async fn issue_one_time(
@@ -395,16 +404,13 @@ impl MessagingStore for SqliteStore {
 
     async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
-             ORDER BY id LIMIT ?3"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&OUTBOX_PAGE)
+            .bind(tenant_id.as_str())
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         let records = rows.iter().map(decode_message).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(records, page, |r| r.message.id.as_str()))

@@ -45,6 +45,11 @@ fn scope_of(o: &Operator) -> Result<Option<String>, StoreError> {
     o.tenant_ids.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Backend(e.to_string()))
 }
 
+/// A page of operators (`?1` cursor, `?2` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
+/// so a page never re-reads the pages before it.
+pub(crate) static OPERATORS_PAGE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM operators o WHERE o.id > ?1 ORDER BY o.id LIMIT ?2"));
+
 #[async_trait]
 impl OperatorStore for SqliteStore {
     async fn create_operator(&self, o: &Operator, event: &AuditEvent) -> Result<(), StoreError> {
@@ -95,14 +100,12 @@ impl OperatorStore for SqliteStore {
     }
 
     async fn list_operators(&self, page: &PageRequest) -> Result<Page<Operator>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM operators o WHERE (?1 IS NULL OR o.id > ?1) ORDER BY o.id LIMIT ?2"
-        ))
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.reader())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&OPERATORS_PAGE)
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(self.reader())
+            .await
+            .map_err(map_err)?;
         let operators = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(operators, page, |o| o.id.as_str()))
     }

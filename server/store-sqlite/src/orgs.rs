@@ -167,6 +167,28 @@ async fn check_owner_left(
     Ok(())
 }
 
+/// A page of a tenant's organizations (`?1` tenant, `?2` cursor, `?3` parent, `?4` ancestor, `?5` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
+/// so a page never re-reads the pages before it.
+pub(crate) static ORGS_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE subtree (id) AS (
+             SELECT id FROM organizations WHERE tenant_id = ?1 AND parent_id = ?4
+             UNION ALL
+             SELECT o.id FROM organizations o JOIN subtree s ON o.parent_id = s.id WHERE o.tenant_id = ?1
+         )
+         SELECT {ORG_COLUMNS} FROM organizations
+         WHERE tenant_id = ?1 AND id > ?2
+           AND (?3 IS NULL OR parent_id = ?3)
+           AND (?4 IS NULL OR id IN (SELECT id FROM subtree))
+         ORDER BY id LIMIT ?5"
+    )
+});
+
+/// A page of an organization's members (`?1` tenant, `?2` organization, `?3` cursor,
+/// `?4` size), walking the primary key from the cursor.
+pub(crate) const MEMBERS_PAGE: &str = "SELECT org_id, user_id, role, created_at AS member_created_at FROM org_members
+     WHERE tenant_id = ?1 AND org_id = ?2 AND user_id > ?3 ORDER BY user_id LIMIT ?4";
+
 #[async_trait]
 impl OrgStore for SqliteStore {
     async fn create_org(
@@ -224,26 +246,15 @@ impl OrgStore for SqliteStore {
         filter: &OrgFilter,
         page: &PageRequest,
     ) -> Result<Page<Organization>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "WITH RECURSIVE subtree (id) AS (
-                 SELECT id FROM organizations WHERE tenant_id = ?1 AND parent_id = ?4
-                 UNION ALL
-                 SELECT o.id FROM organizations o JOIN subtree s ON o.parent_id = s.id WHERE o.tenant_id = ?1
-             )
-             SELECT {ORG_COLUMNS} FROM organizations
-             WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
-               AND (?3 IS NULL OR parent_id = ?3)
-               AND (?4 IS NULL OR id IN (SELECT id FROM subtree))
-             ORDER BY id LIMIT ?5"
-        ))
-        .bind(tenant_id.as_str())
-        .bind(page.after.as_deref())
-        .bind(filter.parent_id.as_ref().map(|p| p.as_str()))
-        .bind(filter.subtree_of.as_ref().map(|p| p.as_str()))
-        .bind(page.fetch_limit())
-        .fetch_all(self.reader())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&ORGS_PAGE)
+            .bind(tenant_id.as_str())
+            .bind(page.lower_bound())
+            .bind(filter.parent_id.as_ref().map(|p| p.as_str()))
+            .bind(filter.subtree_of.as_ref().map(|p| p.as_str()))
+            .bind(page.fetch_limit())
+            .fetch_all(self.reader())
+            .await
+            .map_err(map_err)?;
         let orgs = rows.iter().map(decode_org).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(orgs, page, |o| o.id.as_str()))
     }
@@ -343,17 +354,14 @@ impl OrgStore for SqliteStore {
         org_id: &OrganizationId,
         page: &PageRequest,
     ) -> Result<Page<Membership>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT org_id, user_id, role, created_at AS member_created_at FROM org_members
-             WHERE tenant_id = ?1 AND org_id = ?2 AND (?3 IS NULL OR user_id > ?3) ORDER BY user_id LIMIT ?4",
-        )
-        .bind(tenant_id.as_str())
-        .bind(org_id.as_str())
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.reader())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(MEMBERS_PAGE)
+            .bind(tenant_id.as_str())
+            .bind(org_id.as_str())
+            .bind(page.lower_bound())
+            .bind(page.fetch_limit())
+            .fetch_all(self.reader())
+            .await
+            .map_err(map_err)?;
         let members = rows.iter().map(decode_member).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(members, page, |m| m.user_id.as_str()))
     }

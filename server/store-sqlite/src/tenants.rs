@@ -38,6 +38,17 @@ pub(crate) fn id_list(ids: Option<&[TenantId]>) -> Option<String> {
     ids.map(|ids| serde_json::Value::from(ids.iter().map(TenantId::as_str).collect::<Vec<_>>()).to_string())
 }
 
+/// A page of live tenants (`?1` cursor, `?2` scope as a JSON array, `?3` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
+/// so a page never re-reads the pages before it.
+pub(crate) static TENANTS_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM tenants
+         WHERE deleted_at IS NULL AND id > ?1
+           AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
+         ORDER BY id LIMIT ?3"
+    )
+});
+
 #[async_trait]
 impl TenantStore for SqliteStore {
     async fn create_tenant(&self, tenant: &Tenant, event: &AuditEvent) -> Result<(), StoreError> {
@@ -79,18 +90,13 @@ impl TenantStore for SqliteStore {
     }
 
     async fn list_tenants(&self, scope: Option<&[TenantId]>, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenants
-             WHERE deleted_at IS NULL AND (?1 IS NULL OR id > ?1)
-               AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
-             ORDER BY id LIMIT ?3"
-        ))
-        .bind(page.after.as_deref())
-        .bind(id_list(scope))
-        .bind(page.fetch_limit())
-        .fetch_all(self.reader())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(&TENANTS_PAGE)
+            .bind(page.lower_bound())
+            .bind(id_list(scope))
+            .bind(page.fetch_limit())
+            .fetch_all(self.reader())
+            .await
+            .map_err(map_err)?;
         let tenants = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(tenants, page, |t| t.id.as_str()))
     }
