@@ -230,6 +230,23 @@ pub struct UserFilter {
     pub created_before: Option<OffsetDateTime>,
 }
 
+/// The least string above every string that starts with `prefix`, in code point order
+/// (the order of UTF-8 bytes: SQLite's `BINARY` collation, Postgres's `"C"`), so a
+/// prefix search is the range `prefix <= s < bound` of an index; `None` when no string
+/// bounds it (an empty prefix, or one of only the highest code point).
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next code point, over the surrogates (which are not chars).
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// Checks a display name: at most 200 characters, no control characters.
 pub fn check_user_name(name: Option<String>) -> Result<Option<String>, String> {
     let Some(name) = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else { return Ok(None) };
@@ -241,6 +258,23 @@ pub fn check_user_name(name: Option<String>) -> Result<Option<String>, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_prefix_is_bounded_by_its_last_code_point_plus_one() {
+        use super::prefix_upper_bound as bound;
+        assert_eq!(bound("ann"), Some("ano".into()));
+        assert_eq!(bound("a@z"), Some("a@{".into()));
+        assert_eq!(bound("jos\u{e9}"), Some("jos\u{ea}".into()));
+        assert_eq!(bound("x\u{d7ff}"), Some("x\u{e000}".into()));
+        assert_eq!(bound("x\u{10ffff}"), Some("y".into()));
+        assert_eq!(bound("\u{10ffff}\u{10ffff}"), None);
+        assert_eq!(bound(""), None);
+        // Every string with the prefix sorts below the bound, byte-wise as in "C".
+        for s in ["ann", "anna@example.com", "ann\u{10ffff}\u{10ffff}"] {
+            assert!(s.as_bytes() < bound("ann").unwrap().as_bytes());
+        }
+    }
+
     use super::*;
 
     #[test]

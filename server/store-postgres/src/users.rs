@@ -9,7 +9,7 @@ use gatehouse_core::ids::{TenantId, UserId};
 use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::passkey::SecondFactors;
 use gatehouse_core::store::{StoreError, UserStore};
-use gatehouse_core::user::{Email, User, UserFilter, UserStatus};
+use gatehouse_core::user::{Email, User, UserFilter, UserStatus, prefix_upper_bound};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
@@ -184,6 +184,12 @@ pub(crate) fn list_statement<'q>(
         sql.push(" AND id > ").push_bind(after.as_str());
     }
     if let Some(prefix) = &filter.email_prefix {
+        // A range of the (tenant_id, email_normalized) key, which sorts in code point
+        // order (migration 0020); `starts_with` keeps the match exact.
+        sql.push(" AND email_normalized >= ").push_bind(prefix.as_str());
+        if let Some(bound) = prefix_upper_bound(prefix) {
+            sql.push(" AND email_normalized < ").push_bind(bound);
+        }
         sql.push(" AND starts_with(email_normalized, ").push_bind(prefix.as_str()).push(")");
     }
     if let Some(status) = filter.status {

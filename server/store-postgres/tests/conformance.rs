@@ -455,7 +455,8 @@ mod postgres_only {
     /// A page of a tenant's users after a cursor reads about a page, however deep the
     /// cursor: the walk starts there (a cursor written `($n IS NULL OR id > $n)` in a
     /// prepared statement was a filter, and page k re-read the pages before it). Here the
-    /// last page of 5,000 users, with and without a status filter.
+    /// last page of 5,000 users, with and without a status filter, and a search by an
+    /// email prefix one user has (it read all 5,000 while the key sorted by language).
     #[tokio::test]
     async fn a_page_of_users_starts_at_its_cursor() {
         use gatehouse_core::page::PageRequest;
@@ -482,15 +483,19 @@ mod postgres_only {
         let cursor = format!("usr_7{:0>25}", 4990);
         let deep = PageRequest { limit: 10, after: Some(cursor.clone()) };
         let active = UserFilter { status: Some(UserStatus::Active), ..UserFilter::default() };
+        let first = PageRequest { limit: 10, after: None };
+        let prefix = UserFilter { email_prefix: Some("4990".into()), ..UserFilter::default() };
         let lists = [
-            (UserFilter::default(), format!("'{a}', '{cursor}', 11")),
-            (active.clone(), format!("'{a}', '{cursor}', 'active', 11")),
+            (UserFilter::default(), &deep, format!("'{a}', '{cursor}', 11")),
+            (active.clone(), &deep, format!("'{a}', '{cursor}', 'active', 11")),
+            // A search by prefix reads its range of the email key (migration 0020).
+            (prefix, &first, format!("'{a}', '4990', '4991', '4990', 11")),
         ];
         let mut plans = Vec::new();
         let mut tx = store.tenant_tx(&a).await.unwrap();
         sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await.unwrap();
-        for (n, (filter, arguments)) in lists.iter().enumerate() {
-            let sql = gatehouse_store_postgres::testing::user_list_sql(&a, filter, &deep);
+        for (n, (filter, page, arguments)) in lists.iter().enumerate() {
+            let sql = gatehouse_store_postgres::testing::user_list_sql(&a, filter, page);
             sqlx::query(&format!("PREPARE user_list_{n} AS {sql}")).execute(&mut *tx).await.unwrap();
             let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE user_list_{n}({arguments})");
             plans
@@ -501,6 +506,18 @@ mod postgres_only {
             let plan = plan.unwrap();
             assert!(rows_read(&plan[0]["Plan"], "users") <= 11, "{filter:?}: {plan}");
         }
+        // The key sorts in code point order whatever the database's default collation
+        // (under a language's, a prefix is not one range of it).
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        let collation: Option<String> = sqlx::query_scalar(
+            "SELECT collation_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'users' AND column_name = 'email_normalized'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(collation.as_deref(), Some("C"));
         // The store's own page, and no plan of it kept for the next tenant or cursor.
         let lister = PgStore::connect(&schema.url, 1).await.unwrap();
         let last = lister.list_users(&a, &active, &deep).await.unwrap();

@@ -9,7 +9,7 @@ use gatehouse_core::ids::{TenantId, UserId};
 use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::passkey::SecondFactors;
 use gatehouse_core::store::{StoreError, UserStore};
-use gatehouse_core::user::{Email, User, UserFilter, UserStatus};
+use gatehouse_core::user::{Email, User, UserFilter, UserStatus, prefix_upper_bound};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -193,6 +193,12 @@ fn list_statement<'q>(
         sql.push(" AND id > ").push_bind(after.as_str());
     }
     if let Some(prefix) = &filter.email_prefix {
+        // A range of the (tenant_id, email_normalized) key (BINARY: code point order);
+        // the `substr` comparison keeps the match exact.
+        sql.push(" AND email_normalized >= ").push_bind(prefix.as_str());
+        if let Some(bound) = prefix_upper_bound(prefix) {
+            sql.push(" AND email_normalized < ").push_bind(bound);
+        }
         sql.push(" AND substr(email_normalized, 1, length(").push_bind(prefix.as_str());
         sql.push(")) = ").push_bind(prefix.as_str());
     }
@@ -331,14 +337,22 @@ mod tests {
     async fn a_page_of_users_starts_at_its_cursor() {
         let tenant = TenantId::generate();
         let page = PageRequest { after: Some("usr_x".into()), limit: 50 };
-        let filters = [
-            UserFilter::default(),
-            UserFilter { status: Some(UserStatus::Active), email_prefix: Some("a".into()), ..UserFilter::default() },
-        ];
+        let filters = [UserFilter::default(), UserFilter { status: Some(UserStatus::Active), ..UserFilter::default() }];
         for filter in filters {
             let plan = crate::query_plan(&mut list_statement(&tenant, &filter, &page)).await;
             assert!(plan.iter().any(|step| step.contains("(tenant_id=? AND id>?)")), "{filter:?}: {plan:?}");
             assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{filter:?}: {plan:?}");
         }
+    }
+
+    /// A search by email prefix reads the range of the tenant's email key that starts
+    /// with it, not every user of the tenant.
+    #[tokio::test]
+    async fn a_search_by_email_prefix_reads_only_its_range() {
+        let tenant = TenantId::generate();
+        let filter = UserFilter { email_prefix: Some("ann".into()), ..UserFilter::default() };
+        let plan = crate::query_plan(&mut list_statement(&tenant, &filter, &PageRequest::first(50))).await;
+        let range = "(tenant_id=? AND email_normalized>? AND email_normalized<?)";
+        assert!(plan.iter().any(|step| step.starts_with("SEARCH users") && step.contains(range)), "{plan:?}");
     }
 }
