@@ -258,10 +258,11 @@ pub fn check_user_name(name: Option<String>) -> Result<Option<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_prefix_is_bounded_by_its_last_code_point_plus_one() {
-        use super::prefix_upper_bound as bound;
+        let bound = prefix_upper_bound;
         assert_eq!(bound("ann"), Some("ano".into()));
         assert_eq!(bound("a@z"), Some("a@{".into()));
         assert_eq!(bound("jos\u{e9}"), Some("jos\u{ea}".into()));
@@ -274,8 +275,6 @@ mod tests {
             assert!(s.as_bytes() < bound("ann").unwrap().as_bytes());
         }
     }
-
-    use super::*;
 
     #[test]
     fn emails_normalise_case_and_international_domains() {
