@@ -103,6 +103,17 @@ mod postgres_only {
         own + node["Plans"].as_array().into_iter().flatten().map(|child| rows_read(child, table)).sum::<u64>()
     }
 
+    /// The statements prepared on `tx`'s connection whose text is `LIKE` `pattern` (asked
+    /// unnamed, so the question is not among them).
+    async fn kept_statements(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, pattern: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT statement FROM pg_prepared_statements WHERE statement LIKE $1")
+            .bind(pattern)
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await
+            .unwrap()
+    }
+
     /// Gathers the planner's statistics of `tables` as the schema's owner (the store's
     /// role is not the owner, and Postgres skips, with a warning only, what it may not
     /// analyze).
@@ -441,13 +452,7 @@ mod postgres_only {
         }
         let (mut one, mut other) = (lister.system_tx().await.unwrap(), lister.system_tx().await.unwrap());
         for tx in [&mut one, &mut other] {
-            let kept: Vec<String> = sqlx::query_scalar(
-                "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%audit_events%'",
-            )
-            .persistent(false)
-            .fetch_all(&mut **tx)
-            .await
-            .unwrap();
+            let kept = kept_statements(tx, "%audit_events%").await;
             assert!(kept.is_empty(), "{kept:?}");
         }
     }
@@ -523,12 +528,7 @@ mod postgres_only {
         let last = lister.list_users(&a, &active, &deep).await.unwrap();
         assert_eq!(last.data.len(), 10);
         let mut tx = lister.tenant_tx(&a).await.unwrap();
-        let kept: Vec<String> =
-            sqlx::query_scalar("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%FROM users%'")
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await
-                .unwrap();
+        let kept = kept_statements(&mut tx, "%FROM users%").await;
         tx.rollback().await.unwrap();
         assert!(kept.is_empty(), "{kept:?}");
     }
