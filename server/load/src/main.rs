@@ -131,7 +131,8 @@ enum Command {
     },
     /// Password logins against the bare Argon2 ceiling in alternating slices (ceiling,
     /// logins, ceiling, …), so each ratio compares seconds-apart figures on a host whose
-    /// speed drifts by minutes. Prints each round's ratio and their median.
+    /// speed drifts by minutes. Prints each round's ratio, the CPU each login cost each
+    /// process group (from `/proc`), and the median ratio.
     LoginRatio {
         #[command(flatten)]
         server: Server,

@@ -39,10 +39,15 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
     let mut ratios = Vec::new();
     let mut rows = Vec::new();
     for _ in 0..rounds {
+        // Where each sign-in's CPU went (hashing threads, the rest of the server,
+        // Postgres, Redis, this tool), so the ratio can be read as a quotient of costs.
+        let (cpu_before, started) = (cpu_split::Snapshot::take(), Instant::now());
         let rate = login_slice(&client, &base, accounts, slice, &counter, &errors).await?;
+        let logins = (rate * started.elapsed().as_secs_f64()).round() as usize;
+        let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, logins);
         let after = ceiling_slice(slice).await?.0;
         let ratio = rate / ((before + after) / 2.0).max(f64::EPSILON);
-        rows.push(json!({"ceiling_before": rounded(before, 2), "logins_per_second": rounded(rate, 2), "ceiling_after": rounded(after, 2), "ratio": rounded(ratio, 2)}));
+        rows.push(json!({"ceiling_before": rounded(before, 2), "logins_per_second": rounded(rate, 2), "ceiling_after": rounded(after, 2), "ratio": rounded(ratio, 2), "cpu_ms_per_login": cpu}));
         ratios.push(ratio);
         before = after;
     }
