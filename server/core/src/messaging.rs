@@ -383,6 +383,33 @@ pub struct Redemption<'a> {
     pub event: &'a AuditEvent,
 }
 
+/// A password sign-up, written in one transaction: the account, its verification
+/// secret and message and `user.signup` event, and how the new user goes on.
+#[derive(Debug, Clone, Copy)]
+pub struct SignUp<'a> {
+    /// The new account.
+    pub user: &'a User,
+    /// Its email verification secret.
+    pub verification: &'a OneTimeSecret,
+    /// The messages that carry it.
+    pub messages: &'a [OutboxMessage],
+    /// The `user.signup` event.
+    pub event: &'a AuditEvent,
+    /// What is stored beside the account.
+    pub then: SignUpStart<'a>,
+}
+
+/// How a new account goes on from its sign-up.
+#[derive(Debug, Clone, Copy)]
+pub enum SignUpStart<'a> {
+    /// Nothing yet: the address must be verified before a sign-in.
+    Nothing,
+    /// A second-factor enrolment challenge (its secret and `login.mfa_required` event).
+    Challenge(&'a OneTimeSecret, &'a AuditEvent),
+    /// A session at once: the session, its first refresh token, `login.success`.
+    Session(&'a Session, &'a RefreshToken, &'a AuditEvent),
+}
+
 /// A tenant's own version of one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateOverride {

@@ -9,8 +9,8 @@ use crate::ids::{
     SessionId, TenantId, UserId,
 };
 use crate::messaging::{
-    DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, TemplateOverride,
-    UserWrite,
+    DeliveryOutcome, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose, Redemption, SignUp,
+    TemplateOverride, UserWrite,
 };
 use crate::mfa::TotpFactor;
 use crate::operator::{Operator, OperatorSession};
@@ -213,6 +213,9 @@ pub trait MessagingStore: Send + Sync {
         messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+    /// Stores a sign-up and what follows it ([`SignUp`]) in one transaction: all of it,
+    /// or nothing (`Conflict` when the email is taken).
+    async fn sign_up(&self, tenant_id: &TenantId, sign_up: &SignUp<'_>) -> Result<(), StoreError>;
     /// The live (unconsumed, unexpired) secret of this purpose with this link-token hash.
     async fn find_one_time_by_token(
         &self,

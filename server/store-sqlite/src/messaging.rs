@@ -10,7 +10,7 @@ use gatehouse_core::audit::AuditEvent;
 use gatehouse_core::ids::{MessageId, TenantId};
 use gatehouse_core::messaging::{
     Channel, DeliveryOutcome, DeliveryStatus, MessageKind, OneTimeSecret, OutboxMessage, OutboxRecord, Purpose,
-    Redemption, TemplateOverride, UserWrite,
+    Redemption, SignUp, SignUpStart, TemplateOverride, UserWrite,
 };
 use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::secret::SecretHash;
@@ -188,6 +188,32 @@ impl MessagingStore for SqliteStore {
         insert_secret(&mut tx, tenant_id, secret).await?;
         insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn sign_up(&self, tenant_id: &TenantId, sign_up: &SignUp<'_>) -> Result<(), StoreError> {
+        if let SignUpStart::Session(session, ..) = sign_up.then
+            && (session.tenant_id != *tenant_id || session.user_id != sign_up.user.id)
+        {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.write_tx().await?;
+        insert_user(&mut tx, tenant_id, sign_up.user).await?;
+        insert_secret(&mut tx, tenant_id, sign_up.verification).await?;
+        insert_messages(&mut tx, tenant_id, sign_up.messages).await?;
+        insert_event(&mut tx, sign_up.event).await?;
+        match sign_up.then {
+            SignUpStart::Nothing => {}
+            SignUpStart::Challenge(challenge, event) => {
+                insert_secret(&mut tx, tenant_id, challenge).await?;
+                insert_event(&mut tx, event).await?;
+            }
+            SignUpStart::Session(session, refresh, event) => {
+                insert_session(&mut tx, tenant_id, session).await?;
+                insert_refresh(&mut tx, tenant_id, &session.id, refresh).await?;
+                insert_event(&mut tx, event).await?;
+            }
+        }
         tx.commit().await.map_err(map_err)
     }
 

@@ -4,8 +4,8 @@
 use super::store::{event, now, tenant, user};
 use crate::ids::{MessageId, OneTimeId, TenantId, UserId};
 use crate::messaging::{
-    Channel, DeliveryOutcome, DeliveryStatus, MessageKind, OneTimeSecret, OutboxMessage, Purpose, Redemption,
-    TemplateOverride, UserWrite,
+    Channel, DeliveryOutcome, DeliveryStatus, MessageKind, OneTimeSecret, OutboxMessage, Purpose, Redemption, SignUp,
+    SignUpStart, TemplateOverride, UserWrite,
 };
 use crate::page::PageRequest;
 use crate::secret::generate_secret;
@@ -265,4 +265,120 @@ pub async fn template_overrides_round_trip_per_tenant(store: &dyn Store) {
     );
     store.delete_template(&t.id, MessageKind::MagicLink, "de", &event("d", Some(&t.id))).await.unwrap();
     assert!(store.list_templates(&t.id).await.unwrap().is_empty());
+}
+
+/// A sign-up writes the account, its verification secret, message and event, and the
+/// session (or second-factor challenge) that follows, in one transaction: a taken email
+/// or a session of another user writes none of it, and nothing of one account's sign-up
+/// reaches another tenant.
+pub async fn a_sign_up_is_stored_whole_or_not_at_all(store: &dyn Store) {
+    use crate::audit::AuditQuery;
+    use crate::secret::SecretHash;
+    use crate::session::{RefreshToken, Session};
+    let t = super::store::created(store, "signup-whole").await;
+    let start = |u: &crate::user::User| {
+        let at = now();
+        let session = Session {
+            id: crate::ids::SessionId::generate(),
+            tenant_id: t.id.clone(),
+            user_id: u.id.clone(),
+            created_at: at,
+            last_seen_at: at,
+            expires_at: at + Duration::days(30),
+            auth_time: at,
+            amr: vec!["pwd".into()],
+            ip: None,
+            user_agent: None,
+            revoked_at: None,
+            org_id: None,
+        };
+        let token = generate_secret("rt_");
+        (session, RefreshToken { hash: token.hash, created_at: at, expires_at: at + Duration::days(30) })
+    };
+    let events = |action: &'static str| {
+        let query = AuditQuery { tenant_id: Some(t.id.clone()), action: Some(action.into()), ..AuditQuery::default() };
+        async move { store.list_audit_events(&query, &PageRequest::first(50)).await.unwrap().data.len() }
+    };
+
+    // With a session.
+    let u = user(&t.id, "whole@example.com");
+    let (verification, token) = secret(&t.id, Some(&u.id), Purpose::VerifyEmail, "whole@example.com");
+    let (session, first) = start(&u);
+    let (signed_up, signed_in) = (event("user.signup", Some(&t.id)), event("login.success", Some(&t.id)));
+    let messages = [message(&t.id, "whole@example.com")];
+    let sign_up = SignUp {
+        user: &u,
+        verification: &verification,
+        messages: &messages,
+        event: &signed_up,
+        then: SignUpStart::Session(&session, &first, &signed_in),
+    };
+    store.sign_up(&t.id, &sign_up).await.unwrap();
+    assert_eq!(store.get_user(&t.id, &u.id).await.unwrap(), u);
+    let found = store.find_one_time_by_token(&t.id, Purpose::VerifyEmail, &SecretHash::of(&token), now()).await;
+    assert_eq!(found.unwrap(), Some(verification.clone()));
+    assert_eq!(store.get_session(&t.id, &session.id).await.unwrap().user_id, u.id);
+    assert_eq!(store.list_messages(&t.id, &PageRequest::first(50)).await.unwrap().data.len(), 1);
+    assert_eq!((events("user.signup").await, events("login.success").await), (1, 1));
+
+    // The same address again (another case): nothing of it is written.
+    let again = user(&t.id, "WHOLE@example.com");
+    let (verification2, token2) = secret(&t.id, Some(&again.id), Purpose::VerifyEmail, "WHOLE@example.com");
+    let (session2, first2) = start(&again);
+    let messages2 = [message(&t.id, "WHOLE@example.com")];
+    let (signed_up2, signed_in2) = (event("user.signup", Some(&t.id)), event("login.success", Some(&t.id)));
+    let taken = SignUp {
+        user: &again,
+        verification: &verification2,
+        messages: &messages2,
+        event: &signed_up2,
+        then: SignUpStart::Session(&session2, &first2, &signed_in2),
+    };
+    assert!(matches!(store.sign_up(&t.id, &taken).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(store.get_session(&t.id, &session2.id).await, Err(StoreError::NotFound));
+    let found = store.find_one_time_by_token(&t.id, Purpose::VerifyEmail, &SecretHash::of(&token2), now()).await;
+    assert_eq!(found.unwrap(), None);
+    assert_eq!(store.list_messages(&t.id, &PageRequest::first(50)).await.unwrap().data.len(), 1);
+    assert_eq!((events("user.signup").await, events("login.success").await), (1, 1));
+
+    // A session that is not the new user's: refused, and the account is not stored.
+    let other = user(&t.id, "other@example.com");
+    let (verification3, _) = secret(&t.id, Some(&other.id), Purpose::VerifyEmail, "other@example.com");
+    let signed_up3 = event("user.signup", Some(&t.id));
+    let mismatched = SignUp {
+        user: &other,
+        verification: &verification3,
+        messages: &[],
+        event: &signed_up3,
+        then: SignUpStart::Session(&session2, &first2, &signed_in2),
+    };
+    assert_eq!(store.sign_up(&t.id, &mismatched).await, Err(StoreError::NotFound));
+    assert_eq!(store.get_user(&t.id, &other.id).await, Err(StoreError::NotFound));
+
+    // With a second-factor challenge instead, or with nothing yet.
+    let (challenge, challenge_token) = secret(&t.id, Some(&other.id), Purpose::MfaChallenge, "other@example.com");
+    let enrol = event("login.mfa_required", Some(&t.id));
+    let with_challenge = SignUp { then: SignUpStart::Challenge(&challenge, &enrol), ..mismatched };
+    store.sign_up(&t.id, &with_challenge).await.unwrap();
+    let hash = SecretHash::of(&challenge_token);
+    assert!(store.find_one_time_by_token(&t.id, Purpose::MfaChallenge, &hash, now()).await.unwrap().is_some());
+    assert_eq!(events("login.mfa_required").await, 1);
+    let quiet = user(&t.id, "quiet@example.com");
+    let (verification4, _) = secret(&t.id, Some(&quiet.id), Purpose::VerifyEmail, "quiet@example.com");
+    let signed_up4 = event("user.signup", Some(&t.id));
+    let nothing = SignUp {
+        user: &quiet,
+        verification: &verification4,
+        messages: &[],
+        event: &signed_up4,
+        then: SignUpStart::Nothing,
+    };
+    store.sign_up(&t.id, &nothing).await.unwrap();
+    assert_eq!(store.get_user(&t.id, &quiet.id).await.unwrap(), quiet);
+    assert_eq!((events("user.signup").await, events("login.success").await), (3, 1));
+
+    // Another tenant sees none of it.
+    let elsewhere = super::store::created(store, "signup-elsewhere").await;
+    assert_eq!(store.get_user(&elsewhere.id, &u.id).await, Err(StoreError::NotFound));
+    assert_eq!(store.get_session(&elsewhere.id, &session.id).await, Err(StoreError::NotFound));
 }

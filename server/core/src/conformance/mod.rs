@@ -65,6 +65,7 @@ macro_rules! store_conformance_tests {
             code_attempts_are_capped_and_redemption_is_atomic,
             outbox_messages_are_claimed_once_and_finished,
             template_overrides_round_trip_per_tenant,
+            a_sign_up_is_stored_whole_or_not_at_all,
         );
         $crate::store_conformance_tests!(@in mfa $make;
             totp_steps_are_accepted_once_and_in_order,

@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::ephemeral::{Count, EphemeralError, EphemeralStore};
 use crate::error::{FieldError, ServiceError};
 use crate::ids::{SessionId, UserId};
+use crate::messaging::{SignUp, SignUpStart};
 use crate::passkey::SecondFactors;
 use crate::password::{PasswordHasher, Verified, check_policy};
 use crate::secret::{SecretHash, SecretString, generate_secret};
@@ -56,18 +57,6 @@ pub struct TokenSet {
     pub refresh_token: SecretString,
     /// The user.
     pub user: User,
-}
-
-/// How a session starts.
-#[derive(Debug, Clone, Copy)]
-enum SignIn {
-    /// Right after sign-up (the user row was just written).
-    Signup,
-    /// Password sign-in; the user's sign-in time (and maybe hash) must be saved.
-    Login {
-        /// Whether the stored hash was upgraded.
-        rehashed: bool,
-    },
 }
 
 /// A sign-in completed by redeeming a one-time secret (a code, a link, a challenge, an
@@ -220,14 +209,36 @@ impl AuthService {
             Some(user.id.as_str()),
             serde_json::json!({ "verification_message_id": verification.message.id }),
         );
-        let stored = self
-            .store
-            .issue_one_time(&tenant.id, Some(&user), &verification.secret, &[verification.message], &event)
-            .await;
-        match stored {
+        // How the account goes on is decided before it is stored, so that it is stored
+        // with it: the verification first, else a second factor to enrol (a new account
+        // has none), else a session. One transaction either way.
+        let verify_first = tenant.settings.require_verified_email;
+        let challenge = if verify_first {
+            None
+        } else {
+            super::mfa::challenge_with(tenant, &user, SecondFactors::default(), &["pwd"], now)
+        };
+        let challenge_event = challenge.as_ref().map(|(_, challenge)| {
+            let data = serde_json::json!({ "factors": challenge.factors, "enrollment_required": true });
+            AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data)
+        });
+        let session = (!verify_first && challenge.is_none()).then(|| self.new_session(tenant, ctx, &user.id, &["pwd"]));
+        let login_event = session.as_ref().map(|(session, ..)| {
+            let data = serde_json::json!({ "session_id": session.id, "via": "signup" });
+            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data)
+        });
+        let then = match (&challenge, &challenge_event, &session, &login_event) {
+            (Some((secret, _)), Some(event), _, _) => SignUpStart::Challenge(secret, event),
+            (_, _, Some((session, first, _)), Some(event)) => SignUpStart::Session(session, first, event),
+            _ => SignUpStart::Nothing,
+        };
+        let messages = [verification.message];
+        let sign_up =
+            SignUp { user: &user, verification: &verification.secret, messages: &messages, event: &event, then };
+        match self.store.sign_up(&tenant.id, &sign_up).await {
             Ok(()) => self.messenger.queued(),
             Err(StoreError::Conflict { constraint }) => {
-                if tenant.settings.require_verified_email {
+                if verify_first {
                     // Answer exactly as for a new account, revealing nothing.
                     return Ok(SignupOutcome::VerificationRequired);
                 }
@@ -235,18 +246,11 @@ impl AuthService {
             }
             Err(e) => return Err(e.into()),
         }
-        if tenant.settings.require_verified_email {
-            return Ok(SignupOutcome::VerificationRequired);
-        }
-        if let Some((secret, challenge)) =
-            super::mfa::challenge_for(self.store.as_ref(), tenant, &user, &["pwd"], now).await?
-        {
-            let data = serde_json::json!({ "factors": challenge.factors, "enrollment_required": true });
-            let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
-            self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+        if let Some((_, challenge)) = challenge {
             return Ok(SignupOutcome::MfaRequired(challenge));
         }
-        let tokens = self.start_session(tenant, ctx, user, SignIn::Signup).await?;
+        let Some((session, _, refresh_token)) = session else { return Ok(SignupOutcome::VerificationRequired) };
+        let tokens = self.token_set(tenant, user, &session, refresh_token).await?;
         Ok(SignupOutcome::SignedIn(Box::new(tokens)))
     }
 
@@ -323,7 +327,7 @@ impl AuthService {
             user.password_hash = Some(new_hash);
             user.updated_at = now;
         }
-        let tokens = self.start_session(tenant, ctx, user, SignIn::Login { rehashed }).await?;
+        let tokens = self.start_session(tenant, ctx, user, rehashed).await?;
         Ok(LoginOutcome::SignedIn(Box::new(tokens)))
     }
 
@@ -778,30 +782,21 @@ impl AuthService {
         self.ephemeral.cache_delete(&format!("{key}:locked")).await.map_err(unavailable)
     }
 
+    /// Ends a password sign-in: the sign-in time (and an upgraded hash, `rehashed`), the
+    /// session, its first refresh token and `login.success` in one transaction.
     async fn start_session(
         &self,
         tenant: &Tenant,
         ctx: &RequestContext,
         user: User,
-        how: SignIn,
+        rehashed: bool,
     ) -> Result<TokenSet, ServiceError> {
-        let settings = &tenant.settings;
         let (session, first, secret) = self.new_session(tenant, ctx, &user.id, &["pwd"]);
-        let now = session.created_at;
-        let data = match how {
-            SignIn::Signup => serde_json::json!({ "session_id": session.id, "via": "signup" }),
-            SignIn::Login { rehashed } => {
-                serde_json::json!({ "session_id": session.id, "via": "password", "password_rehashed": rehashed })
-            }
-        };
-        let event = AuditEvent::by_user(now, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
-        match how {
-            // One transaction: sign-in time, upgraded hash, session, refresh token, event.
-            SignIn::Login { .. } => self.store.record_login(&tenant.id, &user, &session, &first, &event).await?,
-            SignIn::Signup => self.store.create_session(&tenant.id, &session, &first, &event).await?,
-        }
-        let access_token = self.access_token(tenant, &user, &session).await?;
-        Ok(TokenSet { access_token, expires_in: settings.access_token_ttl_seconds, refresh_token: secret, user })
+        let data = serde_json::json!({ "session_id": session.id, "via": "password", "password_rehashed": rehashed });
+        let event =
+            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
+        self.store.record_login(&tenant.id, &user, &session, &first, &event).await?;
+        self.token_set(tenant, user, &session, secret).await
     }
 
     fn new_refresh_token(&self, tenant: &Tenant, now: time::OffsetDateTime) -> (RefreshToken, SecretString) {
