@@ -202,13 +202,12 @@ pub trait UserStore: Send + Sync {
 /// One-time secrets, the message outbox and tenant message templates.
 #[async_trait]
 pub trait MessagingStore: Send + Sync {
-    /// Stores a secret and the messages that carry it, in one transaction, after
-    /// `new_user` if given (sign-up with verification). Live secrets of the same purpose
-    /// and target are consumed (superseded) first, so only the newest link or code works.
+    /// Stores a secret and the messages that carry it, in one transaction. Live secrets
+    /// of the same purpose and target are consumed (superseded) first, so only the newest
+    /// link or code works. (A sign-up's secret goes with its account: [`Self::sign_up`].)
     async fn issue_one_time(
         &self,
         tenant_id: &TenantId,
-        new_user: Option<&User>,
         secret: &OneTimeSecret,
         messages: &[OutboxMessage],
         event: &AuditEvent,

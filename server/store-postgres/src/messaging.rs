@@ -14,7 +14,6 @@ use gatehouse_core::messaging::{
 use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{MessagingStore, StoreError};
-use gatehouse_core::user::User;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
@@ -166,15 +165,11 @@ impl MessagingStore for PgStore {
     async fn issue_one_time(
         &self,
         tenant_id: &TenantId,
-        new_user: Option<&User>,
         secret: &OneTimeSecret,
         messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        if let Some(user) = new_user {
-            insert_user(&mut tx, tenant_id, user).await?;
-        }
         insert_secret(&mut tx, tenant_id, secret).await?;
         insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;

@@ -15,7 +15,6 @@ use gatehouse_core::messaging::{
 use gatehouse_core::page::{Page, PageRequest};
 use gatehouse_core::secret::SecretHash;
 use gatehouse_core::store::{MessagingStore, StoreError};
-use gatehouse_core::user::User;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
@@ -176,15 +175,11 @@ impl MessagingStore for SqliteStore {
     async fn issue_one_time(
         &self,
         tenant_id: &TenantId,
-        new_user: Option<&User>,
         secret: &OneTimeSecret,
         messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        if let Some(user) = new_user {
-            insert_user(&mut tx, tenant_id, user).await?;
-        }
         insert_secret(&mut tx, tenant_id, secret).await?;
         insert_messages(&mut tx, tenant_id, messages).await?;
         insert_event(&mut tx, event).await?;

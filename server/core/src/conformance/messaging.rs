@@ -73,7 +73,7 @@ pub async fn one_time_secrets_are_single_use_and_superseded(store: &dyn Store) {
     let (other, _) = setup(store, "ots-other").await;
     let (s1, token1) = secret(&t.id, Some(&u.id), Purpose::PasswordReset, "ots@example.com");
     let ev = event("x", Some(&t.id));
-    store.issue_one_time(&t.id, None, &s1, &[message(&t.id, "ots@example.com")], &ev).await.unwrap();
+    store.issue_one_time(&t.id, &s1, &[message(&t.id, "ots@example.com")], &ev).await.unwrap();
     let hash1 = crate::secret::SecretHash::of(&token1);
     let found = store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().unwrap();
     assert_eq!(found, s1);
@@ -92,7 +92,7 @@ pub async fn one_time_secrets_are_single_use_and_superseded(store: &dyn Store) {
     assert!(store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, later).await.unwrap().is_none());
     // A second reset supersedes the first.
     let (s2, token2) = secret(&t.id, Some(&u.id), Purpose::PasswordReset, "ots@example.com");
-    store.issue_one_time(&t.id, None, &s2, &[], &event("y", Some(&t.id))).await.unwrap();
+    store.issue_one_time(&t.id, &s2, &[], &event("y", Some(&t.id))).await.unwrap();
     assert!(store.find_one_time_by_token(&t.id, Purpose::PasswordReset, &hash1, now()).await.unwrap().is_none());
     assert_eq!(
         store.redeem_one_time(&t.id, &redemption(&s1.id, &event("z", Some(&t.id)))).await,
@@ -114,7 +114,7 @@ pub async fn one_time_secrets_are_single_use_and_superseded(store: &dyn Store) {
 pub async fn parallel_redemptions_have_exactly_one_winner(store: &dyn Store) {
     let (t, u) = setup(store, "ots-race").await;
     let (s, _) = secret(&t.id, Some(&u.id), Purpose::MagicLink, "ots-race@example.com");
-    store.issue_one_time(&t.id, None, &s, &[], &event("x", Some(&t.id))).await.unwrap();
+    store.issue_one_time(&t.id, &s, &[], &event("x", Some(&t.id))).await.unwrap();
     let attempts = (0..10).map(|i| {
         let (t, u, s) = (t.clone(), u.clone(), s.clone());
         async move {
@@ -161,7 +161,7 @@ pub async fn parallel_redemptions_have_exactly_one_winner(store: &dyn Store) {
 pub async fn code_attempts_are_capped_and_redemption_is_atomic(store: &dyn Store) {
     let (t, u) = setup(store, "ots-code").await;
     let (s, _) = secret(&t.id, Some(&u.id), Purpose::EmailLogin, "ots-code@example.com");
-    store.issue_one_time(&t.id, None, &s, &[], &event("x", Some(&t.id))).await.unwrap();
+    store.issue_one_time(&t.id, &s, &[], &event("x", Some(&t.id))).await.unwrap();
     let guesses =
         (0..8).map(|_| store.attempt_one_time_code(&t.id, Purpose::EmailLogin, "ots-code@example.com", now()));
     let results = futures::future::join_all(guesses).await;
@@ -173,18 +173,13 @@ pub async fn code_attempts_are_capped_and_redemption_is_atomic(store: &dyn Store
     );
     // Rollback: inserting a user whose email exists fails, and the secret stays live.
     let (s2, _) = secret(&t.id, None, Purpose::EmailLogin, "ots-code@example.com");
-    store.issue_one_time(&t.id, None, &s2, &[], &event("x", Some(&t.id))).await.unwrap();
+    store.issue_one_time(&t.id, &s2, &[], &event("x", Some(&t.id))).await.unwrap();
     let duplicate = user(&t.id, "OTS-code@example.com");
     let ev = event("login.success", Some(&t.id));
     let r = Redemption { user: UserWrite::Insert(&duplicate), ..redemption(&s2.id, &ev) };
     assert!(matches!(store.redeem_one_time(&t.id, &r).await, Err(StoreError::Conflict { .. })));
     let again = store.attempt_one_time_code(&t.id, Purpose::EmailLogin, "ots-code@example.com", now()).await.unwrap();
     assert_eq!(again.map(|s| s.id), Some(s2.id));
-    // A user created with its verification secret is all or nothing too.
-    let (s3, _) = secret(&t.id, None, Purpose::VerifyEmail, "new@example.com");
-    let taken = user(&t.id, "ots-code@example.com");
-    assert!(store.issue_one_time(&t.id, Some(&taken), &s3, &[message(&t.id, "x@example.com")], &ev).await.is_err());
-    assert!(store.list_messages(&t.id, &PageRequest::first(50)).await.unwrap().data.is_empty());
 }
 
 /// Due messages are claimed once under a lease, re-claimed only after it lapses, and

@@ -318,7 +318,7 @@ impl AuthService {
                 "enrollment_required": challenge.enrollment_required,
             });
             let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
-            self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+            self.store.issue_one_time(&tenant.id, &secret, &[], &event).await?;
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
         user.last_login_at = Some(now);
@@ -550,7 +550,7 @@ impl AuthService {
         };
         let data = serde_json::json!({ "method": method, "session_id": session.id });
         let event = AuditEvent::by_user(now, ctx, "step_up.issued", &tenant.id, Some(user.id.as_str()), data);
-        self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+        self.store.issue_one_time(&tenant.id, &secret, &[], &event).await?;
         Ok(token.value)
     }
 
@@ -755,7 +755,7 @@ impl AuthService {
                 "amr": amr,
             });
             let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
-            self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+            self.store.issue_one_time(&tenant.id, &secret, &[], &event).await?;
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
         let (session, first, secret) = self.new_session(tenant, ctx, &user.id, amr);

@@ -177,7 +177,7 @@ impl Messenger {
         data["message_id"] = serde_json::Value::String(prepared.message.id.to_string());
         let event =
             crate::audit::AuditEvent::by_user(now, ctx, action, &tenant.id, user_id.as_ref().map(UserId::as_str), data);
-        self.store.issue_one_time(&tenant.id, None, &prepared.secret, &[prepared.message], &event).await?;
+        self.store.issue_one_time(&tenant.id, &prepared.secret, &[prepared.message], &event).await?;
         self.queued();
         Ok(())
     }

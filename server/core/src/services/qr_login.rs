@@ -100,7 +100,7 @@ impl QrLoginService {
             consumed_at: None,
         };
         let event = AuditEvent::by_user(now, ctx, "qr_login.started", &tenant.id, None, serde_json::json!({}));
-        self.store.issue_one_time(&tenant.id, None, &secret, &[], &event).await?;
+        self.store.issue_one_time(&tenant.id, &secret, &[], &event).await?;
         let qr_url = format!("{}/t/{}/qr?code={}", self.public_url, tenant.slug.as_str(), code.value.expose());
         let qr = qrcode::QrCode::new(qr_url.as_bytes()).map_err(ServiceError::internal)?;
         let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build();

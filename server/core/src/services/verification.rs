@@ -156,7 +156,7 @@ impl VerificationService {
             Some(user.id.as_str()),
             serde_json::json!({ "message_id": prepared.message.id }),
         );
-        self.store.issue_one_time(&tenant.id, None, &prepared.secret, &[prepared.message], &event).await?;
+        self.store.issue_one_time(&tenant.id, &prepared.secret, &[prepared.message], &event).await?;
         self.messenger.queued();
         Ok(())
     }
