@@ -195,6 +195,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     );
     let jobs = vec![
         tokio::spawn(rotate_keys_on_schedule(state.services.keys.clone(), state.config.key_rotation_check)),
+        tokio::spawn(sweep_sessions_on_schedule(state.services.auth.clone(), SESSION_SWEEP_EVERY)),
         tokio::spawn(crate::delivery::run(
             delivery,
             state.config.delivery_poll,
@@ -242,6 +243,25 @@ async fn rotate_keys_on_schedule(keys: gatehouse_core::services::KeyService, eve
             Ok(0) => {}
             Ok(n) => tracing::info!(rotated = n, "scheduled signing-key rotation"),
             Err(e) => tracing::warn!(error = %e, "scheduled signing-key rotation failed"),
+        }
+    }
+}
+
+/// How often ended sessions are swept (ADR 23).
+const SESSION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Every `every`, deletes the sessions that ended more than a retention period ago, with
+/// their refresh tokens (ADR 23). Every replica runs this; each batch deletes what is
+/// still there, so replicas only share the work.
+async fn sweep_sessions_on_schedule(auth: gatehouse_core::services::AuthService, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match auth.sweep_ended_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "swept ended sessions"),
+            Err(e) => tracing::warn!(error = %e, "sweeping ended sessions failed"),
         }
     }
 }

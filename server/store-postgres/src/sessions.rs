@@ -236,6 +236,23 @@ impl SessionStore for PgStore {
         decode(&row)
     }
 
+    async fn sweep_ended_sessions(&self, ended_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        // Found through `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021);
+        // the refresh tokens follow by their key's cascade.
+        let mut tx = self.system_tx().await?;
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN (
+                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+        )
+        .bind(ended_before)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn rotate_refresh_token(
         &self,
         tenant_id: &TenantId,

@@ -269,24 +269,11 @@ pub async fn template_overrides_round_trip_per_tenant(store: &dyn Store) {
 pub async fn a_sign_up_is_stored_whole_or_not_at_all(store: &dyn Store) {
     use crate::audit::AuditQuery;
     use crate::secret::SecretHash;
-    use crate::session::{RefreshToken, Session};
+    use crate::session::RefreshToken;
     let t = super::store::created(store, "signup-whole").await;
     let start = |u: &crate::user::User| {
         let at = now();
-        let session = Session {
-            id: crate::ids::SessionId::generate(),
-            tenant_id: t.id.clone(),
-            user_id: u.id.clone(),
-            created_at: at,
-            last_seen_at: at,
-            expires_at: at + Duration::days(30),
-            auth_time: at,
-            amr: vec!["pwd".into()],
-            ip: None,
-            user_agent: None,
-            revoked_at: None,
-            org_id: None,
-        };
+        let session = super::sessions::session_of(&t.id, &u.id, at, at + Duration::days(30));
         let token = generate_secret("rt_");
         (session, RefreshToken { hash: token.hash, created_at: at, expires_at: at + Duration::days(30) })
     };

@@ -54,6 +54,7 @@ macro_rules! store_conformance_tests {
             users_list_and_revoke_only_their_own_sessions,
             a_spent_refresh_token_within_the_grace_window_returns_the_same_successor,
             sign_ins_are_recorded_in_one_transaction,
+            ended_sessions_are_swept_with_their_tokens,
         );
         $crate::store_conformance_tests!(@in signing_keys $make;
             signing_keys_rotate_through_next_active_retired,

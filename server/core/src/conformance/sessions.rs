@@ -24,6 +24,30 @@ fn refresh(expires_in: Duration) -> (RefreshToken, SecretHash) {
     (RefreshToken { hash: secret.hash.clone(), created_at: at, expires_at: at + expires_in }, secret.hash)
 }
 
+/// A password session of `user_id`, started at `at` and ending at `expires_at`, live
+/// (no device recorded).
+pub(crate) fn session_of(
+    tenant_id: &crate::ids::TenantId,
+    user_id: &crate::ids::UserId,
+    at: time::OffsetDateTime,
+    expires_at: time::OffsetDateTime,
+) -> Session {
+    Session {
+        id: crate::ids::SessionId::generate(),
+        tenant_id: tenant_id.clone(),
+        user_id: user_id.clone(),
+        created_at: at,
+        last_seen_at: at,
+        expires_at,
+        auth_time: at,
+        amr: vec!["pwd".into()],
+        ip: None,
+        user_agent: None,
+        revoked_at: None,
+        org_id: None,
+    }
+}
+
 async fn signed_in(store: &dyn Store, name: &str) -> (Tenant, User, Session, SecretHash) {
     let t = created(store, name).await;
     let u = user(&t.id, &format!("{name}@example.com"));
@@ -280,4 +304,61 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
         store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO, &rotated).await.unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
+}
+
+/// Sessions that ended before the cut-off — expired, or revoked — are deleted with their
+/// refresh tokens, at most `limit` per call and in every tenant; live sessions and those
+/// that ended after the cut-off stay.
+pub async fn ended_sessions_are_swept_with_their_tokens(store: &dyn Store) {
+    let t = created(store, "sweep").await;
+    let other = created(store, "sweep-other").await;
+    let (u, w) = (user(&t.id, "sweep@example.com"), user(&other.id, "sweep@example.com"));
+    store.create_user(&t.id, &u, &event("user.create", Some(&t.id))).await.unwrap();
+    store.create_user(&other.id, &w, &event("user.create", Some(&other.id))).await.unwrap();
+    let start = |tenant: &Tenant, user: &User, created: i64, expires: i64| {
+        let (tenant, user) = (tenant.clone(), user.clone());
+        async move {
+            let at = now() + Duration::days(created);
+            let session = session_of(&tenant.id, &user.id, at, now() + Duration::days(expires));
+            let (first, hash) = refresh(Duration::days(60));
+            store
+                .create_session(&tenant.id, &session, &first, &event("login.success", Some(&tenant.id)))
+                .await
+                .unwrap();
+            (session, hash)
+        }
+    };
+    let live = start(&t, &u, 0, 30).await;
+    let expired_long_ago = start(&t, &u, -40, -10).await;
+    let expired_lately = start(&t, &u, -31, -1).await;
+    let revoked_long_ago = start(&t, &u, -20, 10).await;
+    let revoked_lately = start(&t, &u, -20, 10).await;
+    let elsewhere = start(&other, &w, -40, -10).await;
+    for ((session, hash), days_ago) in [(&revoked_long_ago, 8), (&revoked_lately, 1)] {
+        let at = now() - Duration::days(days_ago);
+        let revoked = store.revoke_session_by_refresh_token(&session.tenant_id, hash, at, "sign_out").await.unwrap();
+        assert_eq!(revoked.map(|s| s.id), Some(session.id.clone()));
+    }
+
+    // Three sessions ended more than seven days ago, one of them in the other tenant.
+    let cutoff = now() - Duration::days(7);
+    assert_eq!(store.sweep_ended_sessions(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.sweep_ended_sessions(cutoff, 2).await.unwrap(), 1);
+    assert_eq!(store.sweep_ended_sessions(cutoff, 2).await.unwrap(), 0);
+    for (session, hash) in [&expired_long_ago, &revoked_long_ago, &elsewhere] {
+        assert_eq!(store.get_session(&session.tenant_id, &session.id).await, Err(StoreError::NotFound));
+        let (next, _) = refresh(Duration::days(7));
+        let outcome = store
+            .rotate_refresh_token(&session.tenant_id, hash, &next, b"sealed", now(), Duration::ZERO, &rotated)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, RefreshOutcome::Invalid), "{outcome:?}");
+    }
+    for (session, _) in [&live, &expired_lately, &revoked_lately] {
+        assert_eq!(store.get_session(&t.id, &session.id).await.unwrap().id, session.id);
+    }
+    let (next, _) = refresh(Duration::days(7));
+    let outcome =
+        store.rotate_refresh_token(&t.id, &live.1, &next, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Rotated { .. }), "{outcome:?}");
 }

@@ -45,6 +45,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 const FAILURE_MEMORY: Duration = Duration::from_secs(60 * 60);
 /// The window of every per-IP limit.
 const PER_IP_WINDOW: Duration = Duration::from_secs(60);
+/// How long an ended (expired or revoked) session and its refresh tokens are kept before
+/// the sweep deletes them: long enough to answer "why was I signed out" from the session
+/// list and audit trail, short enough that spent tokens do not pile up.
+pub const ENDED_SESSION_RETENTION: time::Duration = time::Duration::days(7);
+/// Sessions deleted per statement of a sweep (a short transaction each).
+const SWEEP_BATCH: u32 = 1_000;
+/// Statements per sweep at most; what is left waits for the next one.
+const SWEEP_BATCHES: u32 = 100;
 
 /// Tokens handed to a signed-in client.
 #[derive(Debug, Clone)]
@@ -767,6 +775,22 @@ impl AuthService {
         self.store.record_login(&tenant.id, &user, &session, &first, &event).await?;
         let tokens = self.token_set(tenant, user, &session, secret).await?;
         Ok(LoginOutcome::SignedIn(Box::new(tokens)))
+    }
+
+    /// Deletes the sessions of every tenant that ended more than
+    /// [`ENDED_SESSION_RETENTION`] ago, with their refresh tokens, a batch per statement;
+    /// how many sessions went. Every replica may run it: a batch deletes what is there.
+    pub async fn sweep_ended_sessions(&self) -> Result<u64, ServiceError> {
+        let ended_before = self.clock.now() - ENDED_SESSION_RETENTION;
+        let mut swept = 0;
+        for _ in 0..SWEEP_BATCHES {
+            let deleted = self.store.sweep_ended_sessions(ended_before, SWEEP_BATCH).await?;
+            swept += deleted;
+            if deleted < u64::from(SWEEP_BATCH) {
+                break;
+            }
+        }
+        Ok(swept)
     }
 
     /// Records an audit event on its own.
