@@ -238,11 +238,12 @@ impl SessionStore for PgStore {
 
     async fn sweep_ended_sessions(&self, ended_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         // Found through `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021);
-        // the refresh tokens follow by their key's cascade.
+        // the refresh tokens follow by their key's cascade. SKIP LOCKED: replicas sweeping
+        // at once take different sessions, rather than wait on (or deadlock over) the same.
         let mut tx = self.system_tx().await?;
         let done = sqlx::query(
             "DELETE FROM sessions WHERE id IN (
-                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
         .bind(ended_before)
         .bind(i64::from(limit))
