@@ -240,10 +240,14 @@ impl SessionStore for PgStore {
         // Found through `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021);
         // the refresh tokens follow by their key's cascade. SKIP LOCKED: replicas sweeping
         // at once take different sessions, rather than wait on (or deadlock over) the same.
+        // The batch is chosen once (a materialized CTE): as `id IN (SELECT … LIMIT n FOR
+        // UPDATE SKIP LOCKED)` the subquery may run again, skip what it locked itself, and
+        // return more than `n`.
         let mut tx = self.system_tx().await?;
         let done = sqlx::query(
-            "DELETE FROM sessions WHERE id IN (
-                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            "WITH batch AS MATERIALIZED (
+                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+             DELETE FROM sessions s USING batch WHERE s.id = batch.id",
         )
         .bind(ended_before)
         .bind(i64::from(limit))
