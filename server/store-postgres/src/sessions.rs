@@ -166,6 +166,11 @@ async fn revoke(
     Ok(())
 }
 
+/// One batch of the sweep of ended sessions (`$1` ended before, `$2` batch size).
+pub(crate) const SWEEP: &str = "WITH batch AS MATERIALIZED (
+         SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+     DELETE FROM sessions s USING batch WHERE s.id = batch.id";
+
 #[async_trait]
 impl SessionStore for PgStore {
     async fn create_session(
@@ -242,18 +247,16 @@ impl SessionStore for PgStore {
         // at once take different sessions, rather than wait on (or deadlock over) the same.
         // The batch is chosen once (a materialized CTE): as `id IN (SELECT … LIMIT n FOR
         // UPDATE SKIP LOCKED)` the subquery may run again, skip what it locked itself, and
-        // return more than `n`.
+        // return more than `n`. Unnamed, so planned for its cut-off each time: a generic
+        // plan cannot tell how few sessions ended, and reads them all.
         let mut tx = self.system_tx().await?;
-        let done = sqlx::query(
-            "WITH batch AS MATERIALIZED (
-                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
-             DELETE FROM sessions s USING batch WHERE s.id = batch.id",
-        )
-        .bind(ended_before)
-        .bind(i64::from(limit))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query(SWEEP)
+            .persistent(false)
+            .bind(ended_before)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected())
     }

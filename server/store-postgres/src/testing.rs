@@ -38,6 +38,12 @@ pub fn user_list_sql(
     crate::users::list_statement(tenant_id, filter, page).sql().to_owned()
 }
 
+/// One batch of the sweep of ended sessions (`$1` ended before, `$2` batch size), for
+/// tests of its plan.
+pub fn session_sweep_sql() -> &'static str {
+    crate::sessions::SWEEP
+}
+
 /// A migrated, empty schema of its own.
 #[derive(Debug)]
 pub struct TestSchema {

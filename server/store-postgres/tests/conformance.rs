@@ -593,6 +593,58 @@ mod postgres_only {
         assert!(filtered.is_empty(), "{filtered:#?}");
     }
 
+    /// A sweep of ended sessions reads the ended ones through their indexes, not every
+    /// session: here three ended among 5,000 live sessions, which a sequential scan would
+    /// read in full every ten minutes on every replica.
+    #[tokio::test]
+    async fn the_session_sweep_reads_only_ended_sessions() {
+        use gatehouse_core::session::RefreshToken;
+        use gatehouse_core::store::{SessionStore, UserStore};
+        use gatehouse_core::user::{Email, User};
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let a = tenant_with_key(&store, "sweep-plan").await;
+        let user = User::signing_up(&a, Email::parse("sweep@example.com").unwrap(), None, now());
+        store.create_user(&a, &user, &event(&a)).await.unwrap();
+        let live = live_session(&a, &user.id);
+        let token = |days| RefreshToken {
+            hash: generate_secret("rt_").hash,
+            created_at: now(),
+            expires_at: now() + time::Duration::days(days),
+        };
+        store.create_session(&a, &live, &token(1), &event(&a)).await.unwrap();
+        for _ in 0..3 {
+            let mut ended = live_session(&a, &user.id);
+            ended.expires_at = now() - time::Duration::days(10);
+            store.create_session(&a, &ended, &token(1), &event(&a)).await.unwrap();
+        }
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions SELECT (jsonb_populate_record(NULL::sessions, to_jsonb(s) || jsonb_build_object(
+                 'id', s.id || '_' || g))).*
+             FROM sessions s, generate_series(1, 5000) g WHERE s.id = $1",
+        )
+        .bind(live.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        analyze(&schema, "sessions").await;
+        let sweep = gatehouse_store_postgres::testing::session_sweep_sql();
+        let mut tx = store.system_tx().await.unwrap();
+        sqlx::query(&format!("PREPARE sweep(timestamptz, int8) AS {sweep}")).execute(&mut *tx).await.unwrap();
+        // The store sends it unnamed: planned for its cut-off, as a custom plan is.
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await.unwrap();
+        let explain = "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE sweep(now() - interval '7 days', 1000)";
+        let plan = sqlx::query_scalar::<_, serde_json::Value>(explain).fetch_one(&mut *tx).await;
+        tx.rollback().await.unwrap();
+        let plan = plan.unwrap();
+        // The three ended sessions, then each again by key for the delete.
+        assert!(rows_read(&plan[0]["Plan"], "sessions") <= 6, "{plan}");
+        // And the store's sweep deletes exactly those three.
+        assert_eq!(store.sweep_ended_sessions(now() - time::Duration::days(7), 1000).await.unwrap(), 3);
+    }
+
     /// Sign-ins and refreshes insert sessions and refresh tokens at thousands per second
     /// in one tenant. Their foreign keys lock the rows they point at until commit, so a
     /// key to `tenants` made every such write share a lock on the tenant's one row (a
