@@ -260,7 +260,7 @@ async fn sweep_sessions_on_schedule(auth: gatehouse_core::services::AuthService,
         ticker.tick().await;
         match auth.sweep_ended_sessions().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "swept ended sessions"),
+            Ok(n) => tracing::info!(rows = n, "swept ended sessions and their refresh tokens"),
             Err(e) => tracing::warn!(error = %e, "sweeping ended sessions failed"),
         }
     }

@@ -356,8 +356,9 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// One session.
     async fn get_session(&self, tenant_id: &TenantId, session_id: &SessionId) -> Result<Session, StoreError>;
-    /// Deletes at most `limit` sessions, of any tenant, that ended — expired, or were
-    /// revoked — before `ended_before`, with their refresh tokens; how many sessions went.
+    /// Deletes what is left of sessions, of any tenant, that ended — expired, or were
+    /// revoked — before `ended_before`: their refresh tokens first, then the sessions, at
+    /// most `limit` rows in all; how many rows went (fewer than `limit`: nothing is left).
     async fn sweep_ended_sessions(&self, ended_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
     /// Spends `presented` and stores `successor` in the same session, atomically, keeping
     /// `successor_sealed` with the spent token. Presented again within `grace` of being

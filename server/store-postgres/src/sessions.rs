@@ -166,8 +166,19 @@ async fn revoke(
     Ok(())
 }
 
-/// One batch of the sweep of ended sessions (`$1` ended before, `$2` batch size).
-pub(crate) const SWEEP: &str = "WITH batch AS MATERIALIZED (
+/// One batch of the sweep's first step: refresh tokens of sessions that ended before
+/// `$1`, at most `$2` of them. Each batch is chosen once (a materialized CTE): as
+/// `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` the subquery may run again, skip what
+/// it locked itself, and return more than `n`.
+pub(crate) const SWEEP_TOKENS: &str = "WITH batch AS MATERIALIZED (
+         SELECT r.token_hash FROM sessions s
+         JOIN refresh_tokens r ON r.tenant_id = s.tenant_id AND r.session_id = s.id
+         WHERE s.expires_at < $1 OR s.revoked_at < $1 LIMIT $2 FOR UPDATE OF r SKIP LOCKED)
+     DELETE FROM refresh_tokens t USING batch WHERE t.token_hash = batch.token_hash";
+
+/// One batch of the sweep's second step: sessions that ended before `$1`, at most `$2`
+/// of them (what tokens they still have go by the key's cascade).
+pub(crate) const SWEEP_SESSIONS: &str = "WITH batch AS MATERIALIZED (
          SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
      DELETE FROM sessions s USING batch WHERE s.id = batch.id";
 
@@ -242,23 +253,31 @@ impl SessionStore for PgStore {
     }
 
     async fn sweep_ended_sessions(&self, ended_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        // Found through `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021);
-        // the refresh tokens follow by their key's cascade. SKIP LOCKED: replicas sweeping
-        // at once take different sessions, rather than wait on (or deadlock over) the same.
-        // The batch is chosen once (a materialized CTE): as `id IN (SELECT … LIMIT n FOR
-        // UPDATE SKIP LOCKED)` the subquery may run again, skip what it locked itself, and
-        // return more than `n`. Unnamed, so planned for its cut-off each time: a generic
-        // plan cannot tell how few sessions ended, and reads them all.
+        // Tokens first, so a batch is bounded in rows however many tokens a session has
+        // (a session refreshed all month keeps thousands); sessions once their tokens are
+        // (nearly) gone. Found through `sessions_expires_at_idx` and
+        // `sessions_revoked_at_idx` (0021), then the tokens' session index. SKIP LOCKED:
+        // replicas sweeping at once take different rows rather than wait on (or deadlock
+        // over) the same. Unnamed, so planned for the cut-off at hand: a generic plan
+        // cannot tell how few sessions ended, and reads them all.
         let mut tx = self.system_tx().await?;
-        let done = sqlx::query(SWEEP)
-            .persistent(false)
-            .bind(ended_before)
-            .bind(i64::from(limit))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let mut swept = 0;
+        for statement in [SWEEP_TOKENS, SWEEP_SESSIONS] {
+            let left = i64::from(limit) - i64::try_from(swept).unwrap_or(i64::MAX);
+            if left <= 0 {
+                break;
+            }
+            let done = sqlx::query(statement)
+                .persistent(false)
+                .bind(ended_before)
+                .bind(left)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            swept += done.rows_affected();
+        }
         tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected())
+        Ok(swept)
     }
 
     async fn rotate_refresh_token(

@@ -38,10 +38,10 @@ pub fn user_list_sql(
     crate::users::list_statement(tenant_id, filter, page).sql().to_owned()
 }
 
-/// One batch of the sweep of ended sessions (`$1` ended before, `$2` batch size), for
-/// tests of its plan.
-pub fn session_sweep_sql() -> &'static str {
-    crate::sessions::SWEEP
+/// The sweep of ended sessions' two statements, tokens then sessions (`$1` ended
+/// before, `$2` batch size), for tests of their plans.
+pub fn session_sweep_sql() -> [&'static str; 2] {
+    [crate::sessions::SWEEP_TOKENS, crate::sessions::SWEEP_SESSIONS]
 }
 
 /// A migrated, empty schema of its own.

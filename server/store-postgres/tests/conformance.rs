@@ -630,19 +630,29 @@ mod postgres_only {
         .unwrap();
         tx.commit().await.unwrap();
         analyze(&schema, "sessions").await;
-        let sweep = gatehouse_store_postgres::testing::session_sweep_sql();
+        let [tokens, sessions] = gatehouse_store_postgres::testing::session_sweep_sql();
         let mut tx = store.system_tx().await.unwrap();
-        sqlx::query(&format!("PREPARE sweep(timestamptz, int8) AS {sweep}")).execute(&mut *tx).await.unwrap();
-        // The store sends it unnamed: planned for its cut-off, as a custom plan is.
+        // The store sends them unnamed: planned for the cut-off, as a custom plan is.
         sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await.unwrap();
-        let explain = "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE sweep(now() - interval '7 days', 1000)";
-        let plan = sqlx::query_scalar::<_, serde_json::Value>(explain).fetch_one(&mut *tx).await;
+        let mut plans = Vec::new();
+        for (n, statement) in [tokens, sessions].into_iter().enumerate() {
+            sqlx::query(&format!("PREPARE sweep_{n}(timestamptz, int8) AS {statement}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE sweep_{n}(now() - interval '7 days', 1000)");
+            plans.push(sqlx::query_scalar::<_, serde_json::Value>(&explain).fetch_one(&mut *tx).await);
+        }
         tx.rollback().await.unwrap();
-        let plan = plan.unwrap();
-        // The three ended sessions, then each again by key for the delete.
-        assert!(rows_read(&plan[0]["Plan"], "sessions") <= 6, "{plan}");
-        // And the store's sweep deletes exactly those three.
-        assert_eq!(store.sweep_ended_sessions(now() - time::Duration::days(7), 1000).await.unwrap(), 3);
+        for plan in plans {
+            let plan = plan.unwrap();
+            // The three ended sessions (then each again by key for the delete), and their
+            // three tokens.
+            assert!(rows_read(&plan[0]["Plan"], "sessions") <= 6, "{plan}");
+            assert!(rows_read(&plan[0]["Plan"], "refresh_tokens") <= 6, "{plan}");
+        }
+        // And the store's sweep deletes exactly those three sessions and three tokens.
+        assert_eq!(store.sweep_ended_sessions(now() - time::Duration::days(7), 1000).await.unwrap(), 6);
     }
 
     /// Sign-ins and refreshes insert sessions and refresh tokens at thousands per second

@@ -198,20 +198,28 @@ impl SessionStore for SqliteStore {
     }
 
     async fn sweep_ended_sessions(&self, ended_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        // Found through `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021);
-        // the refresh tokens follow by their key's cascade.
+        // Tokens first, so a batch (and the one writer's time) is bounded in rows however
+        // many tokens a session has; sessions once their tokens are gone. Found through
+        // `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021).
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let mut swept = 0;
+        for statement in [
+            "DELETE FROM refresh_tokens WHERE token_hash IN (
+                 SELECT r.token_hash FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id
+                 WHERE s.expires_at < ?1 OR s.revoked_at < ?1 LIMIT ?2)",
             "DELETE FROM sessions WHERE id IN (
                  SELECT id FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1 LIMIT ?2)",
-        )
-        .bind(enc(ended_before))
-        .bind(i64::from(limit))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        ] {
+            let left = i64::from(limit) - i64::try_from(swept).unwrap_or(i64::MAX);
+            if left <= 0 {
+                break;
+            }
+            let done =
+                sqlx::query(statement).bind(enc(ended_before)).bind(left).execute(&mut *tx).await.map_err(map_err)?;
+            swept += done.rows_affected();
+        }
         tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected())
+        Ok(swept)
     }
 
     async fn rotate_refresh_token(

@@ -307,8 +307,8 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
 }
 
 /// Sessions that ended before the cut-off — expired, or revoked — are deleted with their
-/// refresh tokens, at most `limit` per call and in every tenant; live sessions and those
-/// that ended after the cut-off stay.
+/// refresh tokens, at most `limit` rows per call and in every tenant; live sessions and
+/// those that ended after the cut-off stay.
 pub async fn ended_sessions_are_swept_with_their_tokens(store: &dyn Store) {
     let t = created(store, "sweep").await;
     let other = created(store, "sweep-other").await;
@@ -340,10 +340,19 @@ pub async fn ended_sessions_are_swept_with_their_tokens(store: &dyn Store) {
         assert_eq!(revoked.map(|s| s.id), Some(session.id.clone()));
     }
 
-    // Three sessions ended more than seven days ago, one of them in the other tenant.
+    // Three sessions ended more than seven days ago, one of them in the other tenant:
+    // their three tokens, then the three sessions, at most two rows a call.
     let cutoff = now() - Duration::days(7);
-    assert_eq!(store.sweep_ended_sessions(cutoff, 2).await.unwrap(), 2);
-    assert_eq!(store.sweep_ended_sessions(cutoff, 2).await.unwrap(), 1);
+    let mut calls = Vec::new();
+    while calls.len() < 10 {
+        let swept = store.sweep_ended_sessions(cutoff, 2).await.unwrap();
+        calls.push(swept);
+        if swept < 2 {
+            break;
+        }
+    }
+    assert!(calls.iter().all(|n| *n <= 2), "{calls:?}");
+    assert_eq!(calls.iter().sum::<u64>(), 6, "{calls:?}");
     assert_eq!(store.sweep_ended_sessions(cutoff, 2).await.unwrap(), 0);
     for (session, hash) in [&expired_long_ago, &revoked_long_ago, &elsewhere] {
         assert_eq!(store.get_session(&session.tenant_id, &session.id).await, Err(StoreError::NotFound));

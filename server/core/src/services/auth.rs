@@ -49,9 +49,9 @@ const PER_IP_WINDOW: Duration = Duration::from_secs(60);
 /// the sweep deletes them: long enough to answer "why was I signed out" from the session
 /// list and audit trail, short enough that spent tokens do not pile up.
 pub const ENDED_SESSION_RETENTION: time::Duration = time::Duration::days(7);
-/// Sessions deleted per statement of a sweep (a short transaction each).
+/// Rows (refresh tokens, then sessions) deleted per transaction of a sweep.
 const SWEEP_BATCH: u32 = 1_000;
-/// Statements per sweep at most; what is left waits for the next one.
+/// Transactions per sweep at most; what is left waits for the next one.
 const SWEEP_BATCHES: u32 = 100;
 
 /// Tokens handed to a signed-in client.
@@ -778,8 +778,9 @@ impl AuthService {
     }
 
     /// Deletes the sessions of every tenant that ended more than
-    /// [`ENDED_SESSION_RETENTION`] ago, with their refresh tokens, a batch per statement;
-    /// how many sessions went. Every replica may run it: a batch deletes what is there.
+    /// [`ENDED_SESSION_RETENTION`] ago, with their refresh tokens, in short transactions
+    /// of a bounded number of rows; how many rows went. Every replica may run it: a batch
+    /// deletes what is there.
     pub async fn sweep_ended_sessions(&self) -> Result<u64, ServiceError> {
         let ended_before = self.clock.now() - ENDED_SESSION_RETENTION;
         let mut swept = 0;
