@@ -251,7 +251,7 @@ async fn rotate_keys_on_schedule(keys: gatehouse_core::services::KeyService, eve
 const SESSION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Every `every`, deletes the sessions that ended more than a retention period ago, with
-/// their refresh tokens (ADR 23). Every replica runs this; each batch deletes what is
+/// their refresh tokens, and the one-time secrets that expired that long ago (ADR 23). Every replica runs this; each batch deletes what is
 /// still there, so replicas only share the work.
 async fn sweep_sessions_on_schedule(auth: gatehouse_core::services::AuthService, every: std::time::Duration) {
     let mut ticker = tokio::time::interval(every);
@@ -262,6 +262,11 @@ async fn sweep_sessions_on_schedule(auth: gatehouse_core::services::AuthService,
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "swept ended sessions and their refresh tokens"),
             Err(e) => tracing::warn!(error = %e, "sweeping ended sessions failed"),
+        }
+        match auth.sweep_expired_one_time_secrets().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(secrets = n, "swept expired one-time secrets"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired one-time secrets failed"),
         }
     }
 }

@@ -212,6 +212,9 @@ pub trait MessagingStore: Send + Sync {
         messages: &[OutboxMessage],
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+    /// Deletes at most `limit` one-time secrets, of any tenant, that expired before
+    /// `expired_before` (consumed or not); how many went.
+    async fn sweep_expired_one_time(&self, expired_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
     /// Stores a sign-up and what follows it ([`SignUp`]) in one transaction: all of it,
     /// or nothing (`Conflict` when the email is taken).
     async fn sign_up(&self, tenant_id: &TenantId, sign_up: &SignUp<'_>) -> Result<(), StoreError>;

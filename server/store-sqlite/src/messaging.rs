@@ -212,6 +212,22 @@ impl MessagingStore for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn sweep_expired_one_time(&self, expired_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        // Found through `one_time_secrets_expires_at_idx` (0022).
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "DELETE FROM one_time_secrets WHERE id IN (
+                 SELECT id FROM one_time_secrets WHERE expires_at < ?1 LIMIT ?2)",
+        )
+        .bind(enc(expired_before))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn find_one_time_by_token(
         &self,
         tenant_id: &TenantId,

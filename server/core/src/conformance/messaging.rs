@@ -364,3 +364,42 @@ pub async fn a_sign_up_is_stored_whole_or_not_at_all(store: &dyn Store) {
     assert_eq!(store.get_user(&elsewhere.id, &u.id).await, Err(StoreError::NotFound));
     assert_eq!(store.get_session(&elsewhere.id, &session.id).await, Err(StoreError::NotFound));
 }
+
+/// One-time secrets that expired before the cut-off — consumed or not — are deleted, at
+/// most `limit` per call and in every tenant; live ones and those that expired after the
+/// cut-off stay, and a deleted one's token is simply unknown.
+pub async fn expired_one_time_secrets_are_swept(store: &dyn Store) {
+    use crate::secret::SecretHash;
+    let (t, u) = setup(store, "ots-sweep").await;
+    let (other, w) = setup(store, "ots-sweep-other").await;
+    let issued = |tenant: &crate::tenant::Tenant, user: &crate::user::User, target: &str, expired_days_ago: i64| {
+        let (mut s, token) = secret(&tenant.id, Some(&user.id), Purpose::MagicLink, target);
+        s.created_at = now() - Duration::days(expired_days_ago + 1);
+        s.expires_at = now() - Duration::days(expired_days_ago);
+        (s, token)
+    };
+    let live = secret(&t.id, Some(&u.id), Purpose::MagicLink, "live@example.com");
+    let lately = issued(&t, &u, "lately@example.com", 1);
+    let long_ago = [
+        issued(&t, &u, "old1@example.com", 10),
+        issued(&t, &u, "old2@example.com", 30),
+        issued(&other, &w, "old3@example.com", 10),
+    ];
+    for (s, _) in [&live, &lately].into_iter().chain(&long_ago) {
+        store.issue_one_time(&s.tenant_id, s, &[], &event("x", Some(&s.tenant_id))).await.unwrap();
+    }
+    let cutoff = now() - Duration::days(7);
+    assert_eq!(store.sweep_expired_one_time(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.sweep_expired_one_time(cutoff, 2).await.unwrap(), 1);
+    assert_eq!(store.sweep_expired_one_time(cutoff, 2).await.unwrap(), 0);
+    let ever = now() - Duration::days(60);
+    for (s, token) in &long_ago {
+        let hash = SecretHash::of(token);
+        assert_eq!(store.find_one_time_by_token(&s.tenant_id, Purpose::MagicLink, &hash, ever).await.unwrap(), None);
+    }
+    for (s, token) in [&live, &lately] {
+        let hash = SecretHash::of(token);
+        let found = store.find_one_time_by_token(&t.id, Purpose::MagicLink, &hash, ever).await.unwrap();
+        assert_eq!(found.map(|f| f.id), Some(s.id.clone()));
+    }
+}
