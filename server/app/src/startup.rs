@@ -195,7 +195,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     );
     let jobs = vec![
         tokio::spawn(rotate_keys_on_schedule(state.services.keys.clone(), state.config.key_rotation_check)),
-        tokio::spawn(sweep_sessions_on_schedule(state.services.auth.clone(), SESSION_SWEEP_EVERY)),
+        tokio::spawn(sweep_on_schedule(
+            gatehouse_core::services::Retention::new(state.store.clone(), state.clock.clone()),
+            SWEEP_EVERY,
+        )),
         tokio::spawn(crate::delivery::run(
             delivery,
             state.config.delivery_poll,
@@ -247,23 +250,24 @@ async fn rotate_keys_on_schedule(keys: gatehouse_core::services::KeyService, eve
     }
 }
 
-/// How often ended sessions are swept (ADR 23).
-const SESSION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// How often what ended is swept (ADR 23).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// Every `every`, deletes the sessions that ended more than a retention period ago, with
-/// their refresh tokens, and the one-time secrets that expired that long ago (ADR 23). Every replica runs this; each batch deletes what is
-/// still there, so replicas only share the work.
-async fn sweep_sessions_on_schedule(auth: gatehouse_core::services::AuthService, every: std::time::Duration) {
+/// Every `every`, deletes the sessions that ended a retention period ago, with their
+/// refresh tokens, and the one-time secrets that expired that long ago (ADR 23). Every
+/// replica runs this; each batch deletes what is still there, so replicas only share
+/// the work.
+async fn sweep_on_schedule(retention: gatehouse_core::services::Retention, every: std::time::Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match auth.sweep_ended_sessions().await {
+        match retention.sweep_ended_sessions().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "swept ended sessions and their refresh tokens"),
             Err(e) => tracing::warn!(error = %e, "sweeping ended sessions failed"),
         }
-        match auth.sweep_expired_one_time_secrets().await {
+        match retention.sweep_expired_one_time_secrets().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(secrets = n, "swept expired one-time secrets"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired one-time secrets failed"),

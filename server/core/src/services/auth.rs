@@ -45,33 +45,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 const FAILURE_MEMORY: Duration = Duration::from_secs(60 * 60);
 /// The window of every per-IP limit.
 const PER_IP_WINDOW: Duration = Duration::from_secs(60);
-/// How long an ended (expired or revoked) session and its refresh tokens are kept before
-/// the sweep deletes them: long enough to answer "why was I signed out" from the session
-/// list and audit trail, short enough that spent tokens do not pile up.
-pub const ENDED_SESSION_RETENTION: time::Duration = time::Duration::days(7);
-/// Rows (refresh tokens, then sessions) deleted per transaction of a sweep.
-const SWEEP_BATCH: u32 = 1_000;
-/// Transactions per sweep at most; what is left waits for the next one.
-const SWEEP_BATCHES: u32 = 100;
-
-/// Runs one batch of a sweep after another until a batch deletes fewer than
-/// [`SWEEP_BATCH`] rows (nothing is left), at most [`SWEEP_BATCHES`] times; the rows
-/// deleted in all.
-async fn in_batches<F, B>(mut batch: F) -> Result<u64, ServiceError>
-where
-    F: FnMut() -> B,
-    B: std::future::Future<Output = Result<u64, StoreError>>,
-{
-    let mut swept = 0;
-    for _ in 0..SWEEP_BATCHES {
-        let deleted = batch().await?;
-        swept += deleted;
-        if deleted < u64::from(SWEEP_BATCH) {
-            break;
-        }
-    }
-    Ok(swept)
-}
 
 /// Tokens handed to a signed-in client.
 #[derive(Debug, Clone)]
@@ -794,23 +767,6 @@ impl AuthService {
         self.store.record_login(&tenant.id, &user, &session, &first, &event).await?;
         let tokens = self.token_set(tenant, user, &session, secret).await?;
         Ok(LoginOutcome::SignedIn(Box::new(tokens)))
-    }
-
-    /// Deletes the sessions of every tenant that ended more than
-    /// [`ENDED_SESSION_RETENTION`] ago, with their refresh tokens, in short transactions
-    /// of a bounded number of rows; how many rows went. Every replica may run it: a batch
-    /// deletes what is there.
-    pub async fn sweep_ended_sessions(&self) -> Result<u64, ServiceError> {
-        let ended_before = self.clock.now() - ENDED_SESSION_RETENTION;
-        in_batches(|| self.store.sweep_ended_sessions(ended_before, SWEEP_BATCH)).await
-    }
-
-    /// Deletes the one-time secrets (links, codes, challenges) of every tenant that expired
-    /// more than [`ENDED_SESSION_RETENTION`] ago, in batches; how many went. A link or
-    /// code of a deleted secret is unknown, which is answered as an expired one is.
-    pub async fn sweep_expired_one_time_secrets(&self) -> Result<u64, ServiceError> {
-        let expired_before = self.clock.now() - ENDED_SESSION_RETENTION;
-        in_batches(|| self.store.sweep_expired_one_time(expired_before, SWEEP_BATCH)).await
     }
 
     /// Records an audit event on its own.
