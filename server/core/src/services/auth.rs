@@ -59,6 +59,17 @@ pub struct TokenSet {
     pub user: User,
 }
 
+/// How a new account goes on after its sign-up (what [`SignUpStart`] stores, with what
+/// the caller then needs).
+enum NewAccountNext {
+    /// The address must be verified first.
+    Verify,
+    /// A second factor to enrol: its challenge secret, the challenge, `login.mfa_required`.
+    Enrol(crate::messaging::OneTimeSecret, super::mfa::Challenge, AuditEvent),
+    /// A session: it, its first refresh token and that token's secret, `login.success`.
+    Session(Session, RefreshToken, SecretString, AuditEvent),
+}
+
 /// A sign-in completed by redeeming a one-time secret (a code, a link, a challenge, an
 /// approval): see [`AuthService::redeem_into_session`].
 #[derive(Debug)]
@@ -213,24 +224,25 @@ impl AuthService {
         // with it: the verification first, else a second factor to enrol (a new account
         // has none), else a session. One transaction either way.
         let verify_first = tenant.settings.require_verified_email;
-        let challenge = if verify_first {
-            None
-        } else {
+        let next = if verify_first {
+            NewAccountNext::Verify
+        } else if let Some((secret, challenge)) =
             super::mfa::challenge_with(tenant, &user, SecondFactors::default(), &["pwd"], now)
-        };
-        let challenge_event = challenge.as_ref().map(|(_, challenge)| {
+        {
             let data = serde_json::json!({ "factors": challenge.factors, "enrollment_required": true });
-            AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data)
-        });
-        let session = (!verify_first && challenge.is_none()).then(|| self.new_session(tenant, ctx, &user.id, &["pwd"]));
-        let login_event = session.as_ref().map(|(session, ..)| {
+            let event = AuditEvent::by_user(now, ctx, "login.mfa_required", &tenant.id, Some(user.id.as_str()), data);
+            NewAccountNext::Enrol(secret, challenge, event)
+        } else {
+            let (session, first, refresh_token) = self.new_session(tenant, ctx, &user.id, &["pwd"]);
             let data = serde_json::json!({ "session_id": session.id, "via": "signup" });
-            AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data)
-        });
-        let then = match (&challenge, &challenge_event, &session, &login_event) {
-            (Some((secret, _)), Some(event), _, _) => SignUpStart::Challenge(secret, event),
-            (_, _, Some((session, first, _)), Some(event)) => SignUpStart::Session(session, first, event),
-            _ => SignUpStart::Nothing,
+            let event =
+                AuditEvent::by_user(session.created_at, ctx, "login.success", &tenant.id, Some(user.id.as_str()), data);
+            NewAccountNext::Session(session, first, refresh_token, event)
+        };
+        let then = match &next {
+            NewAccountNext::Verify => SignUpStart::Nothing,
+            NewAccountNext::Enrol(secret, _, event) => SignUpStart::Challenge(secret, event),
+            NewAccountNext::Session(session, first, _, event) => SignUpStart::Session(session, first, event),
         };
         let messages = [verification.message];
         let sign_up =
@@ -246,12 +258,14 @@ impl AuthService {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Some((_, challenge)) = challenge {
-            return Ok(SignupOutcome::MfaRequired(challenge));
+        match next {
+            NewAccountNext::Verify => Ok(SignupOutcome::VerificationRequired),
+            NewAccountNext::Enrol(_, challenge, _) => Ok(SignupOutcome::MfaRequired(challenge)),
+            NewAccountNext::Session(session, _, refresh_token, _) => {
+                let tokens = self.token_set(tenant, user, &session, refresh_token).await?;
+                Ok(SignupOutcome::SignedIn(Box::new(tokens)))
+            }
         }
-        let Some((session, _, refresh_token)) = session else { return Ok(SignupOutcome::VerificationRequired) };
-        let tokens = self.token_set(tenant, user, &session, refresh_token).await?;
-        Ok(SignupOutcome::SignedIn(Box::new(tokens)))
     }
 
     /// Signs in with email and password.
