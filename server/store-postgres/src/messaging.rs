@@ -203,9 +203,8 @@ impl MessagingStore for PgStore {
     }
 
     async fn sweep_expired_one_time(&self, expired_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        // Found through `one_time_secrets_expires_at_idx` (0022).
-        // Unnamed, so planned for the cut-off at hand (ADR 23); SKIP LOCKED and a batch
-        // chosen once, as for sessions.
+        // Found through `one_time_secrets_expires_at_idx` (0022); unnamed, so planned for
+        // the cut-off at hand; SKIP LOCKED and a batch chosen once, as for sessions (ADR 23).
         let mut tx = self.system_tx().await?;
         let done = sqlx::query(
             "WITH batch AS MATERIALIZED (

@@ -72,8 +72,9 @@ async fn insert_key(
     if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
-/// A page of a tenant's secret keys (`?1` tenant, `?2` cursor, `?3` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
-/// so a page never re-reads the pages before it.
+/// A page of a tenant's secret keys (`?1` tenant, `?2` cursor, `?3` size).
+/// The cursor bounds the index walk (`id > ?2`, `''` on the first page), so a page
+/// never re-reads the pages before it.
 pub(crate) static SECRET_KEYS_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {KEY_COLUMNS} FROM secret_keys k WHERE k.tenant_id = ?1 AND k.id > ?2
@@ -81,8 +82,9 @@ pub(crate) static SECRET_KEYS_PAGE: std::sync::LazyLock<String> = std::sync::Laz
     )
 });
 
-/// A page of operator tokens (`?1` cursor, `?2` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
-/// so a page never re-reads the pages before it.
+/// A page of operator tokens (`?1` cursor, `?2` size).
+/// The cursor bounds the index walk (`id > ?1`, `''` on the first page), so a page
+/// never re-reads the pages before it.
 pub(crate) static ADMIN_TOKENS_PAGE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE id > ?1 ORDER BY id LIMIT ?2"));
 

@@ -161,8 +161,9 @@ pub(crate) async fn insert_messages(
     Ok(())
 }
 
-/// A page of a tenant's outbox (`?1` tenant, `?2` cursor, `?3` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
-/// so a page never re-reads the pages before it.
+/// A page of a tenant's outbox (`?1` tenant, `?2` cursor, `?3` size).
+/// The cursor bounds the index walk (`id > ?2`, `''` on the first page), so a page
+/// never re-reads the pages before it.
 pub(crate) static OUTBOX_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE tenant_id = ?1 AND id > ?2

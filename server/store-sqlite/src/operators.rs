@@ -45,8 +45,9 @@ fn scope_of(o: &Operator) -> Result<Option<String>, StoreError> {
     o.tenant_ids.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-/// A page of operators (`?1` cursor, `?2` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
-/// so a page never re-reads the pages before it.
+/// A page of operators (`?1` cursor, `?2` size).
+/// The cursor bounds the index walk (`id > ?1`, `''` on the first page), so a page
+/// never re-reads the pages before it.
 pub(crate) static OPERATORS_PAGE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM operators o WHERE o.id > ?1 ORDER BY o.id LIMIT ?2"));
 

@@ -167,8 +167,10 @@ async fn check_owner_left(
     Ok(())
 }
 
-/// A page of a tenant's organizations (`?1` tenant, `?2` cursor, `?3` parent, `?4` ancestor, `?5` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
-/// so a page never re-reads the pages before it.
+/// A page of a tenant's organizations (`?1` tenant, `?2` cursor, `?3` parent, `?4` ancestor,
+/// `?5` size).
+/// The cursor bounds the index walk (`id > ?2`, `''` on the first page), so a page
+/// never re-reads the pages before it.
 pub(crate) static ORGS_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH RECURSIVE subtree (id) AS (

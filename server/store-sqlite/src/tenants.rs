@@ -38,8 +38,9 @@ pub(crate) fn id_list(ids: Option<&[TenantId]>) -> Option<String> {
     ids.map(|ids| serde_json::Value::from(ids.iter().map(TenantId::as_str).collect::<Vec<_>>()).to_string())
 }
 
-/// A page of live tenants (`?1` cursor, `?2` scope as a JSON array, `?3` size). The cursor bounds the index walk (`id > ?2`, `''` on the first page),
-/// so a page never re-reads the pages before it.
+/// A page of live tenants (`?1` cursor, `?2` scope as a JSON array, `?3` size).
+/// The cursor bounds the index walk (`id > ?1`, `''` on the first page), so a page
+/// never re-reads the pages before it.
 pub(crate) static TENANTS_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {COLUMNS} FROM tenants
