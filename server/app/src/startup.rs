@@ -260,6 +260,7 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60)
 async fn sweep_on_schedule(retention: gatehouse_core::services::Retention, every: std::time::Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; a start (or restart) need not sweep
     loop {
         ticker.tick().await;
         match retention.sweep_ended_sessions().await {
