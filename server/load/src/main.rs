@@ -62,6 +62,10 @@ struct Database {
     /// The server's database (`sqlite://…` or `postgres://…`).
     #[arg(long)]
     database_url: String,
+    /// Postgres connections the bare side opens: give it what the server was given
+    /// (`GATEHOUSE_DATABASE_MAX_CONNECTIONS`), so both sides queue alike.
+    #[arg(long, default_value_t = 20)]
+    connections: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
                 &server.url,
                 &server.token,
                 &database.database_url,
+                database.connections.clamp(1, 500),
                 concurrency.clamp(1, 256),
                 seconds.min(300),
             )
@@ -254,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
                 chains: concurrency.clamp(1, 256),
                 rounds: rounds.clamp(1, 50),
                 slice: slice_seconds.clamp(1, 30),
+                connections: database.connections.clamp(1, 500),
             };
             paired::refresh_ratio(&server.url, &server.token, &database.database_url, &shape).await
         }
@@ -735,12 +741,14 @@ async fn refresh_ceiling(
     url: &str,
     token: &str,
     database_url: &str,
+    connections: u32,
     concurrency: usize,
     seconds: u64,
 ) -> anyhow::Result<()> {
     check_loopback(url)?;
     let client = client()?;
-    let mut chains = refresh_chains::StoreChains::open(&client, url, token, database_url, concurrency).await?;
+    let mut chains =
+        refresh_chains::StoreChains::open(&client, url, token, database_url, connections, concurrency).await?;
     let errors = Arc::new(AtomicU64::new(0));
     // Warm-up, not counted: on freshly created tables the first seconds run slower
     // (a run on a fresh Postgres database read 30 % below the next), which would flatter

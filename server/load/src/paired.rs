@@ -75,6 +75,8 @@ pub struct RefreshShape {
     pub rounds: usize,
     /// Seconds per slice.
     pub slice: u64,
+    /// Postgres connections the bare side opens.
+    pub connections: u32,
 }
 
 /// One slice's figures: rotations per second, p99 in ms, and the CPU each rotation
@@ -104,7 +106,7 @@ impl SliceFigures {
 /// See [`crate::Command::RefreshRatio`].
 pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &RefreshShape) -> anyhow::Result<()> {
     let client = client()?;
-    let mut bare = StoreChains::open(&client, url, token, database_url, shape.chains).await?;
+    let mut bare = StoreChains::open(&client, url, token, database_url, shape.connections, shape.chains).await?;
     let mut served = HttpChains::open(&client, url, token, shape.chains).await?;
     let errors = Arc::new(AtomicU64::new(0));
     // Warm-up, not counted: fresh tables run slower for their first seconds.

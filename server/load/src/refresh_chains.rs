@@ -16,10 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-/// The connections the bare ceiling opens: as many as the benchmarks give the server
-/// (`GATEHOUSE_DATABASE_MAX_CONNECTIONS=20`), so both sides queue alike.
-const STORE_CONNECTIONS: u32 = 20;
-
 /// Chains rotated bare through the store, on the server's own database.
 pub struct StoreChains {
     store: Arc<dyn Store>,
@@ -30,19 +26,22 @@ pub struct StoreChains {
 
 impl StoreChains {
     /// A tenant with `accounts` sessions (made through the API), and a store connected to
-    /// `database_url` (`sqlite://…` or `postgres://…`).
+    /// `database_url` (`sqlite://…` or `postgres://…`) with at most `connections`
+    /// Postgres connections (the server's `GATEHOUSE_DATABASE_MAX_CONNECTIONS`, so both
+    /// sides queue alike).
     pub async fn open(
         client: &reqwest::Client,
         url: &str,
         token: &str,
         database_url: &str,
+        connections: u32,
         accounts: usize,
     ) -> anyhow::Result<Self> {
         let (tenant, tokens) = signed_up(client, url, token, "rceil", accounts).await?;
         let tenant_id: TenantId =
             tenant["id"].as_str().context("tenant id")?.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let store: Arc<dyn Store> = if database_url.starts_with("postgres") {
-            Arc::new(gatehouse_store_postgres::PgStore::connect(database_url, STORE_CONNECTIONS).await?)
+            Arc::new(gatehouse_store_postgres::PgStore::connect(database_url, connections).await?)
         } else {
             Arc::new(gatehouse_store_sqlite::SqliteStore::open(database_url, 4).await?)
         };
