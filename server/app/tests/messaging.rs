@@ -613,6 +613,9 @@ async fn queued_mail_survives_a_restart_and_is_sent_exactly_once(backend: Backen
     }
     assert_eq!(pending["status"], "pending", "{pending:?}");
     assert!(pending["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{pending:?}");
+    // A message to retry keeps its (sealed) content; once sent it keeps none (ADR 24).
+    let with_content = format!("SELECT count(*) FROM outbox WHERE tenant_id = '{}' AND length(sealed) > 0", t.id);
+    assert_eq!(s.sql_count(&with_content).await, 1);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let sink = Sink::start_on(listener).await;
     s.restart().await;
@@ -623,6 +626,7 @@ async fn queued_mail_survives_a_restart_and_is_sent_exactly_once(backend: Backen
     assert_eq!(sink.to("later@example.com").len(), 1);
     let r = s.get(&format!("/v1/tenants/{}/messages", t.id), &s.admin).await;
     assert_eq!((r.body["data"][0]["status"].clone(), r.body["data"][0]["attempts"].clone()), (json!("sent"), json!(2)));
+    assert_eq!(s.sql_count(&with_content).await, 0, "the sent code is not kept");
     let events = s.get(&format!("/v1/audit-events?tenant_id={}&action=message.retry", t.id), &s.admin).await;
     assert_eq!(events.body["data"].as_array().unwrap().len(), 1, "{:?}", events.body);
 }

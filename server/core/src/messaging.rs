@@ -226,6 +226,9 @@ pub enum DeliveryOutcome {
     Sent {
         /// When.
         at: OffsetDateTime,
+        /// Keep the sealed content (the dev outbox shows what the log transport "sent");
+        /// otherwise it is erased with the status.
+        keep_content: bool,
     },
     /// Failed; try again at `next_attempt_at`.
     Retry {

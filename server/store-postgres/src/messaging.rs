@@ -394,15 +394,22 @@ impl MessagingStore for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
         let (status, next, error, sent_at) = match outcome {
-            DeliveryOutcome::Sent { at } => (DeliveryStatus::Sent, None, None, Some(*at)),
+            DeliveryOutcome::Sent { at, .. } => (DeliveryStatus::Sent, None, None, Some(*at)),
             DeliveryOutcome::Retry { next_attempt_at, error } => {
                 (DeliveryStatus::Pending, Some(*next_attempt_at), Some(error.as_str()), None)
             }
             DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, None, Some(error.as_str()), None),
         };
+        // A message sent or given up is never opened again: its content goes (ADR 24).
+        let erase = match outcome {
+            DeliveryOutcome::Sent { keep_content, .. } => !keep_content,
+            DeliveryOutcome::Retry { .. } => false,
+            DeliveryOutcome::Failed { .. } => true,
+        };
         let done = sqlx::query(
             "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at),
-                               last_error = COALESCE($5, last_error), sent_at = $6, lease_until = NULL
+                               last_error = COALESCE($5, last_error), sent_at = $6, lease_until = NULL,
+                               sealed = CASE WHEN $7 THEN ''::bytea ELSE sealed END
              WHERE tenant_id = $1 AND id = $2 AND status = 'sending'",
         )
         .bind(tenant_id.as_str())
@@ -411,6 +418,7 @@ impl MessagingStore for PgStore {
         .bind(next)
         .bind(error)
         .bind(sent_at)
+        .bind(erase)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

@@ -23,4 +23,9 @@ impl Transport for LogTransport {
         tracing::debug!(message_id = %message.id, subject = %content.subject, body = %content.text, "dev message");
         Ok(())
     }
+
+    /// The dev outbox shows what was "sent", so the content stays.
+    fn keeps_content(&self) -> bool {
+        true
+    }
 }

@@ -222,6 +222,20 @@ impl TestServer {
         }
     }
 
+    /// A count read with raw SQL from the server's database, every tenant in reach (the
+    /// same statement on both backends).
+    pub async fn sql_count(&self, query: &str) -> i64 {
+        let url = self.database_url();
+        if url.starts_with("sqlite:") {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query_scalar(query).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query("SET gatehouse.scope = 'system'").execute(&mut conn).await.unwrap();
+            sqlx::query_scalar(query).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+
     /// `POST /t/{slug}/auth/{route}` without credentials.
     pub async fn auth(&self, t: &AuthTenant, route: &str, body: Value) -> Reply {
         self.send(self.client.post(self.url(&format!("/t/{}/auth/{route}", t.slug))).json(&body)).await

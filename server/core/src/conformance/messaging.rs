@@ -183,7 +183,8 @@ pub async fn code_attempts_are_capped_and_redemption_is_atomic(store: &dyn Store
 }
 
 /// Due messages are claimed once under a lease, re-claimed only after it lapses, and
-/// finished with their status; each tenant lists only its own.
+/// finished with their status; each tenant lists only its own. A message sent or given
+/// up keeps no content, unless the transport asked to keep it (the dev outbox's).
 pub async fn outbox_messages_are_claimed_once_and_finished(store: &dyn Store) {
     let (t, _) = setup(store, "outbox").await;
     let (other, _) = setup(store, "outbox-other").await;
@@ -223,16 +224,45 @@ pub async fn outbox_messages_are_claimed_once_and_finished(store: &dyn Store) {
     let due = lapsed + Duration::seconds(5);
     let third = store.claim_due_messages(due, due + Duration::seconds(60), 100).await.unwrap();
     assert!(
-        third.iter().any(|r| r.message.id == m1.id && r.attempts == 3 && r.last_error.as_deref() == Some("421 busy"))
+        third.iter().any(|r| r.message.id == m1.id
+            && r.attempts == 3
+            && r.last_error.as_deref() == Some("421 busy")
+            && r.message.sealed == m1.sealed),
+        "a message to retry keeps its content"
     );
     store
-        .finish_delivery(&t.id, &m1.id, &DeliveryOutcome::Sent { at: due }, &event("message.sent", Some(&t.id)))
+        .finish_delivery(
+            &t.id,
+            &m1.id,
+            &DeliveryOutcome::Sent { at: due, keep_content: false },
+            &event("message.sent", Some(&t.id)),
+        )
         .await
         .unwrap();
     let done = &store.list_messages(&t.id, &PageRequest::first(10)).await.unwrap().data[0];
     assert_eq!((done.status, done.sent_at), (DeliveryStatus::Sent, Some(due)));
+    assert!(done.message.sealed.is_empty(), "a sent message keeps no content");
+    // A message given up keeps no content either, and the other tenant's is untouched
+    // until then.
+    let theirs = &store.list_messages(&other.id, &PageRequest::first(10)).await.unwrap().data[0];
+    assert_eq!((theirs.status, &theirs.message.sealed), (DeliveryStatus::Sending, &m2.sealed));
+    let failed = DeliveryOutcome::Failed { error: "550 no such user".into() };
+    store.finish_delivery(&other.id, &m2.id, &failed, &event("message.failed", Some(&other.id))).await.unwrap();
+    let theirs = &store.list_messages(&other.id, &PageRequest::first(10)).await.unwrap().data[0];
+    assert_eq!(theirs.status, DeliveryStatus::Failed);
+    assert!(theirs.message.sealed.is_empty(), "a message given up keeps no content");
     let later = due + Duration::hours(2);
     assert!(store.claim_due_messages(later, later, 100).await.unwrap().iter().all(|r| r.message.id != m1.id));
+    // What the development transport "sent" stays readable: the dev outbox shows it.
+    let m3 = message(&t.id, "c@example.com");
+    store.enqueue_messages(&t.id, std::slice::from_ref(&m3), &event("q", Some(&t.id))).await.unwrap();
+    let claimed = store.claim_due_messages(later, later + Duration::seconds(60), 100).await.unwrap();
+    assert!(claimed.iter().any(|r| r.message.id == m3.id));
+    let kept = DeliveryOutcome::Sent { at: later, keep_content: true };
+    store.finish_delivery(&t.id, &m3.id, &kept, &event("message.sent", Some(&t.id))).await.unwrap();
+    let mine = store.list_messages(&t.id, &PageRequest::first(10)).await.unwrap().data;
+    let m3_record = mine.iter().find(|r| r.message.id == m3.id).unwrap();
+    assert_eq!((m3_record.status, &m3_record.message.sealed), (DeliveryStatus::Sent, &m3.sealed));
 }
 
 /// Template overrides are stored per tenant, kind and locale, replaced, and removed.

@@ -37,6 +37,13 @@ pub enum TransportError {
 pub trait Transport: Send + Sync + std::fmt::Debug {
     /// Sends one message; `Ok` once the relay or provider accepted it.
     async fn send(&self, message: &OutboxMessage, content: &RenderedMessage) -> Result<(), TransportError>;
+
+    /// Whether a message it sent must stay readable (only the development transport,
+    /// whose messages the dev outbox shows). Otherwise a sent message's content — live
+    /// links and codes — is erased as it is marked sent.
+    fn keeps_content(&self) -> bool {
+        false
+    }
 }
 
 /// The delivery worker's logic.
@@ -94,7 +101,10 @@ impl Delivery {
         };
         let now = self.clock.now();
         let (outcome, action, data) = match result {
-            Ok(()) => (DeliveryOutcome::Sent { at: now }, "message.sent", serde_json::json!({})),
+            Ok(()) => {
+                let sent = DeliveryOutcome::Sent { at: now, keep_content: transport.keeps_content() };
+                (sent, "message.sent", serde_json::json!({}))
+            }
             Err(TransportError::Transient(error)) if record.attempts < MAX_ATTEMPTS => {
                 let next_attempt_at = now + backoff(record.attempts);
                 let data = serde_json::json!({ "error": error, "attempt": record.attempts });
