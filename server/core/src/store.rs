@@ -267,8 +267,8 @@ pub trait MessagingStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboxRecord>, StoreError>;
     /// Records how a claimed attempt ended, with its audit event. A message that was sent
-    /// or given up keeps no content: its sealed body (links, codes) is erased with the
-    /// status, and only the delivery record stays.
+    /// (unless the outcome says `keep_content`) or given up keeps no content: its sealed
+    /// body (links, codes) is erased with the status, and only the delivery record stays.
     async fn finish_delivery(
         &self,
         tenant_id: &TenantId,
