@@ -244,6 +244,18 @@ pub enum DeliveryOutcome {
     },
 }
 
+impl DeliveryOutcome {
+    /// Whether the message's sealed content goes with this outcome: a message sent or
+    /// given up is never opened again (ADR 24); one to retry still is.
+    pub fn erases_content(&self) -> bool {
+        match self {
+            Self::Sent { keep_content, .. } => !keep_content,
+            Self::Retry { .. } => false,
+            Self::Failed { .. } => true,
+        }
+    }
+}
+
 /// What a one-time secret is for. Secrets of one purpose are never accepted for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {

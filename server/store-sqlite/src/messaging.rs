@@ -419,12 +419,6 @@ impl MessagingStore for SqliteStore {
             }
             DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, None, Some(error.as_str()), None),
         };
-        // A message sent or given up is never opened again: its content goes (ADR 24).
-        let erase = match outcome {
-            DeliveryOutcome::Sent { keep_content, .. } => !keep_content,
-            DeliveryOutcome::Retry { .. } => false,
-            DeliveryOutcome::Failed { .. } => true,
-        };
         let done = sqlx::query(
             "UPDATE outbox SET status = ?3, next_attempt_at = COALESCE(?4, next_attempt_at),
                                last_error = COALESCE(?5, last_error), sent_at = ?6, lease_until = NULL,
@@ -437,7 +431,7 @@ impl MessagingStore for SqliteStore {
         .bind(next.map(enc))
         .bind(error)
         .bind(sent_at.map(enc))
-        .bind(erase)
+        .bind(outcome.erases_content())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
