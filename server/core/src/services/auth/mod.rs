@@ -1,16 +1,22 @@
-//! The end-user authentication flows of a tenant: sign-up, password sign-in, refresh,
-//! sign-out, and reading the signed-in user.
+//! The end-user authentication flows of a tenant: sign-up, password sign-in, refresh and
+//! sign-out. The signed-in user's own account (profile, password, sessions, step-up) is
+//! in the `account` submodule, the flows' rate limits in `limits`.
 //!
 //! Sign-in answers the same for unknown accounts, wrong passwords and disabled users,
 //! and costs the same (a dummy hash is verified when there is no account). Failed
 //! sign-ins per account back off exponentially from the fifth; attempts per IP are
 //! capped. When the ephemeral store is down these checks fail closed.
 
+mod account;
+mod limits;
+
+use limits::{ip_subject, limit_key};
+
 use super::AuditLog;
 use super::keys::KeyService;
 use crate::audit::{AuditEvent, RequestContext};
 use crate::clock::Clock;
-use crate::ephemeral::{Count, EphemeralError, EphemeralStore};
+use crate::ephemeral::{EphemeralError, EphemeralStore};
 use crate::error::{FieldError, ServiceError};
 use crate::ids::{SessionId, UserId};
 use crate::messaging::{SignUp, SignUpStart};
@@ -18,7 +24,7 @@ use crate::passkey::SecondFactors;
 use crate::password::{PasswordHasher, Verified, check_policy};
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::session::{RefreshOutcome, RefreshToken, Session};
-use crate::signing::{AccessClaims, Sealer, verify_access_token};
+use crate::signing::{AccessClaims, Sealer};
 use crate::store::{Store, StoreError};
 use crate::tenant::{SignupMode, Tenant, TenantSlug};
 use crate::user::{Email, User, UserStatus, check_user_name};
@@ -450,229 +456,6 @@ impl AuthService {
         Ok(())
     }
 
-    /// The user behind an access token, if the token, its session and the user are all
-    /// still valid.
-    pub async fn me(&self, tenant: &Tenant, access_token: &str) -> Result<(User, AccessClaims), ServiceError> {
-        let (user, claims, _) = self.signed_in(tenant, access_token).await?;
-        Ok((user, claims))
-    }
-
-    /// The user, claims and session behind an access token, if all are still valid.
-    pub async fn signed_in(
-        &self,
-        tenant: &Tenant,
-        access_token: &str,
-    ) -> Result<(User, AccessClaims, Session), ServiceError> {
-        let keys = self.keys.verification_keys(tenant).await?;
-        let claims = verify_access_token(access_token, &keys, &self.issuer(tenant), tenant.id.as_str())?;
-        let session_id: SessionId = claims.sid.parse().map_err(|_| ServiceError::InvalidToken)?;
-        let session = self.store.get_session(&tenant.id, &session_id).await.map_err(|_| ServiceError::InvalidToken)?;
-        let user = self.store.get_user(&tenant.id, &session.user_id).await.map_err(|_| ServiceError::InvalidToken)?;
-        if !session.is_live(self.clock.now()) || user.status != UserStatus::Active || user.id.as_str() != claims.sub {
-            return Err(ServiceError::InvalidToken);
-        }
-        Ok((user, claims, session))
-    }
-
-    /// The signed-in user, for a sensitive action: the session signed in within
-    /// [`STEP_UP_MAX_AGE`], or `step_up` is a live step-up token of this very session
-    /// (spent here). Otherwise `StepUpRequired`.
-    pub async fn sensitive(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        access_token: &str,
-        step_up: Option<&str>,
-    ) -> Result<(User, AccessClaims), ServiceError> {
-        let (user, claims, session) = self.signed_in(tenant, access_token).await?;
-        let now = self.clock.now();
-        if now - session.auth_time <= STEP_UP_MAX_AGE {
-            return Ok((user, claims));
-        }
-        let token = step_up
-            .filter(|t| t.starts_with(STEP_UP_TOKEN_PREFIX) && t.len() <= 128)
-            .ok_or(ServiceError::StepUpRequired)?;
-        let secret = self
-            .store
-            .find_one_time_by_token(&tenant.id, crate::messaging::Purpose::StepUp, &SecretHash::of(token), now)
-            .await?
-            .filter(|s| s.target == session.id.as_str())
-            .ok_or(ServiceError::StepUpRequired)?;
-        let event =
-            AuditEvent::by_user(now, ctx, "step_up.used", &tenant.id, Some(user.id.as_str()), serde_json::json!({}));
-        let redemption = crate::messaging::Redemption {
-            secret_id: &secret.id,
-            now,
-            user: crate::messaging::UserWrite::None,
-            revoke_sessions: None,
-            session: None,
-            issue: None,
-            messages: &[],
-            event: &event,
-        };
-        super::redeem(self.store.as_ref(), &tenant.id, &redemption, ServiceError::StepUpRequired).await?;
-        Ok((user, claims))
-    }
-
-    /// Checks the user's password as a sign-in would (back-off, failures counted).
-    pub async fn check_password(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        user: &User,
-        password: &SecretString,
-        reason: &str,
-    ) -> Result<(), ServiceError> {
-        let account_key = format!("login:acct:{}:{}", tenant.id, user.email.normalized());
-        if let Some(until) = self.ephemeral.cache_get(&format!("{account_key}:locked")).await.map_err(unavailable)? {
-            return Err(ServiceError::RateLimited {
-                retry_after: String::from_utf8_lossy(&until).parse().unwrap_or(1),
-            });
-        }
-        if !matches!(self.hasher.verify(password, user.password_hash.as_deref()).await?, Verified::Yes { .. }) {
-            return Err(self.failed_login(tenant, ctx, Some(&account_key), Some(&user.id), reason).await);
-        }
-        Ok(())
-    }
-
-    /// Issues a step-up token for one sensitive action of `session`, after the caller
-    /// proved a factor again (`method`).
-    pub async fn issue_step_up(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        user: &User,
-        session: &Session,
-        method: &str,
-    ) -> Result<SecretString, ServiceError> {
-        let now = self.clock.now();
-        let token = generate_secret(STEP_UP_TOKEN_PREFIX);
-        let secret = crate::messaging::OneTimeSecret {
-            id: crate::ids::OneTimeId::generate(),
-            tenant_id: tenant.id.clone(),
-            purpose: crate::messaging::Purpose::StepUp,
-            target: session.id.to_string(),
-            user_id: Some(user.id.clone()),
-            token_hash: Some(token.hash),
-            code_hash: None,
-            attempts: 0,
-            max_attempts: 0,
-            data: serde_json::json!({ "method": method }),
-            created_at: now,
-            expires_at: now + STEP_UP_TTL,
-            consumed_at: None,
-        };
-        let data = serde_json::json!({ "method": method, "session_id": session.id });
-        let event = AuditEvent::by_user(now, ctx, "step_up.issued", &tenant.id, Some(user.id.as_str()), data);
-        self.store.issue_one_time(&tenant.id, &secret, &[], &event).await?;
-        Ok(token.value)
-    }
-
-    /// Changes the signed-in user's password after checking the current one, and signs
-    /// out every other session.
-    pub async fn change_password(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        access_token: &str,
-        current: &SecretString,
-        new: &SecretString,
-        step_up: Option<&str>,
-    ) -> Result<(), ServiceError> {
-        let (mut user, claims) = self.sensitive(tenant, ctx, access_token, step_up).await?;
-        self.check_password(tenant, ctx, &user, current, "wrong_current_password").await?;
-        check_policy(&tenant.settings.password_policy, new.expose(), &user.email)
-            .map_err(|e| ServiceError::Validation(vec![FieldError::new("new_password", e.message)]))?;
-        let now = self.clock.now();
-        user.password_hash = Some(self.hasher.hash(new).await?);
-        user.updated_at = now;
-        let event = AuditEvent::by_user(
-            now,
-            ctx,
-            "user.password_change",
-            &tenant.id,
-            Some(user.id.as_str()),
-            serde_json::json!({}),
-        );
-        self.store.update_user(&tenant.id, &user, &event).await?;
-        let keep: SessionId = claims.sid.parse().map_err(|_| ServiceError::InvalidToken)?;
-        self.store.revoke_user_sessions(&tenant.id, &user.id, Some(&keep), now, "password_change").await?;
-        Ok(())
-    }
-
-    /// The signed-in user's live sessions, and which of them is the caller's.
-    pub async fn sessions(&self, tenant: &Tenant, access_token: &str) -> Result<(Vec<Session>, String), ServiceError> {
-        let (user, claims) = self.me(tenant, access_token).await?;
-        let sessions = self.store.list_user_sessions(&tenant.id, &user.id, self.clock.now()).await?;
-        Ok((sessions, claims.sid))
-    }
-
-    /// Signs out one of the user's own sessions (`NotFound` for anyone else's).
-    pub async fn revoke_session(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        access_token: &str,
-        session_id: &SessionId,
-    ) -> Result<(), ServiceError> {
-        let (user, _) = self.me(tenant, access_token).await?;
-        let now = self.clock.now();
-        self.store
-            .revoke_user_session(&tenant.id, &user.id, session_id, now, "revoked_by_user")
-            .await
-            .map_err(ServiceError::from_store("session"))?;
-        let data = serde_json::json!({ "session_id": session_id });
-        self.audit
-            .record(AuditEvent::by_user(now, ctx, "session.revoke", &tenant.id, Some(user.id.as_str()), data))
-            .await
-    }
-
-    /// Signs out everywhere, this session included.
-    pub async fn revoke_all_sessions(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        access_token: &str,
-        step_up: Option<&str>,
-    ) -> Result<(), ServiceError> {
-        let (user, _) = self.sensitive(tenant, ctx, access_token, step_up).await?;
-        let now = self.clock.now();
-        let count = self.store.revoke_user_sessions(&tenant.id, &user.id, None, now, "signed_out_everywhere").await?;
-        let data = serde_json::json!({ "revoked": count });
-        self.audit
-            .record(AuditEvent::by_user(now, ctx, "session.revoke_all", &tenant.id, Some(user.id.as_str()), data))
-            .await
-    }
-
-    /// Changes the signed-in user's own profile (name, picture, locale).
-    pub async fn update_me(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        access_token: &str,
-        name: Option<String>,
-        profile: crate::user::UserProfile,
-    ) -> Result<User, ServiceError> {
-        let (mut user, _) = self.me(tenant, access_token).await?;
-        if name.is_some() {
-            user.name = check_user_name(name).map_err(|why| ServiceError::invalid("name", &why))?;
-        }
-        user.profile.picture = profile.picture.or(user.profile.picture);
-        user.profile.locale = profile.locale.or(user.profile.locale);
-        crate::user::check_profile(&user.profile).map_err(ServiceError::Validation)?;
-        user.updated_at = self.clock.now();
-        let event = AuditEvent::by_user(
-            user.updated_at,
-            ctx,
-            "user.profile_update",
-            &tenant.id,
-            Some(user.id.as_str()),
-            serde_json::json!({}),
-        );
-        self.store.update_user(&tenant.id, &user, &event).await?;
-        Ok(user)
-    }
-
     /// A new session of `user_id` (not yet stored), its first refresh token and that
     /// token's secret, for flows that store the session in their own transaction.
     pub fn new_session(
@@ -856,63 +639,4 @@ impl AuthService {
         };
         self.keys.signer(tenant).await?.sign(&claims)
     }
-
-    /// Counts an attempt of `what` from the caller's IP in a one-minute window; past `max`
-    /// refuses, recording one audit event per window (not one per refused attempt, so an
-    /// attacker cannot flood the log).
-    pub async fn limit(&self, tenant: &Tenant, ctx: &RequestContext, what: &str, max: u64) -> Result<(), ServiceError> {
-        self.limit_by(tenant, ctx, what, &ip_subject(ctx), max, PER_IP_WINDOW).await
-    }
-
-    /// Counts an attempt of `what` by `subject` (an IP, an address, a user) in a window;
-    /// past `max` refuses, auditing the first refusal of each window.
-    pub async fn limit_by(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        what: &str,
-        subject: &str,
-        max: u64,
-        window: Duration,
-    ) -> Result<(), ServiceError> {
-        let count = self.ephemeral.increment(&limit_key(tenant, what, subject), window).await.map_err(unavailable)?;
-        self.refuse_past_limit(tenant, ctx, what, count, max, window).await
-    }
-
-    /// Refuses an attempt that `count` puts past `max` in its window, auditing the first
-    /// refusal of each window.
-    async fn refuse_past_limit(
-        &self,
-        tenant: &Tenant,
-        ctx: &RequestContext,
-        what: &str,
-        count: Count,
-        max: u64,
-        window: Duration,
-    ) -> Result<(), ServiceError> {
-        if count.hits > max {
-            if count.hits == max + 1 {
-                let data = serde_json::json!({ "limit": max, "window_seconds": window.as_secs(), "flow": what });
-                self.audit
-                    .record(AuditEvent::by_user(self.clock.now(), ctx, "rate_limit.exceeded", &tenant.id, None, data))
-                    .await?;
-            }
-            return Err(ServiceError::RateLimited { retry_after: count.resets_in.as_secs().max(1) });
-        }
-        Ok(())
-    }
-}
-
-/// The ephemeral-store key counting attempts of `what` by `subject` in `tenant`.
-fn limit_key(tenant: &Tenant, what: &str, subject: &str) -> String {
-    format!("rl:{what}:{}:{subject}", tenant.id)
-}
-
-/// The subject of per-IP limits.
-fn ip_subject(ctx: &RequestContext) -> String {
-    format!("ip:{}", ip_of(ctx))
-}
-
-fn ip_of(ctx: &RequestContext) -> &str {
-    ctx.ip.as_deref().unwrap_or("unknown")
 }
