@@ -144,6 +144,7 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
         json!({
             "scenario": "Refresh / bare store rotation, alternating slices",
             "concurrency": shape.chains,
+            "bare_connections": shape.connections,
             "slice_seconds": shape.slice,
             "errors": errors.load(Ordering::Relaxed),
             "rounds": rows,
