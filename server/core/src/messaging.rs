@@ -244,14 +244,47 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// What a finished attempt writes to its outbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryUpdate<'a> {
+    /// The new status.
+    pub status: DeliveryStatus,
+    /// When to try again (a retry); `None` keeps the row's.
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Why the attempt failed; `None` keeps the row's last error.
+    pub error: Option<&'a str>,
+    /// When it was sent.
+    pub sent_at: Option<OffsetDateTime>,
+    /// Whether the sealed content goes: a message sent or given up is never opened
+    /// again (ADR 24); one to retry still is, and the dev outbox keeps what it shows.
+    pub erase_content: bool,
+}
+
 impl DeliveryOutcome {
-    /// Whether the message's sealed content goes with this outcome: a message sent or
-    /// given up is never opened again (ADR 24); one to retry still is.
-    pub fn erases_content(&self) -> bool {
+    /// The row update this outcome makes.
+    pub fn update(&self) -> DeliveryUpdate<'_> {
         match self {
-            Self::Sent { keep_content, .. } => !keep_content,
-            Self::Retry { .. } => false,
-            Self::Failed { .. } => true,
+            Self::Sent { at, keep_content } => DeliveryUpdate {
+                status: DeliveryStatus::Sent,
+                next_attempt_at: None,
+                error: None,
+                sent_at: Some(*at),
+                erase_content: !keep_content,
+            },
+            Self::Retry { next_attempt_at, error } => DeliveryUpdate {
+                status: DeliveryStatus::Pending,
+                next_attempt_at: Some(*next_attempt_at),
+                error: Some(error),
+                sent_at: None,
+                erase_content: false,
+            },
+            Self::Failed { error } => DeliveryUpdate {
+                status: DeliveryStatus::Failed,
+                next_attempt_at: None,
+                error: Some(error),
+                sent_at: None,
+                erase_content: true,
+            },
         }
     }
 }
@@ -412,6 +445,17 @@ pub struct SignUp<'a> {
     pub event: &'a AuditEvent,
     /// What is stored beside the account.
     pub then: SignUpStart<'a>,
+}
+
+impl SignUp<'_> {
+    /// Whether what follows the account is its own: a session must be of the sign-up's
+    /// tenant and of the new user (stores refuse the sign-up otherwise).
+    pub fn starts_its_own_account(&self, tenant_id: &TenantId) -> bool {
+        match self.then {
+            SignUpStart::Session(session, ..) => session.tenant_id == *tenant_id && session.user_id == self.user.id,
+            SignUpStart::Nothing | SignUpStart::Challenge(..) => true,
+        }
+    }
 }
 
 /// How a new account goes on from its sign-up.

@@ -177,9 +177,7 @@ impl MessagingStore for PgStore {
     }
 
     async fn sign_up(&self, tenant_id: &TenantId, sign_up: &SignUp<'_>) -> Result<(), StoreError> {
-        if let SignUpStart::Session(session, ..) = sign_up.then
-            && (session.tenant_id != *tenant_id || session.user_id != sign_up.user.id)
-        {
+        if !sign_up.starts_its_own_account(tenant_id) {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.tenant_tx(tenant_id).await?;
@@ -393,13 +391,7 @@ impl MessagingStore for PgStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant_id).await?;
-        let (status, next, error, sent_at) = match outcome {
-            DeliveryOutcome::Sent { at, .. } => (DeliveryStatus::Sent, None, None, Some(*at)),
-            DeliveryOutcome::Retry { next_attempt_at, error } => {
-                (DeliveryStatus::Pending, Some(*next_attempt_at), Some(error.as_str()), None)
-            }
-            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, None, Some(error.as_str()), None),
-        };
+        let update = outcome.update();
         let done = sqlx::query(
             "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at),
                                last_error = COALESCE($5, last_error), sent_at = $6, lease_until = NULL,
@@ -408,11 +400,11 @@ impl MessagingStore for PgStore {
         )
         .bind(tenant_id.as_str())
         .bind(message_id.as_str())
-        .bind(status.as_str())
-        .bind(next)
-        .bind(error)
-        .bind(sent_at)
-        .bind(outcome.erases_content())
+        .bind(update.status.as_str())
+        .bind(update.next_attempt_at)
+        .bind(update.error)
+        .bind(update.sent_at)
+        .bind(update.erase_content)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
