@@ -1,7 +1,7 @@
 //! The signed-in user's own account: who they are, their profile, their password, their
 //! sessions, and the step-up that sensitive changes need.
 
-use super::{AuthService, STEP_UP_MAX_AGE, STEP_UP_TOKEN_PREFIX, STEP_UP_TTL, unavailable};
+use super::{AuthService, unavailable};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::error::{FieldError, ServiceError};
 use crate::ids::SessionId;
@@ -11,6 +11,13 @@ use crate::session::Session;
 use crate::signing::{AccessClaims, verify_access_token};
 use crate::tenant::Tenant;
 use crate::user::{User, UserStatus, check_user_name};
+
+/// How long after signing in a session may do sensitive things without stepping up.
+const STEP_UP_MAX_AGE: time::Duration = time::Duration::minutes(5);
+/// Validity of a step-up token.
+const STEP_UP_TTL: time::Duration = time::Duration::minutes(5);
+/// Prefix of step-up tokens.
+const STEP_UP_TOKEN_PREFIX: &str = "su_";
 
 impl AuthService {
     /// The user behind an access token, if the token, its session and the user are all
@@ -37,9 +44,9 @@ impl AuthService {
         Ok((user, claims, session))
     }
 
-    /// The signed-in user, for a sensitive action: the session signed in within
-    /// [`STEP_UP_MAX_AGE`], or `step_up` is a live step-up token of this very session
-    /// (spent here). Otherwise `StepUpRequired`.
+    /// The signed-in user, for a sensitive action: the session signed in within five
+    /// minutes (`STEP_UP_MAX_AGE`), or `step_up` is a live step-up token of this very
+    /// session (spent here). Otherwise `StepUpRequired`.
     pub async fn sensitive(
         &self,
         tenant: &Tenant,

@@ -31,12 +31,6 @@ use crate::user::{Email, User, UserStatus, check_user_name};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long after signing in a session may do sensitive things without stepping up.
-pub const STEP_UP_MAX_AGE: time::Duration = time::Duration::minutes(5);
-/// Validity of a step-up token.
-const STEP_UP_TTL: time::Duration = time::Duration::minutes(5);
-/// Prefix of step-up tokens.
-pub const STEP_UP_TOKEN_PREFIX: &str = "su_";
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "rt_";
 /// Sign-in attempts one IP may make per minute per tenant.
