@@ -254,7 +254,8 @@ async fn rotate_keys_on_schedule(keys: gatehouse_core::services::KeyService, eve
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Every `every`, deletes the sessions that ended a retention period ago, with their
-/// refresh tokens, and the one-time secrets that expired that long ago (ADR 23). Every
+/// refresh tokens, the one-time secrets that expired that long ago (ADR 23), and the
+/// delivery records of messages sent or given up a month ago (ADR 25). Every
 /// replica runs this; each batch deletes what is still there, so replicas only share
 /// the work.
 async fn sweep_on_schedule(retention: gatehouse_core::services::Retention, every: std::time::Duration) {
@@ -272,6 +273,11 @@ async fn sweep_on_schedule(retention: gatehouse_core::services::Retention, every
             Ok(0) => {}
             Ok(n) => tracing::info!(secrets = n, "swept expired one-time secrets"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired one-time secrets failed"),
+        }
+        match retention.sweep_finished_messages().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "swept the delivery records of finished messages"),
+            Err(e) => tracing::warn!(error = %e, "sweeping finished messages failed"),
         }
     }
 }

@@ -276,6 +276,10 @@ pub trait MessagingStore: Send + Sync {
         outcome: &DeliveryOutcome,
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+    /// Deletes at most `limit` messages, of any tenant, that were queued before
+    /// `queued_before` and whose delivery is over (sent or given up); how many went.
+    /// Messages still waiting for an attempt, or in one, stay whatever their age.
+    async fn sweep_finished_messages(&self, queued_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
     /// The tenant's messages in id (queue) order.
     async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError>;
     /// Creates or replaces a template override.

@@ -149,6 +149,36 @@ impl PgStore {
         self.system.begin().await.map_err(map_err)
     }
 
+    /// One batch of a retention sweep: `statements` (each with `$1` the cut-off and `$2`
+    /// the rows it may still delete) in order, in one cross-tenant transaction, until
+    /// `limit` rows went; how many did. Sent unnamed, so each is planned for the cut-off
+    /// at hand: a generic plan cannot tell how few rows are that old, and reads them all.
+    pub(crate) async fn sweep(
+        &self,
+        statements: &[&'static str],
+        cutoff: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.system_tx().await?;
+        let mut swept = 0;
+        for statement in statements {
+            let left = i64::from(limit) - i64::try_from(swept).unwrap_or(i64::MAX);
+            if left <= 0 {
+                break;
+            }
+            let done = sqlx::query(statement)
+                .persistent(false)
+                .bind(cutoff)
+                .bind(left)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            swept += done.rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(swept)
+    }
+
     /// The schema as `table.column [null]` and `unique name` lines, for the parity test.
     pub async fn describe_schema(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let mut out = std::collections::BTreeSet::new();

@@ -25,6 +25,22 @@ const SECRET_COLUMNS: &str = "id, tenant_id, purpose, target, user_id, token_has
 const OUTBOX_COLUMNS: &str = "id, tenant_id, channel, recipient, kind, sealed, status, attempts, next_attempt_at, \
                               last_error, created_at, sent_at";
 
+/// The sweep of expired one-time secrets (`$1` expired before, `$2` batch size): found
+/// through `one_time_secrets_expires_at_idx` (0022), a batch chosen once and taken
+/// `SKIP LOCKED`, as the session sweep's (ADR 23).
+const SWEEP_EXPIRED_SECRETS: &str = "WITH batch AS MATERIALIZED (
+         SELECT id FROM one_time_secrets WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+     DELETE FROM one_time_secrets o USING batch WHERE o.id = batch.id";
+
+/// The sweep of finished messages (`$1` queued before, `$2` batch size): found through
+/// `outbox_finished_created_at_idx` (0023), a batch chosen once and taken `SKIP LOCKED`,
+/// as the session sweep's (ADR 23). A message waiting for, or in, an attempt is never
+/// taken.
+pub(crate) const SWEEP_FINISHED_MESSAGES: &str = "WITH batch AS MATERIALIZED (
+         SELECT id FROM outbox WHERE created_at < $1 AND status IN ('sent', 'failed')
+         LIMIT $2 FOR UPDATE SKIP LOCKED)
+     DELETE FROM outbox o USING batch WHERE o.id = batch.id";
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt messaging row: {what}"))
 }
@@ -201,22 +217,7 @@ impl MessagingStore for PgStore {
     }
 
     async fn sweep_expired_one_time(&self, expired_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        // Found through `one_time_secrets_expires_at_idx` (0022); unnamed, so planned for
-        // the cut-off at hand; SKIP LOCKED and a batch chosen once, as for sessions (ADR 23).
-        let mut tx = self.system_tx().await?;
-        let done = sqlx::query(
-            "WITH batch AS MATERIALIZED (
-                 SELECT id FROM one_time_secrets WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
-             DELETE FROM one_time_secrets o USING batch WHERE o.id = batch.id",
-        )
-        .persistent(false)
-        .bind(expired_before)
-        .bind(i64::from(limit))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected())
+        self.sweep(&[SWEEP_EXPIRED_SECRETS], expired_before, limit).await
     }
 
     async fn find_one_time_by_token(
@@ -413,6 +414,10 @@ impl MessagingStore for PgStore {
         }
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn sweep_finished_messages(&self, queued_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.sweep(&[SWEEP_FINISHED_MESSAGES], queued_before, limit).await
     }
 
     async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError> {

@@ -260,24 +260,7 @@ impl SessionStore for PgStore {
         // replicas sweeping at once take different rows rather than wait on (or deadlock
         // over) the same. Unnamed, so planned for the cut-off at hand: a generic plan
         // cannot tell how few sessions ended, and reads them all.
-        let mut tx = self.system_tx().await?;
-        let mut swept = 0;
-        for statement in [SWEEP_TOKENS, SWEEP_SESSIONS] {
-            let left = i64::from(limit) - i64::try_from(swept).unwrap_or(i64::MAX);
-            if left <= 0 {
-                break;
-            }
-            let done = sqlx::query(statement)
-                .persistent(false)
-                .bind(ended_before)
-                .bind(left)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            swept += done.rows_affected();
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(swept)
+        self.sweep(&[SWEEP_TOKENS, SWEEP_SESSIONS], ended_before, limit).await
     }
 
     async fn rotate_refresh_token(

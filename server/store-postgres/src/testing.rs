@@ -44,6 +44,12 @@ pub fn session_sweep_sql() -> [&'static str; 2] {
     [crate::sessions::SWEEP_TOKENS, crate::sessions::SWEEP_SESSIONS]
 }
 
+/// The sweep of finished outbox messages (`$1` queued before, `$2` batch size), for
+/// tests of its plan.
+pub fn finished_message_sweep_sql() -> &'static str {
+    crate::messaging::SWEEP_FINISHED_MESSAGES
+}
+
 /// A migrated, empty schema of its own.
 #[derive(Debug)]
 pub struct TestSchema {

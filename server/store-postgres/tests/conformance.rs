@@ -655,6 +655,64 @@ mod postgres_only {
         assert_eq!(store.sweep_ended_sessions(now() - time::Duration::days(7), 1000).await.unwrap(), 6);
     }
 
+    /// The sweep of finished messages finds the three old ones among 5,000 lately sent
+    /// and a pending one, through the partial index of 0023, and deletes just those.
+    #[tokio::test]
+    async fn the_message_sweep_reads_only_old_finished_messages() {
+        use gatehouse_core::ids::MessageId;
+        use gatehouse_core::messaging::{Channel, DeliveryOutcome, MessageKind, OutboxMessage};
+        use gatehouse_core::store::MessagingStore;
+        let schema = TestSchema::create().await.unwrap();
+        let store = schema.store().await.unwrap();
+        let a = tenant_with_key(&store, "outbox-plan").await;
+        let queued = |days_ago: i64| OutboxMessage {
+            id: MessageId::generate(),
+            tenant_id: a.clone(),
+            channel: Channel::Email,
+            recipient: "someone@example.com".into(),
+            kind: MessageKind::MagicLink,
+            sealed: vec![1, 2, 3],
+            created_at: now() - time::Duration::days(days_ago),
+        };
+        let lately = queued(1);
+        let old: Vec<_> = (0..3).map(|_| queued(40)).collect();
+        let mut finished = old.clone();
+        finished.push(lately.clone());
+        store.enqueue_messages(&a, &finished, &event(&a)).await.unwrap();
+        let at = now();
+        store.claim_due_messages(at, at + time::Duration::minutes(1), 10).await.unwrap();
+        for m in &finished {
+            let sent = DeliveryOutcome::Sent { at, keep_content: false };
+            store.finish_delivery(&a, &m.id, &sent, &event(&a)).await.unwrap();
+        }
+        // An old message still waiting for its first attempt.
+        store.enqueue_messages(&a, &[queued(40)], &event(&a)).await.unwrap();
+        let mut tx = store.tenant_tx(&a).await.unwrap();
+        sqlx::query(
+            "INSERT INTO outbox SELECT (jsonb_populate_record(NULL::outbox, to_jsonb(o) || jsonb_build_object(
+                 'id', o.id || '_' || g))).*
+             FROM outbox o, generate_series(1, 5000) g WHERE o.id = $1",
+        )
+        .bind(lately.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        analyze(&schema, "outbox").await;
+        let statement = gatehouse_store_postgres::testing::finished_message_sweep_sql();
+        let mut tx = store.system_tx().await.unwrap();
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await.unwrap();
+        sqlx::query(&format!("PREPARE sweep(timestamptz, int8) AS {statement}")).execute(&mut *tx).await.unwrap();
+        let explain = "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE sweep(now() - interval '30 days', 1000)";
+        let plan = sqlx::query_scalar::<_, serde_json::Value>(explain).fetch_one(&mut *tx).await;
+        tx.rollback().await.unwrap();
+        let plan = plan.unwrap();
+        // The three old sent messages, then each again by key for the delete.
+        assert!(rows_read(&plan[0]["Plan"], "outbox") <= 6, "{plan}");
+        // And the store's sweep deletes exactly those three.
+        assert_eq!(store.sweep_finished_messages(now() - time::Duration::days(30), 1000).await.unwrap(), 3);
+    }
+
     /// Sign-ins and refreshes insert sessions and refresh tokens at thousands per second
     /// in one tenant. Their foreign keys lock the rows they point at until commit, so a
     /// key to `tenants` made every such write share a lock on the tenant's one row (a

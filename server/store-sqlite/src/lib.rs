@@ -88,6 +88,34 @@ impl SqliteStore {
         self.write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
     }
 
+    /// One batch of a retention sweep: `statements` (each with `?1` the cut-off and `?2`
+    /// the rows it may still delete) in order, in one write transaction, until `limit`
+    /// rows went; how many did. The batch bounds the one writer's time.
+    pub(crate) async fn sweep(
+        &self,
+        statements: &[&'static str],
+        cutoff: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut swept = 0;
+        for statement in statements {
+            let left = i64::from(limit) - i64::try_from(swept).unwrap_or(i64::MAX);
+            if left <= 0 {
+                break;
+            }
+            let done = sqlx::query(statement)
+                .bind(time_codec::enc(cutoff))
+                .bind(left)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            swept += done.rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(swept)
+    }
+
     /// The schema as `table.column [null]` and `unique name` lines, for the parity test.
     pub async fn describe_schema(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let mut out = std::collections::BTreeSet::new();

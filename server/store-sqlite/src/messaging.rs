@@ -26,6 +26,15 @@ const SECRET_COLUMNS: &str = "id, tenant_id, purpose, target, user_id, token_has
 const OUTBOX_COLUMNS: &str = "id, tenant_id, channel, recipient, kind, sealed, status, attempts, next_attempt_at, \
                               last_error, created_at, sent_at";
 
+/// The sweep of finished messages (`?1` queued before, `?2` batch size), found through
+/// `outbox_finished_created_at_idx` (0023). SQLite, unaided, picks the delivery worker's
+/// `(status, next_attempt_at)` index and reads every finished message; `INDEXED BY`
+/// names the partial index (and fails loudly should it ever be unusable). A message
+/// waiting for, or in, an attempt is never taken.
+const SWEEP_FINISHED_MESSAGES: &str = "DELETE FROM outbox WHERE id IN (
+     SELECT id FROM outbox INDEXED BY outbox_finished_created_at_idx
+     WHERE created_at < ?1 AND status IN ('sent', 'failed') LIMIT ?2)";
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("corrupt messaging row: {what}"))
 }
@@ -213,18 +222,9 @@ impl MessagingStore for SqliteStore {
 
     async fn sweep_expired_one_time(&self, expired_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         // Found through `one_time_secrets_expires_at_idx` (0022).
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "DELETE FROM one_time_secrets WHERE id IN (
-                 SELECT id FROM one_time_secrets WHERE expires_at < ?1 LIMIT ?2)",
-        )
-        .bind(enc(expired_before))
-        .bind(i64::from(limit))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected())
+        let statement = "DELETE FROM one_time_secrets WHERE id IN (
+             SELECT id FROM one_time_secrets WHERE expires_at < ?1 LIMIT ?2)";
+        self.sweep(&[statement], expired_before, limit).await
     }
 
     async fn find_one_time_by_token(
@@ -434,6 +434,10 @@ impl MessagingStore for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn sweep_finished_messages(&self, queued_before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        self.sweep(&[SWEEP_FINISHED_MESSAGES], queued_before, limit).await
+    }
+
     async fn list_messages(&self, tenant_id: &TenantId, page: &PageRequest) -> Result<Page<OutboxRecord>, StoreError> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(&OUTBOX_PAGE)
@@ -534,5 +538,24 @@ impl MessagingStore for SqliteStore {
         }
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Arguments;
+
+    /// The sweep reads the finished messages by age from their partial index, not the
+    /// whole outbox nor every finished message through the delivery worker's index.
+    #[tokio::test]
+    async fn the_message_sweep_searches_its_partial_index() {
+        let mut arguments = sqlx::sqlite::SqliteArguments::default();
+        arguments.add(0_i64).unwrap();
+        arguments.add(1_000_i64).unwrap();
+        let plan = crate::query_plan_of(super::SWEEP_FINISHED_MESSAGES, arguments).await;
+        let searched = plan.iter().any(|step| {
+            step.starts_with("SEARCH outbox USING") && step.contains("outbox_finished_created_at_idx (created_at<?)")
+        });
+        assert!(searched, "{plan:?}");
     }
 }

@@ -201,25 +201,14 @@ impl SessionStore for SqliteStore {
         // Tokens first, so a batch (and the one writer's time) is bounded in rows however
         // many tokens a session has; sessions once their tokens are gone. Found through
         // `sessions_expires_at_idx` and `sessions_revoked_at_idx` (0021).
-        let mut tx = self.write_tx().await?;
-        let mut swept = 0;
-        for statement in [
+        let statements = [
             "DELETE FROM refresh_tokens WHERE token_hash IN (
                  SELECT r.token_hash FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id
                  WHERE s.expires_at < ?1 OR s.revoked_at < ?1 LIMIT ?2)",
             "DELETE FROM sessions WHERE id IN (
                  SELECT id FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1 LIMIT ?2)",
-        ] {
-            let left = i64::from(limit) - i64::try_from(swept).unwrap_or(i64::MAX);
-            if left <= 0 {
-                break;
-            }
-            let done =
-                sqlx::query(statement).bind(enc(ended_before)).bind(left).execute(&mut *tx).await.map_err(map_err)?;
-            swept += done.rows_affected();
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(swept)
+        ];
+        self.sweep(&statements, ended_before, limit).await
     }
 
     async fn rotate_refresh_token(

@@ -433,3 +433,58 @@ pub async fn expired_one_time_secrets_are_swept(store: &dyn Store) {
         assert_eq!(found.map(|f| f.id), Some(s.id.clone()));
     }
 }
+
+/// The delivery records of messages that were sent or given up, queued before the
+/// cut-off, are deleted — at most `limit` per call and in every tenant — while a message
+/// waiting for its retry or leased to a worker stays whatever its age, as does a lately
+/// finished one; the leased one can still be finished afterwards.
+pub async fn finished_messages_are_swept(store: &dyn Store) {
+    let (t, _) = setup(store, "outbox-sweep").await;
+    let (other, _) = setup(store, "outbox-sweep-other").await;
+    let queued = |tenant: &TenantId, to: &str, days_ago: i64| {
+        let mut m = message(tenant, to);
+        m.created_at = now() - Duration::days(days_ago);
+        m
+    };
+    let old_sent = queued(&t.id, "sent@example.com", 40);
+    let old_failed = queued(&other.id, "failed@example.com", 45);
+    let old_retrying = queued(&t.id, "retrying@example.com", 40);
+    let old_leased = queued(&t.id, "leased@example.com", 40);
+    let lately_sent = queued(&t.id, "lately@example.com", 1);
+    for m in [&old_sent, &old_failed, &old_retrying, &old_leased, &lately_sent] {
+        store.enqueue_messages(&m.tenant_id, std::slice::from_ref(m), &event("q", Some(&m.tenant_id))).await.unwrap();
+    }
+    let at = now() + Duration::seconds(1);
+    let claimed = store.claim_due_messages(at, at + Duration::seconds(60), 100).await.unwrap();
+    let ours = [&old_sent, &old_failed, &old_retrying, &old_leased, &lately_sent];
+    assert_eq!(claimed.iter().filter(|r| ours.iter().any(|m| m.id == r.message.id)).count(), 5);
+    let finish = |m: &OutboxMessage, outcome: DeliveryOutcome| {
+        let (tenant, id) = (m.tenant_id.clone(), m.id.clone());
+        async move { store.finish_delivery(&tenant, &id, &outcome, &event("message.x", Some(&tenant))).await.unwrap() }
+    };
+    finish(&old_sent, DeliveryOutcome::Sent { at, keep_content: false }).await;
+    finish(&lately_sent, DeliveryOutcome::Sent { at, keep_content: false }).await;
+    finish(&old_failed, DeliveryOutcome::Failed { error: "550 no such user".into() }).await;
+    let later = at + Duration::days(1);
+    finish(&old_retrying, DeliveryOutcome::Retry { next_attempt_at: later, error: "421 busy".into() }).await;
+
+    let cutoff = now() - Duration::days(30);
+    assert_eq!(store.sweep_finished_messages(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.sweep_finished_messages(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.sweep_finished_messages(cutoff, 1).await.unwrap(), 0);
+    let ids = |tenant: TenantId| async move {
+        let page = store.list_messages(&tenant, &PageRequest::first(10)).await.unwrap();
+        let mut ids: Vec<MessageId> = page.data.into_iter().map(|r| r.message.id).collect();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids
+    };
+    let mut kept = vec![old_retrying.id.clone(), old_leased.id.clone(), lately_sent.id.clone()];
+    kept.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(ids(t.id.clone()).await, kept);
+    assert_eq!(ids(other.id.clone()).await, Vec::<MessageId>::new());
+    // What stayed is still a message in flight: the leased one is finished, the retried
+    // one claimed when due.
+    finish(&old_leased, DeliveryOutcome::Sent { at, keep_content: false }).await;
+    let due = store.claim_due_messages(later, later + Duration::seconds(60), 100).await.unwrap();
+    assert!(due.iter().any(|r| r.message.id == old_retrying.id && r.message.sealed == old_retrying.sealed));
+}

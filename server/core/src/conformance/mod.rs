@@ -68,6 +68,7 @@ macro_rules! store_conformance_tests {
             template_overrides_round_trip_per_tenant,
             a_sign_up_is_stored_whole_or_not_at_all,
             expired_one_time_secrets_are_swept,
+            finished_messages_are_swept,
         );
         $crate::store_conformance_tests!(@in mfa $make;
             totp_steps_are_accepted_once_and_in_order,

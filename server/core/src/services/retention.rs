@@ -1,7 +1,8 @@
 //! Retention: what ended is deleted a while later (ADR 23). Sessions that ended —
 //! expired, or were revoked — go with their refresh tokens, and one-time secrets that
-//! expired, a week on; in short transactions of a bounded number of rows, in every
-//! tenant. Every replica may run it: a batch deletes what is there.
+//! expired, a week on; the delivery records of sent or failed messages a month after
+//! they were queued (ADR 25); in short transactions of a bounded number of rows, in
+//! every tenant. Every replica may run it: a batch deletes what is there.
 
 use crate::clock::Clock;
 use crate::error::ServiceError;
@@ -13,6 +14,11 @@ use std::sync::Arc;
 /// was I signed out" from the session list, short enough that spent tokens do not pile
 /// up. (The audit log keeps the events for good.)
 pub const RETENTION: time::Duration = time::Duration::days(7);
+/// How long the delivery record of a message that was sent or given up is kept, from
+/// when it was queued (ADR 25): the admin API's message list answers "did my user get
+/// the email" for a month; the audit log keeps the `message.sent` and `message.failed`
+/// events for good.
+pub const DELIVERY_HISTORY: time::Duration = time::Duration::days(30);
 /// Rows deleted per transaction of a sweep.
 const SWEEP_BATCH: u32 = 1_000;
 /// Transactions per sweep at most; what is left waits for the next one.
@@ -26,7 +32,8 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// The sweeps over `store`, cutting off at `clock`'s time less [`RETENTION`].
+    /// The sweeps over `store`, cutting off at `clock`'s time less [`RETENTION`] (or
+    /// [`DELIVERY_HISTORY`]).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
     }
@@ -44,6 +51,13 @@ impl Retention {
     pub async fn sweep_expired_one_time_secrets(&self) -> Result<u64, ServiceError> {
         let expired_before = self.clock.now() - RETENTION;
         in_batches(|| self.store.sweep_expired_one_time(expired_before, SWEEP_BATCH)).await
+    }
+
+    /// Deletes the outbox messages queued more than [`DELIVERY_HISTORY`] ago that were
+    /// sent or given up; how many went. A message still waiting for an attempt stays.
+    pub async fn sweep_finished_messages(&self) -> Result<u64, ServiceError> {
+        let queued_before = self.clock.now() - DELIVERY_HISTORY;
+        in_batches(|| self.store.sweep_finished_messages(queued_before, SWEEP_BATCH)).await
     }
 }
 
