@@ -264,21 +264,19 @@ async fn sweep_on_schedule(retention: gatehouse_core::services::Retention, every
     ticker.tick().await; // the first tick is immediate; a start (or restart) need not sweep
     loop {
         ticker.tick().await;
-        match retention.sweep_ended_sessions().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "swept ended sessions and their refresh tokens"),
-            Err(e) => tracing::warn!(error = %e, "sweeping ended sessions failed"),
-        }
-        match retention.sweep_expired_one_time_secrets().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(secrets = n, "swept expired one-time secrets"),
-            Err(e) => tracing::warn!(error = %e, "sweeping expired one-time secrets failed"),
-        }
-        match retention.sweep_finished_messages().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(messages = n, "swept the delivery records of finished messages"),
-            Err(e) => tracing::warn!(error = %e, "sweeping finished messages failed"),
-        }
+        log_sweep("ended sessions and their refresh tokens", retention.sweep_ended_sessions().await);
+        log_sweep("expired one-time secrets", retention.sweep_expired_one_time_secrets().await);
+        log_sweep("the delivery records of finished messages", retention.sweep_finished_messages().await);
+    }
+}
+
+/// Logs what one sweep did: the rows it deleted, or why it failed (the next period
+/// tries again).
+fn log_sweep(what: &str, swept: Result<u64, gatehouse_core::error::ServiceError>) {
+    match swept {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "swept {what}"),
+        Err(e) => tracing::warn!(error = %e, "sweeping {what} failed"),
     }
 }
 

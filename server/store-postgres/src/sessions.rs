@@ -258,8 +258,7 @@ impl SessionStore for PgStore {
         // (nearly) gone. Found through `sessions_expires_at_idx` and
         // `sessions_revoked_at_idx` (0021), then the tokens' session index. SKIP LOCKED:
         // replicas sweeping at once take different rows rather than wait on (or deadlock
-        // over) the same. Unnamed, so planned for the cut-off at hand: a generic plan
-        // cannot tell how few sessions ended, and reads them all.
+        // over) the same.
         self.sweep(&[SWEEP_TOKENS, SWEEP_SESSIONS], ended_before, limit).await
     }
 
