@@ -2,12 +2,14 @@
 //!
 //! SQLite allows one writer at a time, so writes go through a pool of exactly one
 //! connection and queue in the application instead of failing with `SQLITE_BUSY`;
-//! reads use a separate pool and run concurrently under WAL. Tenant isolation is by the
-//! tenant filter in every query (SQLite has no row-level security).
+//! reads use a separate pool and run concurrently under WAL. WAL checkpoints run on a
+//! background task, not after the writer's commits ([`checkpoint`]). Tenant isolation is
+//! by the tenant filter in every query (SQLite has no row-level security).
 //!
 //! This crate must not depend on HTTP or on the other backends.
 
 mod audit;
+pub mod checkpoint;
 mod credentials;
 mod error;
 mod messaging;
@@ -26,6 +28,7 @@ use gatehouse_core::store::{PoolStats, Store, StoreError};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::map_err;
@@ -38,11 +41,20 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// Stops with the last clone of the store.
+    _checkpointer: Arc<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` and applies migrations.
+    /// Opens (creating if missing) the database at `url`, applies migrations, and starts
+    /// the background checkpoints ([`checkpoint::CHECKPOINT_EVERY`]). Needs a Tokio
+    /// runtime.
     pub async fn open(url: &str, readers: u32) -> Result<Self, StoreError> {
+        Self::open_checkpointing(url, readers, checkpoint::CHECKPOINT_EVERY).await
+    }
+
+    /// [`SqliteStore::open`] with the background task checkpointing every `every`.
+    pub async fn open_checkpointing(url: &str, readers: u32, every: Duration) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(map_err)?
             .create_if_missing(true)
@@ -57,7 +69,7 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(checkpoint::for_writer(options.clone()))
             .await
             .map_err(map_err)?;
         MIGRATOR.run(&write).await.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -65,10 +77,11 @@ impl SqliteStore {
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { read, write })
+        let checkpointer = Arc::new(checkpoint::Checkpointer::start(&options, every).await?);
+        Ok(Self { read, write, _checkpointer: checkpointer })
     }
 
     pub(crate) fn reader(&self) -> &SqlitePool {
