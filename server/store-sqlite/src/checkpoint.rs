@@ -111,12 +111,6 @@ mod tests {
         std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
     }
 
-    fn remove(path: &Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
-
     /// 2,000 pages (twice SQLite's default threshold) go to the log and stay there: the
     /// writer does not stop to copy them into the database file.
     #[tokio::test]
@@ -127,7 +121,7 @@ mod tests {
         assert_eq!(size(&path, ""), before, "the database file grew: the writer checkpointed");
         assert!(size(&path, "-wal") > 2_000 * PAGE, "the log holds the writes");
         drop(store);
-        remove(&path);
+        crate::remove_database(&path);
     }
 
     /// The background task copies the log into the database file by itself.
@@ -146,7 +140,7 @@ mod tests {
         }
         assert!(grown, "after 5 s the database file holds {} bytes", size(&path, ""));
         drop(store);
-        remove(&path);
+        crate::remove_database(&path);
     }
 
     /// Without the background task the writer's own checkpoint bounds the log: it
@@ -166,6 +160,6 @@ mod tests {
             "the writer never checkpointed: {copied} bytes"
         );
         drop(store);
-        remove(&path);
+        crate::remove_database(&path);
     }
 }

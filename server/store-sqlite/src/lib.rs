@@ -197,11 +197,17 @@ pub(crate) async fn query_plan_of(sql: &str, arguments: sqlx::sqlite::SqliteArgu
     let rows = sqlx::query_with(&format!("EXPLAIN QUERY PLAN {sql}"), arguments).fetch_all(store.reader()).await;
     store.read.close().await;
     store.write.close().await;
+    remove_database(&path);
+    // Each row is (id, parent, unused, detail).
+    rows.unwrap().iter().map(|row| row.get::<String, _>(3)).collect()
+}
+
+/// Deletes a test's database file with its log and shared-memory files.
+#[cfg(test)]
+pub(crate) fn remove_database(path: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    // Each row is (id, parent, unused, detail).
-    rows.unwrap().iter().map(|row| row.get::<String, _>(3)).collect()
 }
 
 #[cfg(test)]
