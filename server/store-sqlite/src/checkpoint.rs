@@ -41,10 +41,11 @@ pub(crate) fn for_writer(options: SqliteConnectOptions) -> SqliteConnectOptions 
 pub(crate) struct Checkpointer(tokio::task::JoinHandle<()>);
 
 impl Checkpointer {
-    /// Opens the task's connection with `options` (read-write) and checkpoints every
-    /// `every`, the first time `every` from now.
+    /// Opens the task's connection with `options` (read-write: a checkpoint writes the
+    /// database file; it never commits, so its own automatic checkpoint never fires) and
+    /// checkpoints every `every`, the first time `every` from now.
     pub(crate) async fn start(options: &SqliteConnectOptions, every: Duration) -> Result<Self, StoreError> {
-        let mut connection = options.clone().pragma("wal_autocheckpoint", "0").connect().await.map_err(map_err)?;
+        let mut connection = options.connect().await.map_err(map_err)?;
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
