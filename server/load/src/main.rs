@@ -136,7 +136,8 @@ enum Command {
     /// Password logins against the bare Argon2 ceiling in alternating slices (ceiling,
     /// logins, ceiling, …), so each ratio compares seconds-apart figures on a host whose
     /// speed drifts by minutes. Prints each round's ratio, the CPU each login cost each
-    /// process group (from `/proc`), and the median ratio.
+    /// process group (from `/proc`), the median ratio, and logins per core beside
+    /// Keycloak's sizing (per host core, and per core given to the server alone).
     LoginRatio {
         #[command(flatten)]
         server: Server,
@@ -152,7 +153,8 @@ enum Command {
     /// Refreshes through the server against the bare store rotation (the
     /// `refresh-ceiling`) in alternating slices (ceiling, refreshes, ceiling, …) after
     /// 2 s of each uncounted, so each ratio compares seconds-apart figures. Prints each
-    /// round's rates, p99s and CPU per request, and the median ratio.
+    /// round's rates, p99s and CPU per request, the median ratio, and refreshes per core
+    /// beside Keycloak's sizing (per host core, and per core given to the server alone).
     RefreshRatio {
         #[command(flatten)]
         server: Server,

@@ -23,6 +23,34 @@ fn rounded(x: f64, places: i32) -> f64 {
     (x * scale).round() / scale
 }
 
+/// Keycloak's published sizing: password logins per second per vCPU of Keycloak itself
+/// (its database is sized apart).
+const KEYCLOAK_LOGINS_PER_VCPU: f64 = 15.0;
+/// Keycloak's published sizing: refresh-token grants per second per vCPU.
+const KEYCLOAK_REFRESHES_PER_VCPU: f64 = 120.0;
+
+/// The CPU milliseconds Gatehouse's own process spent per operation (its hashing
+/// threads and the rest) in one `cpu_ms_per_…` split of [`cpu_split`].
+fn server_ms(cpu: &Value) -> f64 {
+    ["gatehouse_hashing", "gatehouse_other"].iter().filter_map(|group| cpu.get(group).and_then(Value::as_f64)).sum()
+}
+
+/// Per-core figures to set beside Keycloak's sizing (`keycloak`, per vCPU), from the
+/// rounds' served rates and server CPU per operation (medians): the rate over every core
+/// of this host, which also runs the database and this tool; and what one core given to
+/// the server alone does at the measured cost, the database excluded as Keycloak's
+/// sizing excludes its own.
+fn per_core(rates: Vec<f64>, server_ms: Vec<f64>, cores: usize, keycloak: f64) -> Value {
+    let (rate, _, _) = spread(rates);
+    let (ms, _, _) = spread(server_ms);
+    json!({
+        "host_cores": cores,
+        "per_host_core": rounded(rate / cores.max(1) as f64, 1),
+        "per_server_core": if ms > 0.0 { rounded(1000.0 / ms, 1) } else { 0.0 },
+        "keycloak_sizing_per_vcpu": keycloak,
+    })
+}
+
 /// Bare Argon2 verifies on every core for `seconds`: (verifies/s, median ms, p99 ms).
 async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
     let cores = cores();
@@ -36,8 +64,7 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
     let counter = Arc::new(AtomicU64::new(1_000_000));
     let errors = Arc::new(AtomicU64::new(0));
     let mut before = ceiling_slice(slice).await?.0;
-    let mut ratios = Vec::new();
-    let mut rows = Vec::new();
+    let (mut ratios, mut rates, mut server_costs, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         // Where each sign-in's CPU went (hashing threads, the rest of the server,
         // Postgres, Redis, this tool), so the ratio can be read as a quotient of costs.
@@ -47,6 +74,8 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
         let cpu = cpu_split::Snapshot::take().per_request_since(&cpu_before, logins);
         let after = ceiling_slice(slice).await?.0;
         let ratio = rate / ((before + after) / 2.0).max(f64::EPSILON);
+        server_costs.push(server_ms(&cpu));
+        rates.push(rate);
         rows.push(json!({"ceiling_before": rounded(before, 2), "logins_per_second": rounded(rate, 2), "ceiling_after": rounded(after, 2), "ratio": rounded(ratio, 2), "cpu_ms_per_login": cpu}));
         ratios.push(ratio);
         before = after;
@@ -63,6 +92,7 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
             "ratio_median": rounded(median, 3),
             "ratio_min": rounded(min, 3),
             "ratio_max": rounded(max, 3),
+            "logins_per_core": per_core(rates, server_costs, cores(), KEYCLOAK_LOGINS_PER_VCPU),
         })
     );
     Ok(())
@@ -118,6 +148,7 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
     let slice = Duration::from_secs(shape.slice);
     let mut before = SliceFigures::of(bare.rotate_for(slice, &errors)).await?;
     let (mut ratios, mut p99_ratios, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rates, mut server_costs) = (Vec::new(), Vec::new());
     for _ in 0..shape.rounds {
         let server = SliceFigures::of(served.refresh_for(slice, &errors)).await?;
         let after = SliceFigures::of(bare.rotate_for(slice, &errors)).await?;
@@ -135,6 +166,8 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
         }));
         ratios.push(ratio);
         p99_ratios.push(p99_ratio);
+        rates.push(server.rate);
+        server_costs.push(server_ms(&server.cpu));
         before = after;
     }
     let (median, min, max) = spread(ratios);
@@ -152,6 +185,7 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
             "ratio_min": rounded(min, 3),
             "ratio_max": rounded(max, 3),
             "p99_over_ceiling_p99_median": rounded(p99_median, 3),
+            "refreshes_per_core": per_core(rates, server_costs, cores(), KEYCLOAK_REFRESHES_PER_VCPU),
         })
     );
     Ok(())
@@ -299,6 +333,26 @@ mod tests {
         assert!(figures.rate <= 500.0 && figures.rate > 50.0, "rate {}", figures.rate);
         assert!((figures.p99_ms - 9.0).abs() < f64::EPSILON, "p99 {}", figures.p99_ms);
         Ok(())
+    }
+
+    /// The server's cost is its two thread groups', never the database's or this tool's.
+    #[test]
+    fn the_server_cost_adds_its_hashing_and_other_threads_only() {
+        let cpu = json!({"gatehouse_hashing": 17.5, "gatehouse_other": 0.5, "postgres": 1.2, "load_tool": 0.2});
+        assert!((server_ms(&cpu) - 18.0).abs() < 1e-9);
+        assert!((server_ms(&json!({"gatehouse_other": 0.25, "postgres": 0.5})) - 0.25).abs() < 1e-9);
+    }
+
+    /// Per host core divides the median rate by the cores; per server core inverts the
+    /// median CPU cost; a round that measured no cost reads zero, not infinity.
+    #[test]
+    fn per_core_figures_come_from_the_medians() {
+        let figures = per_core(vec![2_000.0, 1_800.0, 2_400.0], vec![0.30, 0.25, 0.20], 2, 120.0);
+        assert_eq!(figures["per_host_core"], json!(1_000.0));
+        assert_eq!(figures["per_server_core"], json!(4_000.0));
+        assert_eq!(figures["host_cores"], json!(2));
+        assert_eq!(figures["keycloak_sizing_per_vcpu"], json!(120.0));
+        assert_eq!(per_core(vec![5.0], vec![0.0], 2, 15.0)["per_server_core"], json!(0.0));
     }
 
     #[test]
