@@ -54,7 +54,7 @@ impl SqliteStore {
     }
 
     /// [`SqliteStore::open`] with the background task checkpointing every `every`.
-    pub async fn open_checkpointing(url: &str, readers: u32, every: Duration) -> Result<Self, StoreError> {
+    pub(crate) async fn open_checkpointing(url: &str, readers: u32, every: Duration) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(map_err)?
             .create_if_missing(true)
