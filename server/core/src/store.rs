@@ -25,9 +25,49 @@ use crate::user::{User, UserFilter};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-/// Builds the audit event a refresh-token rotation records, from the session it rotated
-/// (the user is known only once the token is found).
-pub type RotationEvent<'a> = &'a (dyn Fn(&Session) -> AuditEvent + Sync);
+/// The audit event a refresh-token rotation records, as the caller makes it before the
+/// token is read. Only the token tells whose session it is, so the store completes the
+/// event for that session ([`RotationEvent::for_session`]; Postgres does the same in SQL,
+/// migration 0024): the session's user becomes actor and target, and the session's id
+/// joins the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationEvent {
+    event: AuditEvent,
+}
+
+impl RotationEvent {
+    /// `action` at `now` in `tenant_id`, caused by the request `ctx`, with `data` (to
+    /// which the store adds `session_id`).
+    pub fn new(
+        now: OffsetDateTime,
+        ctx: &crate::audit::RequestContext,
+        tenant_id: &TenantId,
+        action: &str,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        Self { event: AuditEvent::by_user(now, ctx, action, tenant_id, None, serde_json::Value::Object(data)) }
+    }
+
+    /// The event's fields that do not depend on the session (its actor and target are
+    /// still unset, its data lacks `session_id`).
+    pub fn template(&self) -> &AuditEvent {
+        &self.event
+    }
+
+    /// The event as recorded for a rotation of `session`.
+    pub fn for_session(&self, session: &Session) -> AuditEvent {
+        let mut event = self.event.clone();
+        let user = session.user_id.to_string();
+        event.actor_type = crate::audit::ActorType::User;
+        event.actor_id = Some(user.clone());
+        event.target_type = Some("user".to_owned());
+        event.target_id = Some(user);
+        if let serde_json::Value::Object(data) = &mut event.data {
+            data.insert("session_id".to_owned(), serde_json::Value::String(session.id.to_string()));
+        }
+        event
+    }
+}
 
 /// Why a storage operation failed. Identical across backends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -373,8 +413,8 @@ pub trait SessionStore: Send + Sync {
     /// `successor_sealed` with the spent token. Presented again within `grace` of being
     /// spent, it answers `Raced` with that sealed successor; later, `Reused`, and the
     /// session is revoked. Of concurrent presentations of one token, at most one rotates;
-    /// a rotation records `event` (built from the rotated session, as the caller's
-    /// `refresh_token.rotated`) in the same transaction.
+    /// a rotation records `event`, completed for the rotated session, in the same
+    /// transaction.
     #[allow(clippy::too_many_arguments, reason = "one atomic operation: its inputs are its parts")]
     async fn rotate_refresh_token(
         &self,
@@ -384,7 +424,7 @@ pub trait SessionStore: Send + Sync {
         successor_sealed: &[u8],
         now: OffsetDateTime,
         grace: time::Duration,
-        event: RotationEvent<'_>,
+        event: &RotationEvent,
     ) -> Result<RefreshOutcome, StoreError>;
     /// Revokes the session a refresh token belongs to (sign-out); `None` if unknown.
     async fn revoke_session_by_refresh_token(

@@ -5,11 +5,11 @@
 
 use crate::{forwarded, lean_http, signed_up};
 use anyhow::Context;
-use gatehouse_core::audit::{AuditEvent, RequestContext};
+use gatehouse_core::audit::RequestContext;
 use gatehouse_core::ids::{EventId, TenantId};
 use gatehouse_core::secret::{SecretHash, generate_secret};
-use gatehouse_core::session::{RefreshOutcome, RefreshToken, Session};
-use gatehouse_core::store::Store;
+use gatehouse_core::session::{RefreshOutcome, RefreshToken};
+use gatehouse_core::store::{RotationEvent, Store};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,11 +85,8 @@ impl StoreChains {
                         request_id: Some(format!("req_{}", EventId::generate().as_str().trim_start_matches("evt_"))),
                         accept_language: None,
                     };
-                    let event = |session: &Session| {
-                        let data = json!({ "session_id": session.id, "raced": false });
-                        let user = Some(session.user_id.as_str());
-                        AuditEvent::by_user(now, &ctx, "refresh_token.rotated", &session.tenant_id, user, data)
-                    };
+                    let data = serde_json::Map::from_iter([("raced".to_owned(), json!(false))]);
+                    let event = RotationEvent::new(now, &ctx, &tenant_id, "refresh_token.rotated", data);
                     let t0 = Instant::now();
                     let grace = time::Duration::seconds(2);
                     let outcome = store

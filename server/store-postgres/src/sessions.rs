@@ -21,49 +21,19 @@ type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// The columns a new refresh token is inserted with ([`insert_refresh`] and the rotation).
 const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)";
 
-/// The rotation's write to the tokens: `$2` spent at `$3` keeping the sealed successor
-/// `$4`, and the sealed successors of session `$5`'s earlier tokens cleared.
-const ROTATION_SPEND: &str = "UPDATE refresh_tokens
-     SET used_at = CASE WHEN token_hash = $2 THEN $3 ELSE used_at END,
-         successor_sealed = CASE WHEN token_hash = $2 THEN $4 ELSE NULL END
-     WHERE tenant_id = $1
-       AND token_hash IN (SELECT $2::text UNION ALL
-                          SELECT token_hash FROM refresh_tokens
-                          WHERE tenant_id = $1 AND session_id = $5 AND successor_sealed IS NOT NULL)";
-
-/// The rotation's whole write, one statement: the spend above, the successor `$6`
-/// (created `$7`, expiring `$8`) inserted, the session's `last_seen_at` set to `$3`, and
-/// the rotation's audit event (`$9`–`$20`, [`bind_event`]'s order) recorded. Four
-/// statements were four round trips while the presented token's row was locked; the
-/// data-modifying CTEs run once each, to completion, on one snapshot, so the spend's
-/// search for earlier sealed successors does not see the row inserted beside it.
-pub(crate) static ROTATION_WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// The rotation, one call of `gatehouse_rotate_refresh_token` (migration 0024): `$1`
+/// tenant, `$2` presented hash, `$3` now, `$4` the earliest spend that counts as a race,
+/// `$5` the sealed successor, `$6`–`$8` successor hash, creation and expiry, `$9`–`$16`
+/// the event's id, tenant, action, ip, user agent, request id, data and time. Answers
+/// the outcome, the sealed successor of a race, the session's columns and the user's
+/// (aliased `u_…`).
+pub(crate) static ROTATION_CALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let session: Vec<String> = COLUMNS.split(',').map(str::trim).map(|c| format!("(r.sess).{c}")).collect();
     format!(
-        "WITH spent AS ({ROTATION_SPEND}),
-              successor AS ({REFRESH_INSERT} VALUES ($6, $1, $5, $7, $8)),
-              seen AS (UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $5)
-         {}",
-        crate::audit::insert_event_sql(9)
-    )
-});
-
-/// The rotation's read: the presented token (locked), its session and the session's
-/// user. The token is found first, by its primary key, in a materialized CTE, and the
-/// session and user are joined by primary key alone. Written as one three-way join with
-/// the tenant on every table, the planner may start from the tenant's users instead
-/// (it did whenever its statistics did not know the tenant: a new tenant, fresh
-/// tables, a generic plan), probing every one of them, which costs a rotation as many
-/// index scans as the tenant has users. This form has one plan whatever the statistics.
-pub(crate) static ROTATION_READ: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "WITH rt AS MATERIALIZED (
-             SELECT session_id, expires_at, used_at, successor_sealed FROM refresh_tokens
-             WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE)
-         SELECT s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, s.amr,
-                s.ip, s.user_agent, s.revoked_at, s.org_id, rt.expires_at AS token_expires_at,
-                rt.used_at AS token_used_at, rt.successor_sealed AS token_successor_sealed, {}
-         FROM rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id",
-        *crate::users::JOINED_COLUMNS
+        "SELECT r.outcome, r.successor_sealed, {}, {}
+         FROM gatehouse_rotate_refresh_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) r",
+        session.join(", "),
+        crate::users::columns_of("(r.account)")
     )
 });
 
@@ -270,61 +240,47 @@ impl SessionStore for PgStore {
         successor_sealed: &[u8],
         now: OffsetDateTime,
         grace: time::Duration,
-        event: RotationEvent<'_>,
+        event: &RotationEvent,
     ) -> Result<RefreshOutcome, StoreError> {
-        // Few statements on purpose: each is a round trip while the token's row is locked.
-        let mut tx = self.tenant_tx(tenant_id).await?;
-        // The user comes with the token (the caller needs it for the new access token).
-        let row =
-            sqlx::query(&ROTATION_READ).bind(tenant_id.as_str()).bind(presented.as_str()).fetch_optional(&mut *tx);
-        let Some(row) = row.await.map_err(map_err)? else { return Ok(RefreshOutcome::Invalid) };
-        let mut session = decode(&row)?;
-        let user = Box::new(crate::users::decode_prefixed(&row, "u_")?);
-        // The session and user are reached by primary key from a row of this tenant;
-        // their ids are global, so this holds unless the rows are corrupt.
-        if &session.tenant_id != tenant_id || &user.tenant_id != tenant_id {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        let expires_at: OffsetDateTime = row.try_get("token_expires_at").map_err(map_err)?;
-        let used_at: Option<OffsetDateTime> = row.try_get("token_used_at").map_err(map_err)?;
-        let sealed: Option<Vec<u8>> = row.try_get("token_successor_sealed").map_err(map_err)?;
-        if !session.is_live(now) {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        if let (Some(used), Some(sealed)) = (used_at, &sealed)
-            && now - used <= grace
-        {
-            return Ok(RefreshOutcome::Raced { session, successor_sealed: sealed.clone(), user });
-        }
-        if used_at.is_some() {
-            revoke(&mut tx, tenant_id, &mut session, now, "refresh_token_reuse").await?;
-            tx.commit().await.map_err(map_err)?;
-            return Ok(RefreshOutcome::Reused(session));
-        }
-        if expires_at <= now {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        // Spend the presented token (keeping the sealed successor for the grace window),
-        // clear the sealed successors its predecessors kept, insert the successor, mark
-        // the session seen and record the event: one statement (see `ROTATION_WRITE`).
-        // Its earlier tokens are found through the partial index of rows that still carry
-        // a sealed successor (migration 0016) and the rows to change by primary key: the
-        // spend's outer condition names no session, so no plan can walk the session's
-        // whole chain of spent tokens (one per rotation) through the session index.
-        session.last_seen_at = now;
-        let write = sqlx::query(&ROTATION_WRITE)
+        // One statement, its own transaction: no BEGIN, SET LOCAL or COMMIT, so the
+        // presented token's row is locked for one round trip instead of four (ADR 27).
+        // The function decides as the SQLite store does in Rust, in the same order.
+        let template = event.template();
+        let row = sqlx::query(&ROTATION_CALL)
             .bind(tenant_id.as_str())
             .bind(presented.as_str())
             .bind(now)
+            .bind(now - grace)
             .bind(successor_sealed)
-            .bind(session.id.as_str())
             .bind(successor.hash.as_str())
             .bind(successor.created_at)
-            .bind(successor.expires_at);
-        let event = event(&session);
-        bind_event(write, &event).execute(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(RefreshOutcome::Rotated { session, user })
+            .bind(successor.expires_at)
+            .bind(template.id.as_str())
+            .bind(template.tenant_id.as_ref().map(TenantId::as_str))
+            .bind(&template.action)
+            .bind(&template.ip)
+            .bind(&template.user_agent)
+            .bind(&template.request_id)
+            .bind(&template.data)
+            .bind(template.created_at)
+            .fetch_one(self.pool())
+            .await
+            .map_err(map_err)?;
+        let outcome: String = row.try_get("outcome").map_err(map_err)?;
+        if outcome == "invalid" {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let session = decode(&row)?;
+        let user = Box::new(crate::users::decode_prefixed(&row, "u_")?);
+        match outcome.as_str() {
+            "rotated" => Ok(RefreshOutcome::Rotated { session, user }),
+            "reused" => Ok(RefreshOutcome::Reused(session)),
+            "raced" => {
+                let sealed: Vec<u8> = row.try_get("successor_sealed").map_err(map_err)?;
+                Ok(RefreshOutcome::Raced { session, successor_sealed: sealed, user })
+            }
+            other => Err(StoreError::Backend(format!("unknown rotation outcome {other}"))),
+        }
     }
 
     async fn revoke_session_by_refresh_token(

@@ -8,16 +8,13 @@ pub fn base_url() -> String {
     std::env::var("GATEHOUSE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// The refresh rotation's read (`$1` tenant, `$2` token hash), for tests of its plan.
-pub fn rotation_read_sql() -> &'static str {
-    &crate::sessions::ROTATION_READ
-}
-
-/// The refresh rotation's write (`$1` tenant, `$2` presented hash, `$3` now, `$4` sealed
-/// successor, `$5` session, `$6`–`$8` successor hash, creation and expiry, `$9`–`$20`
-/// the audit event's columns), for tests of its plan.
-pub fn rotation_write_sql() -> &'static str {
-    &crate::sessions::ROTATION_WRITE
+/// The refresh rotation's one statement, a call of `gatehouse_rotate_refresh_token`
+/// (`$1` tenant, `$2` presented hash, `$3` now, `$4` the earliest spend that counts as a
+/// race, `$5` sealed successor, `$6`–`$8` successor hash, creation and expiry, `$9`–`$16`
+/// the audit event's id, tenant, action, ip, user agent, request id, data and time), for
+/// tests of what it reads and locks.
+pub fn rotation_sql() -> &'static str {
+    &crate::sessions::ROTATION_CALL
 }
 
 /// The audit list's statement for `query` and `page`, for tests of its plan. Its

@@ -29,10 +29,11 @@ fn decode(row: &PgRow) -> Result<User, StoreError> {
     decode_prefixed(row, "")
 }
 
-/// The user columns of a join, each aliased `u_{column}` (see [`decode_prefixed`]).
-pub(crate) static JOINED_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    COLUMNS.split(',').map(str::trim).map(|c| format!("u.{c} AS u_{c}")).collect::<Vec<_>>().join(", ")
-});
+/// The columns of `row`, a `users` row (a table alias or a composite value in
+/// parentheses), each aliased `u_{column}` (see [`decode_prefixed`]).
+pub(crate) fn columns_of(row: &str) -> String {
+    COLUMNS.split(',').map(str::trim).map(|c| format!("{row}.{c} AS u_{c}")).collect::<Vec<_>>().join(", ")
+}
 
 /// Decodes a user whose columns carry `prefix` (`""`, or `"u_"` in a join).
 pub(crate) fn decode_prefixed(row: &PgRow, prefix: &str) -> Result<User, StoreError> {

@@ -219,7 +219,7 @@ impl SessionStore for SqliteStore {
         successor_sealed: &[u8],
         now: OffsetDateTime,
         grace: time::Duration,
-        event: RotationEvent<'_>,
+        event: &RotationEvent,
     ) -> Result<RefreshOutcome, StoreError> {
         // Few statements on purpose: the single writer is held for the whole transaction,
         // so every round trip to it is time no other write can use.
@@ -263,7 +263,7 @@ impl SessionStore for SqliteStore {
         }
         // The writes, sent to the writer as one batch (one round trip): see ROTATION_WRITES.
         session.last_seen_at = now;
-        let event = event(&session);
+        let event = event.for_session(&session);
         let batch = sqlx::query(&ROTATION_WRITES)
             .bind(tenant_id.as_str())
             .bind(presented.as_str())

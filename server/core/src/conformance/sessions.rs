@@ -6,16 +6,21 @@ use crate::audit::AuditQuery;
 use crate::page::PageRequest;
 use crate::secret::{SecretHash, generate_secret};
 use crate::session::{RefreshOutcome, RefreshToken, Session};
-use crate::store::{Store, StoreError};
+use crate::store::{RotationEvent, Store, StoreError};
 use crate::tenant::Tenant;
 use crate::user::User;
 use time::Duration;
 
-/// The event a rotation records (the service's `refresh_token.rotated`).
-fn rotated(session: &Session) -> crate::audit::AuditEvent {
-    let mut e = event("refresh_token.rotated", Some(&session.tenant_id));
-    e.target_id = Some(session.id.to_string());
-    e
+/// The event a rotation in `tenant_id` records (the service's `refresh_token.rotated`).
+fn rotated(tenant_id: &crate::ids::TenantId) -> RotationEvent {
+    let context = crate::audit::RequestContext {
+        ip: Some("203.0.113.9".into()),
+        user_agent: Some("conformance".into()),
+        request_id: Some("req_rotation".into()),
+        accept_language: None,
+    };
+    let data = serde_json::Map::from_iter([("raced".to_owned(), serde_json::Value::Bool(false))]);
+    RotationEvent::new(now(), &context, tenant_id, "refresh_token.rotated", data)
 }
 
 fn refresh(expires_in: Duration) -> (RefreshToken, SecretHash) {
@@ -79,8 +84,10 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), session);
     let (r2, r2_hash) = refresh(Duration::days(7));
     let rotated_at = now() + Duration::seconds(3);
-    let RefreshOutcome::Rotated { session: s, user } =
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", rotated_at, Duration::ZERO, &rotated).await.unwrap()
+    let RefreshOutcome::Rotated { session: s, user } = store
+        .rotate_refresh_token(&t.id, &r1, &r2, b"sealed", rotated_at, Duration::ZERO, &rotated(&t.id))
+        .await
+        .unwrap()
     else {
         panic!("first use must rotate")
     };
@@ -92,22 +99,32 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     assert_eq!(store.get_session(&t.id, &session.id).await.unwrap(), s);
     let (r3, r3_hash) = refresh(Duration::days(7));
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store
+            .rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", now(), Duration::ZERO, &rotated(&t.id))
+            .await
+            .unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
     let (r4, _) = refresh(Duration::days(7));
-    let reuse = store.rotate_refresh_token(&t.id, &r1, &r4, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap();
+    let reuse =
+        store.rotate_refresh_token(&t.id, &r1, &r4, b"sealed", now(), Duration::ZERO, &rotated(&t.id)).await.unwrap();
     assert!(matches!(reuse, RefreshOutcome::Reused(ref s) if s.revoked_at.is_some()), "{reuse:?}");
     let (r5, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r3_hash, &r5, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store
+            .rotate_refresh_token(&t.id, &r3_hash, &r5, b"sealed", now(), Duration::ZERO, &rotated(&t.id))
+            .await
+            .unwrap(),
         RefreshOutcome::Invalid
     );
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_some());
     let (r6, _) = refresh(Duration::days(7));
     let unknown = generate_secret("rt_").hash;
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &unknown, &r6, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store
+            .rotate_refresh_token(&t.id, &unknown, &r6, b"sealed", now(), Duration::ZERO, &rotated(&t.id))
+            .await
+            .unwrap(),
         RefreshOutcome::Invalid
     );
     // Each of the two rotations recorded its event, for this session; the reuse and the
@@ -119,7 +136,17 @@ pub async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session(store: &dy
     };
     let events = store.list_audit_events(&query, &PageRequest::first(100)).await.unwrap().data;
     assert_eq!(events.len(), 2, "{events:?}");
-    assert!(events.iter().all(|e| e.target_id.as_deref() == Some(session.id.as_str())));
+    // Each is the caller's event completed for the session: its user as actor and
+    // target, the session's id added to the caller's data, the rest as given.
+    for recorded in &events {
+        let mut expected = rotated(&t.id).for_session(&session);
+        expected.id = recorded.id.clone();
+        expected.created_at = recorded.created_at;
+        assert_eq!(*recorded, expected);
+        assert_eq!(recorded.actor_id.as_deref(), Some(u.id.as_str()));
+        assert_eq!(recorded.data["session_id"], session.id.as_str());
+        assert_eq!(recorded.data["raced"], false);
+    }
 }
 
 /// Of twelve concurrent presentations of one refresh token, at most one rotates.
@@ -130,7 +157,15 @@ pub async fn parallel_refreshes_of_one_token_rotate_at_most_once(store: &dyn Sto
         let (tenant_id, presented) = (t.id.clone(), r1.clone());
         async move {
             store
-                .rotate_refresh_token(&tenant_id, &presented, &successor, b"sealed", now(), Duration::ZERO, &rotated)
+                .rotate_refresh_token(
+                    &tenant_id,
+                    &presented,
+                    &successor,
+                    b"sealed",
+                    now(),
+                    Duration::ZERO,
+                    &rotated(&tenant_id),
+                )
                 .await
         }
     });
@@ -146,18 +181,18 @@ pub async fn refresh_tokens_and_sessions_expire_by_the_given_time(store: &dyn St
     let (r2, r2_hash) = refresh(Duration::days(7));
     let later = now() + Duration::days(8);
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", later, Duration::ZERO, &rotated).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", later, Duration::ZERO, &rotated(&t.id)).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated(&t.id)).await.unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
     let (r3, _) = refresh(Duration::days(60));
     let past_session = session.expires_at + Duration::seconds(1);
     assert_eq!(
         store
-            .rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", past_session, Duration::ZERO, &rotated)
+            .rotate_refresh_token(&t.id, &r2_hash, &r3, b"sealed", past_session, Duration::ZERO, &rotated(&t.id))
             .await
             .unwrap(),
         RefreshOutcome::Invalid
@@ -171,7 +206,10 @@ pub async fn sessions_are_isolated_by_tenant(store: &dyn Store) {
     assert_eq!(store.get_session(&other.id, &session.id).await, Err(StoreError::NotFound));
     let (r2, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&other.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store
+            .rotate_refresh_token(&other.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated(&other.id))
+            .await
+            .unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(store.revoke_session_by_refresh_token(&other.id, &r1, now(), "logout").await.unwrap(), None);
@@ -188,7 +226,7 @@ pub async fn sign_out_and_user_deletion_end_sessions(store: &dyn Store) {
     assert!(revoked.revoked_at.is_some());
     let (r2, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"sealed", now(), Duration::ZERO, &rotated(&t.id)).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(store.revoke_user_sessions(&t.id, &u.id, None, now(), "disabled").await.unwrap(), 0);
@@ -243,11 +281,12 @@ pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_succ
     let t0 = now();
     let grace = Duration::seconds(2);
     let (r2, _) = refresh(Duration::days(7));
-    let first = store.rotate_refresh_token(&t.id, &r1, &r2, b"successor-one", t0, grace, &rotated).await.unwrap();
+    let first =
+        store.rotate_refresh_token(&t.id, &r1, &r2, b"successor-one", t0, grace, &rotated(&t.id)).await.unwrap();
     assert!(matches!(first, RefreshOutcome::Rotated { .. }));
     let (r3, _) = refresh(Duration::days(7));
     let raced = store
-        .rotate_refresh_token(&t.id, &r1, &r3, b"successor-two", t0 + Duration::seconds(1), grace, &rotated)
+        .rotate_refresh_token(&t.id, &r1, &r3, b"successor-two", t0 + Duration::seconds(1), grace, &rotated(&t.id))
         .await
         .unwrap();
     let RefreshOutcome::Raced { session: s, successor_sealed, .. } = raced else {
@@ -257,8 +296,10 @@ pub async fn a_spent_refresh_token_within_the_grace_window_returns_the_same_succ
     assert_eq!(s.id, session.id);
     assert!(store.get_session(&t.id, &session.id).await.unwrap().revoked_at.is_none());
     let (r4, _) = refresh(Duration::days(7));
-    let late =
-        store.rotate_refresh_token(&t.id, &r1, &r4, b"x", t0 + Duration::seconds(3), grace, &rotated).await.unwrap();
+    let late = store
+        .rotate_refresh_token(&t.id, &r1, &r4, b"x", t0 + Duration::seconds(3), grace, &rotated(&t.id))
+        .await
+        .unwrap();
     assert!(matches!(late, RefreshOutcome::Reused(_)), "{late:?}");
 }
 
@@ -297,11 +338,11 @@ pub async fn sign_ins_are_recorded_in_one_transaction(store: &dyn Store) {
     assert_eq!(sign_in_events().await, before + 1, "no event for the sign-in that was not recorded");
     let (r4, _) = refresh(Duration::days(7));
     assert_eq!(
-        store.rotate_refresh_token(&t.id, &r3_hash, &r4, b"s", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r3_hash, &r4, b"s", now(), Duration::ZERO, &rotated(&t.id)).await.unwrap(),
         RefreshOutcome::Invalid
     );
     assert!(matches!(
-        store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO, &rotated).await.unwrap(),
+        store.rotate_refresh_token(&t.id, &r_hash, &r4, b"s", now(), Duration::ZERO, &rotated(&t.id)).await.unwrap(),
         RefreshOutcome::Rotated { .. }
     ));
 }
@@ -358,7 +399,15 @@ pub async fn ended_sessions_are_swept_with_their_tokens(store: &dyn Store) {
         assert_eq!(store.get_session(&session.tenant_id, &session.id).await, Err(StoreError::NotFound));
         let (next, _) = refresh(Duration::days(7));
         let outcome = store
-            .rotate_refresh_token(&session.tenant_id, hash, &next, b"sealed", now(), Duration::ZERO, &rotated)
+            .rotate_refresh_token(
+                &session.tenant_id,
+                hash,
+                &next,
+                b"sealed",
+                now(),
+                Duration::ZERO,
+                &rotated(&session.tenant_id),
+            )
             .await
             .unwrap();
         assert!(matches!(outcome, RefreshOutcome::Invalid), "{outcome:?}");
@@ -367,7 +416,9 @@ pub async fn ended_sessions_are_swept_with_their_tokens(store: &dyn Store) {
         assert_eq!(store.get_session(&t.id, &session.id).await.unwrap().id, session.id);
     }
     let (next, _) = refresh(Duration::days(7));
-    let outcome =
-        store.rotate_refresh_token(&t.id, &live.1, &next, b"sealed", now(), Duration::ZERO, &rotated).await.unwrap();
+    let outcome = store
+        .rotate_refresh_token(&t.id, &live.1, &next, b"sealed", now(), Duration::ZERO, &rotated(&t.id))
+        .await
+        .unwrap();
     assert!(matches!(outcome, RefreshOutcome::Rotated { .. }), "{outcome:?}");
 }

@@ -25,7 +25,7 @@ use crate::password::{PasswordHasher, Verified, check_policy};
 use crate::secret::{SecretHash, SecretString, generate_secret};
 use crate::session::{RefreshOutcome, RefreshToken, Session};
 use crate::signing::{AccessClaims, Sealer};
-use crate::store::{Store, StoreError};
+use crate::store::{RotationEvent, Store, StoreError};
 use crate::tenant::{SignupMode, Tenant, TenantSlug};
 use crate::user::{Email, User, UserStatus, check_user_name};
 use std::sync::Arc;
@@ -402,12 +402,11 @@ impl AuthService {
         let grace = time::Duration::seconds(i64::from(tenant.settings.refresh_token_reuse_grace_seconds));
         // Every exchange of a refresh token is audited: a rotation in its own transaction,
         // a racing duplicate (which gets the same successor) on its own.
-        let rotated = |session: &Session, raced: bool| {
-            let data = serde_json::json!({ "session_id": session.id, "raced": raced });
-            let uid = session.user_id.as_str();
-            AuditEvent::by_user(now, ctx, "refresh_token.rotated", &tenant.id, Some(uid), data)
+        let rotated = |raced: bool| {
+            let data = serde_json::Map::from_iter([("raced".to_owned(), serde_json::Value::Bool(raced))]);
+            RotationEvent::new(now, ctx, &tenant.id, "refresh_token.rotated", data)
         };
-        let event = |session: &Session| rotated(session, false);
+        let event = rotated(false);
         let outcome = self
             .store
             .rotate_refresh_token(&tenant.id, &presented_hash, &successor, &sealed, now, grace, &event)
@@ -417,7 +416,7 @@ impl AuthService {
             RefreshOutcome::Raced { session, successor_sealed, user } => {
                 let plain = self.sealer.open(presented_hash.as_str(), &successor_sealed)?;
                 let token = String::from_utf8(plain).map_err(ServiceError::internal)?;
-                self.audit.record(rotated(&session, true)).await?;
+                self.audit.record(rotated(true).for_session(&session)).await?;
                 (session, *user, SecretString::new(token))
             }
             RefreshOutcome::Reused(session) => {
