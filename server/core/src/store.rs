@@ -48,8 +48,8 @@ impl RotationEvent {
         Self { event: AuditEvent::by_user(now, ctx, action, tenant_id, None, serde_json::Value::Object(data)) }
     }
 
-    /// The event's fields that do not depend on the session (its actor and target are
-    /// still unset, its data lacks `session_id`).
+    /// The event as made by the caller: what does not depend on the session. Its actor
+    /// is still anonymous, it names no target, and its data lacks `session_id`.
     pub fn template(&self) -> &AuditEvent {
         &self.event
     }
