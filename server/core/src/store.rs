@@ -36,16 +36,12 @@ pub struct RotationEvent {
 }
 
 impl RotationEvent {
-    /// `action` at `now` in `tenant_id`, caused by the request `ctx`, with `data` (to
-    /// which the store adds `session_id`).
-    pub fn new(
-        now: OffsetDateTime,
-        ctx: &crate::audit::RequestContext,
-        tenant_id: &TenantId,
-        action: &str,
-        data: serde_json::Map<String, serde_json::Value>,
-    ) -> Self {
-        Self { event: AuditEvent::by_user(now, ctx, action, tenant_id, None, serde_json::Value::Object(data)) }
+    /// `refresh_token.rotated` at `now` in `tenant_id`, caused by the request `ctx`;
+    /// `raced` tells a concurrent duplicate, answered with the same successor, from the
+    /// rotation itself.
+    pub fn new(now: OffsetDateTime, ctx: &crate::audit::RequestContext, tenant_id: &TenantId, raced: bool) -> Self {
+        let data = serde_json::json!({ "raced": raced });
+        Self { event: AuditEvent::by_user(now, ctx, "refresh_token.rotated", tenant_id, None, data) }
     }
 
     /// The event as made by the caller: what does not depend on the session. Its actor

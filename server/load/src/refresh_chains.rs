@@ -85,8 +85,7 @@ impl StoreChains {
                         request_id: Some(format!("req_{}", EventId::generate().as_str().trim_start_matches("evt_"))),
                         accept_language: None,
                     };
-                    let data = serde_json::Map::from_iter([("raced".to_owned(), json!(false))]);
-                    let event = RotationEvent::new(now, &ctx, &tenant_id, "refresh_token.rotated", data);
+                    let event = RotationEvent::new(now, &ctx, &tenant_id, false);
                     let t0 = Instant::now();
                     let grace = time::Duration::seconds(2);
                     let outcome = store

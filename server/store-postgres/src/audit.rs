@@ -14,21 +14,11 @@ pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     event: &AuditEvent,
 ) -> Result<(), StoreError> {
-    static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_event_sql(1));
-    bind_event(sqlx::query(&INSERT), event).execute(&mut **tx).await.map_err(map_err)?;
+    const INSERT: &str = "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type,
+                                                    target_id, ip, user_agent, request_id, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    bind_event(sqlx::query(INSERT), event).execute(&mut **tx).await.map_err(map_err)?;
     Ok(())
-}
-
-/// The insert of one event whose twelve columns ([`bind_event`]'s order) are the
-/// parameters `$first` to `$first + 11` (a larger statement binds other values first).
-pub(crate) fn insert_event_sql(first: usize) -> String {
-    let values: Vec<String> = (first..first + 12).map(|n| format!("${n}")).collect();
-    format!(
-        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, ip,
-                                   user_agent, request_id, data, created_at)
-         VALUES ({})",
-        values.join(", ")
-    )
 }
 
 /// Binds an event's twelve columns in the order of [`insert_event`]'s column list (also

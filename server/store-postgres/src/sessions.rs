@@ -18,9 +18,6 @@ const COLUMNS: &str =
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
-/// The columns a new refresh token is inserted with ([`insert_refresh`] and the rotation).
-const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)";
-
 /// The rotation, one call of `gatehouse_rotate_refresh_token` (migration 0024): `$1`
 /// tenant, `$2` presented hash, `$3` now, `$4` the earliest spend that counts as a race,
 /// `$5` the sealed successor, `$6`–`$8` successor hash, creation and expiry, `$9`–`$16`
@@ -28,11 +25,9 @@ const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (token_hash, tenant_id,
 /// the outcome, the sealed successor of a race, the session's columns and the user's
 /// (aliased `u_…`).
 pub(crate) static ROTATION_CALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let session: Vec<String> = COLUMNS.split(',').map(str::trim).map(|c| format!("(r.sess).{c}")).collect();
     format!(
-        "SELECT r.outcome, r.successor_sealed, {}, {}
+        "SELECT r.outcome, r.successor_sealed, (r.sess).*, {}
          FROM gatehouse_rotate_refresh_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) r",
-        session.join(", "),
         crate::users::columns_of("(r.account)")
     )
 });
@@ -66,9 +61,9 @@ pub(crate) async fn insert_refresh(
     session_id: &SessionId,
     token: &RefreshToken,
 ) -> Result<(), StoreError> {
-    static INSERT: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("{REFRESH_INSERT} VALUES ($1, $2, $3, $4, $5)"));
-    sqlx::query(&INSERT)
+    const INSERT: &str = "INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, created_at, expires_at)
+                          VALUES ($1, $2, $3, $4, $5)";
+    sqlx::query(INSERT)
         .bind(token.hash.as_str())
         .bind(tenant_id.as_str())
         .bind(session_id.as_str())

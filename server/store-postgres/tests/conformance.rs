@@ -279,10 +279,7 @@ mod postgres_only {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        let rotated = || {
-            let data = serde_json::Map::from_iter([("raced".to_owned(), serde_json::json!(false))]);
-            RotationEvent::new(now(), &RequestContext::default(), &a, "refresh_token.rotated", data)
-        };
+        let rotated = || RotationEvent::new(now(), &RequestContext::default(), &a, false);
         // The second session's chain: 150 rotations, each leaving a spent token behind.
         let mut current = presented[1].1.clone();
         for _ in 0..150 {

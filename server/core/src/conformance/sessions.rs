@@ -19,8 +19,7 @@ fn rotated(tenant_id: &crate::ids::TenantId) -> RotationEvent {
         request_id: Some("req_rotation".into()),
         accept_language: None,
     };
-    let data = serde_json::Map::from_iter([("raced".to_owned(), serde_json::Value::Bool(false))]);
-    RotationEvent::new(now(), &context, tenant_id, "refresh_token.rotated", data)
+    RotationEvent::new(now(), &context, tenant_id, false)
 }
 
 fn refresh(expires_in: Duration) -> (RefreshToken, SecretHash) {

@@ -402,10 +402,7 @@ impl AuthService {
         let grace = time::Duration::seconds(i64::from(tenant.settings.refresh_token_reuse_grace_seconds));
         // Every exchange of a refresh token is audited: a rotation in its own transaction,
         // a racing duplicate (which gets the same successor) on its own.
-        let rotated = |raced: bool| {
-            let data = serde_json::Map::from_iter([("raced".to_owned(), serde_json::Value::Bool(raced))]);
-            RotationEvent::new(now, ctx, &tenant.id, "refresh_token.rotated", data)
-        };
+        let rotated = |raced: bool| RotationEvent::new(now, ctx, &tenant.id, raced);
         let event = rotated(false);
         let outcome = self
             .store
