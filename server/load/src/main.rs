@@ -12,6 +12,7 @@ mod cpu_split;
 mod lean_http;
 mod paired;
 mod refresh_chains;
+mod suite;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -215,11 +216,40 @@ enum Command {
         #[arg(long)]
         master_key: Option<String>,
     },
+    /// Every measure of the core-authentication targets in one command, on servers it
+    /// starts itself: for each backend (SQLite with the in-process store always;
+    /// Postgres with Redis when both are given) and each of `--runs` runs, a fresh
+    /// database and a fresh `gatehouse serve` on a free loopback port, then
+    /// `refresh-ratio`, `login-ratio`, `login-tail`, JWKS and sign-ups. Prints each
+    /// measure's output as a JSON line as it ends, then a summary: every run's figure,
+    /// the median of the runs, and the target beside it (also as a Markdown table on
+    /// stderr, for docs/benchmarks.md). About five minutes per run and backend.
+    Suite {
+        /// Path of the gatehouse binary (a release build).
+        #[arg(long, default_value = "target/release/gatehouse")]
+        binary: String,
+        /// A Postgres database to connect to for creating (and dropping) one fresh
+        /// database per run, e.g. `postgres://postgres@127.0.0.1:5432/test`.
+        #[arg(long, requires = "redis")]
+        postgres: Option<String>,
+        /// Redis for the Postgres runs (each run uses its own key prefix).
+        #[arg(long, requires = "postgres")]
+        redis: Option<String>,
+        /// Runs per backend, each on a fresh server and database (at most 9).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Rounds of `refresh-ratio` and `login-ratio` per run.
+        #[arg(long, default_value_t = 8)]
+        rounds: usize,
+        /// Rounds of `login-tail` per run.
+        #[arg(long, default_value_t = 5)]
+        tail_rounds: usize,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let figures = match Cli::parse().command {
         Command::Seed { server, tenants, concurrency } => seed(&server.url, &server.token, tenants, concurrency).await,
         Command::Run { server, scenario, concurrency, seconds, rate: Some(rate) } => {
             if !matches!(scenario, Scenario::Login) {
@@ -278,7 +308,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Startup { binary, runs, database_url, master_key } => {
             startup(&binary, runs.min(50), database_url, master_key).await
         }
-    }
+        Command::Suite { binary, postgres, redis, runs, rounds, tail_rounds } => {
+            let shape = suite::Shape {
+                binary,
+                postgres,
+                redis,
+                runs: runs.clamp(1, 9),
+                rounds: rounds.clamp(1, 50),
+                tail_rounds: tail_rounds.clamp(1, 50),
+            };
+            suite::run(&shape).await
+        }
+    }?;
+    println!("{figures}");
+    Ok(())
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -306,7 +349,7 @@ async fn create_tenant(client: &reqwest::Client, url: &str, token: &str, slug: &
     Ok(reply.json().await?)
 }
 
-async fn seed(url: &str, token: &str, tenants: usize, concurrency: usize) -> anyhow::Result<()> {
+async fn seed(url: &str, token: &str, tenants: usize, concurrency: usize) -> anyhow::Result<Value> {
     check_loopback(url)?;
     let client = client()?;
     let next = Arc::new(AtomicU64::new(0));
@@ -328,11 +371,10 @@ async fn seed(url: &str, token: &str, tenants: usize, concurrency: usize) -> any
     for w in workers {
         w.await??;
     }
-    println!("{}", json!({"seeded_tenants": tenants, "seconds": started.elapsed().as_secs_f64()}));
-    Ok(())
+    Ok(json!({"seeded_tenants": tenants, "seconds": started.elapsed().as_secs_f64()}))
 }
 
-async fn run(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+async fn run(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<Value> {
     check_loopback(url)?;
     if matches!(scenario, Scenario::Login | Scenario::Refresh | Scenario::Jwks | Scenario::Signup) {
         return run_auth(url, token, scenario, concurrency, seconds).await;
@@ -371,7 +413,7 @@ async fn startup(
     runs: usize,
     database_url: Option<String>,
     master_key: Option<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let client = client()?;
     let mut times = Vec::new();
     let mut rss = Vec::new();
@@ -416,16 +458,12 @@ async fn startup(
     }
     times.sort_by(f64::total_cmp);
     rss.sort_unstable();
-    println!(
-        "{}",
-        json!({
-            "runs": runs,
-            "ready_ms_median": times.get(times.len() / 2),
-            "ready_ms_max": times.last(),
-            "idle_rss_mib_median": rss.get(rss.len() / 2).map(|k| *k as f64 / 1024.0),
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "runs": runs,
+        "ready_ms_median": times.get(times.len() / 2),
+        "ready_ms_max": times.last(),
+        "idle_rss_mib_median": rss.get(rss.len() / 2).map(|k| *k as f64 / 1024.0),
+    }))
 }
 
 const PASSWORD: &str = "violet kettle drums";
@@ -452,7 +490,13 @@ impl AuthPaths {
     }
 }
 
-async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+async fn run_auth(
+    url: &str,
+    token: &str,
+    scenario: Scenario,
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<Value> {
     let client = client()?;
     if matches!(scenario, Scenario::Refresh) {
         let mut chains = refresh_chains::HttpChains::open(&client, url, token, concurrency).await?;
@@ -461,7 +505,7 @@ async fn run_auth(url: &str, token: &str, scenario: Scenario, concurrency: usize
         return report("Refresh", concurrency, workers, errors).await;
     }
     if matches!(scenario, Scenario::Jwks) {
-        let slug = format!("auth-{}", std::process::id());
+        let slug = format!("jwks-{}", std::process::id());
         create_tenant(&client, url, token, &slug).await?;
         let jwks = format!("{url}/t/{slug}/.well-known/jwks.json");
         return get_url(&jwks, None, concurrency.clamp(1, 1024), seconds, &format!("{scenario:?}")).await;
@@ -652,7 +696,7 @@ async fn report(
     concurrency: usize,
     workers: Vec<tokio::task::JoinHandle<Vec<u32>>>,
     errors: Arc<AtomicU64>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let started = Instant::now();
     let cpu_before = cpu_split::Snapshot::take();
     let mut all = Vec::new();
@@ -665,49 +709,47 @@ async fn report(
         (cpu_after.per_request_since(&cpu_before, all.len()), cpu_after.steal_percent_since(&cpu_before));
     all.sort_unstable();
     let pct = |p: f64| quantile(&all, p);
-    println!(
-        "{}",
-        json!({
-            "scenario": scenario,
-            "concurrency": concurrency,
-            "requests": all.len(),
-            "errors": errors.load(Ordering::Relaxed),
-            // One decimal: at tens of logins per second, whole numbers hide percents.
-            "requests_per_second": (all.len() as f64 / elapsed * 10.0).round() / 10.0,
-            "p50_ms": f64::from(pct(0.50)) / 1000.0,
-            "p90_ms": f64::from(pct(0.90)) / 1000.0,
-            "p99_ms": f64::from(pct(0.99)) / 1000.0,
-            // Where the run's CPU went, per request (from /proc; empty elsewhere).
-            "cpu_ms_per_request": cpu,
-            "host_steal_percent": steal,
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "scenario": scenario,
+        "concurrency": concurrency,
+        "requests": all.len(),
+        "errors": errors.load(Ordering::Relaxed),
+        // One decimal: at tens of logins per second, whole numbers hide percents.
+        "requests_per_second": (all.len() as f64 / elapsed * 10.0).round() / 10.0,
+        "p50_ms": f64::from(pct(0.50)) / 1000.0,
+        "p90_ms": f64::from(pct(0.90)) / 1000.0,
+        "p99_ms": f64::from(pct(0.99)) / 1000.0,
+        // Where the run's CPU went, per request (from /proc; empty elsewhere).
+        "cpu_ms_per_request": cpu,
+        "host_steal_percent": steal,
+    }))
 }
 
-async fn argon2_ceiling(seconds: u64) -> anyhow::Result<()> {
+async fn argon2_ceiling(seconds: u64) -> anyhow::Result<Value> {
     let cores = cores();
     // The ceiling is the best bare rate: each thread keeps its Argon2 memory between
     // verifies (as the server does). The allocating rate is shown for comparison.
     let (reused, one_verify_ms, one_verify_p99_ms) = bare_argon::verifies(cores, seconds, true)?;
     let (allocating, _, _) = bare_argon::verifies(cores, seconds.div_ceil(2), false)?;
-    println!(
-        "{}",
-        json!({
-            "ceiling": "argon2id verify m=19456 t=2 p=1, memory reused",
-            "cores": cores,
-            "verifies_per_second": (reused * 10.0).round() / 10.0,
-            "one_verify_ms_p50": one_verify_ms,
-            // The host's own noise: bare verifies vary this much with nothing queued.
-            "one_verify_ms_p99": one_verify_p99_ms,
-            "verifies_per_second_allocating": (allocating * 10.0).round() / 10.0,
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "ceiling": "argon2id verify m=19456 t=2 p=1, memory reused",
+        "cores": cores,
+        "verifies_per_second": (reused * 10.0).round() / 10.0,
+        "one_verify_ms_p50": one_verify_ms,
+        // The host's own noise: bare verifies vary this much with nothing queued.
+        "one_verify_ms_p99": one_verify_p99_ms,
+        "verifies_per_second_allocating": (allocating * 10.0).round() / 10.0,
+    }))
 }
 
 /// `GET url` from `concurrency` workers for `seconds`, reported under `label`.
-async fn get_url(url: &str, bearer: Option<&str>, concurrency: usize, seconds: u64, label: &str) -> anyhow::Result<()> {
+async fn get_url(
+    url: &str,
+    bearer: Option<&str>,
+    concurrency: usize,
+    seconds: u64,
+    label: &str,
+) -> anyhow::Result<Value> {
     check_loopback(url)?;
     let client = client()?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -746,7 +788,7 @@ async fn refresh_ceiling(
     connections: u32,
     concurrency: usize,
     seconds: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     check_loopback(url)?;
     let client = client()?;
     let mut chains =
@@ -762,7 +804,7 @@ async fn refresh_ceiling(
 }
 
 /// Logins at a fixed rate (see [`open_loop_slice`]).
-async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, rate: u32) -> anyhow::Result<()> {
+async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, rate: u32) -> anyhow::Result<Value> {
     let client = client()?;
     let accounts = accounts.clamp(1, 256);
     let base = login_tenant(&client, url, token, "open", accounts).await?;
@@ -789,22 +831,18 @@ async fn open_loop_login(url: &str, token: &str, accounts: usize, seconds: u64, 
     }
     all.sort_unstable();
     let pct = |p: f64| quantile(&all, p);
-    println!(
-        "{}",
-        json!({
-            "scenario": "Login (open loop)",
-            "target_rate": rate,
-            "requests": all.len(),
-            "errors": errors.load(Ordering::Relaxed),
-            "p50_ms": f64::from(pct(0.50)) / 1000.0,
-            "p90_ms": f64::from(pct(0.90)) / 1000.0,
-            "p99_ms": f64::from(pct(0.99)) / 1000.0,
-            // Where the run's CPU went, per login (from /proc; empty elsewhere).
-            "cpu_ms_per_login": cpu,
-            "host_steal_percent": steal,
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "scenario": "Login (open loop)",
+        "target_rate": rate,
+        "requests": all.len(),
+        "errors": errors.load(Ordering::Relaxed),
+        "p50_ms": f64::from(pct(0.50)) / 1000.0,
+        "p90_ms": f64::from(pct(0.90)) / 1000.0,
+        "p99_ms": f64::from(pct(0.99)) / 1000.0,
+        // Where the run's CPU went, per login (from /proc; empty elsewhere).
+        "cpu_ms_per_login": cpu,
+        "host_steal_percent": steal,
+    }))
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ async fn ceiling_slice(seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
 }
 
 /// See [`crate::Command::LoginRatio`].
-pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<()> {
+pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize, slice: u64) -> anyhow::Result<Value> {
     let client = client()?;
     let base = login_tenant(&client, url, token, "ratio", accounts).await?;
     let counter = Arc::new(AtomicU64::new(1_000_000));
@@ -81,21 +81,17 @@ pub async fn login_ratio(url: &str, token: &str, accounts: usize, rounds: usize,
         before = after;
     }
     let (median, min, max) = spread(ratios);
-    println!(
-        "{}",
-        json!({
-            "scenario": "Login / Argon2 ceiling, alternating slices",
-            "concurrency": accounts,
-            "slice_seconds": slice,
-            "errors": errors.load(Ordering::Relaxed),
-            "rounds": rows,
-            "ratio_median": rounded(median, 3),
-            "ratio_min": rounded(min, 3),
-            "ratio_max": rounded(max, 3),
-            "logins_per_core": per_core(rates, server_costs, cores(), KEYCLOAK_LOGINS_PER_VCPU),
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "scenario": "Login / Argon2 ceiling, alternating slices",
+        "concurrency": accounts,
+        "slice_seconds": slice,
+        "errors": errors.load(Ordering::Relaxed),
+        "rounds": rows,
+        "ratio_median": rounded(median, 3),
+        "ratio_min": rounded(min, 3),
+        "ratio_max": rounded(max, 3),
+        "logins_per_core": per_core(rates, server_costs, cores(), KEYCLOAK_LOGINS_PER_VCPU),
+    }))
 }
 
 /// How [`refresh_ratio`] measures: see [`crate::Command::RefreshRatio`].
@@ -134,7 +130,7 @@ impl SliceFigures {
 }
 
 /// See [`crate::Command::RefreshRatio`].
-pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &RefreshShape) -> anyhow::Result<()> {
+pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &RefreshShape) -> anyhow::Result<Value> {
     let client = client()?;
     let mut bare = StoreChains::open(&client, url, token, database_url, shape.connections, shape.chains).await?;
     let mut served = HttpChains::open(&client, url, token, shape.chains).await?;
@@ -172,23 +168,19 @@ pub async fn refresh_ratio(url: &str, token: &str, database_url: &str, shape: &R
     }
     let (median, min, max) = spread(ratios);
     let (p99_median, _, _) = spread(p99_ratios);
-    println!(
-        "{}",
-        json!({
-            "scenario": "Refresh / bare store rotation, alternating slices",
-            "concurrency": shape.chains,
-            "bare_connections": shape.connections,
-            "slice_seconds": shape.slice,
-            "errors": errors.load(Ordering::Relaxed),
-            "rounds": rows,
-            "ratio_median": rounded(median, 3),
-            "ratio_min": rounded(min, 3),
-            "ratio_max": rounded(max, 3),
-            "p99_over_ceiling_p99_median": rounded(p99_median, 3),
-            "refreshes_per_core": per_core(rates, server_costs, cores(), KEYCLOAK_REFRESHES_PER_VCPU),
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "scenario": "Refresh / bare store rotation, alternating slices",
+        "concurrency": shape.chains,
+        "bare_connections": shape.connections,
+        "slice_seconds": shape.slice,
+        "errors": errors.load(Ordering::Relaxed),
+        "rounds": rows,
+        "ratio_median": rounded(median, 3),
+        "ratio_min": rounded(min, 3),
+        "ratio_max": rounded(max, 3),
+        "p99_over_ceiling_p99_median": rounded(p99_median, 3),
+        "refreshes_per_core": per_core(rates, server_costs, cores(), KEYCLOAK_REFRESHES_PER_VCPU),
+    }))
 }
 
 /// How [`login_tail`] measures: see [`crate::Command::LoginTail`].
@@ -210,7 +202,7 @@ fn steady(effective: f64, target: f64) -> bool {
 }
 
 /// See [`crate::Command::LoginTail`].
-pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result<()> {
+pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Result<Value> {
     let client = client()?;
     let base = login_tenant(&client, url, token, "tail", shape.accounts).await?;
     let counter = Arc::new(AtomicU64::new(2_000_000));
@@ -275,26 +267,22 @@ pub async fn login_tail(url: &str, token: &str, shape: &TailShape) -> anyhow::Re
     let steady_rounds = steady_quotients.len();
     let steady_median = (!steady_quotients.is_empty()).then(|| rounded(spread(steady_quotients).0, 2));
     let (median, min, max) = spread(quotients);
-    println!(
-        "{}",
-        json!({
-            "scenario": "Login p99 at a fixed share of peak / one bare verify",
-            "load": shape.load,
-            "concurrency": shape.accounts,
-            "errors": errors.load(Ordering::Relaxed),
-            "rounds": rows,
-            "p99_over_verify_median": rounded(median, 2),
-            "p99_over_verify_min": rounded(min, 2),
-            "p99_over_verify_max": rounded(max, 2),
-            // Rounds whose offered rate was within 10 % of the asked share of the mean
-            // of the peaks just before and after them, and their median.
-            "steady_rounds": steady_rounds,
-            "p99_over_verify_median_steady": steady_median,
-            // The same quotient for bare verifies queued at the same share, no server.
-            "bare_p99_over_verify_median": rounded(spread(bare_quotients).0, 2),
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "scenario": "Login p99 at a fixed share of peak / one bare verify",
+        "load": shape.load,
+        "concurrency": shape.accounts,
+        "errors": errors.load(Ordering::Relaxed),
+        "rounds": rows,
+        "p99_over_verify_median": rounded(median, 2),
+        "p99_over_verify_min": rounded(min, 2),
+        "p99_over_verify_max": rounded(max, 2),
+        // Rounds whose offered rate was within 10 % of the asked share of the mean
+        // of the peaks just before and after them, and their median.
+        "steady_rounds": steady_rounds,
+        "p99_over_verify_median_steady": steady_median,
+        // The same quotient for bare verifies queued at the same share, no server.
+        "bare_p99_over_verify_median": rounded(spread(bare_quotients).0, 2),
+    }))
 }
 
 /// The server's password-hash totals from its `/metrics`: (seconds run, seconds
