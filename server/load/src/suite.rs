@@ -303,20 +303,18 @@ fn database_url_for(url: &str, database: &str) -> anyhow::Result<String> {
     Ok(parsed.into())
 }
 
-/// `n` random bytes.
+/// `N` random bytes.
 fn random_bytes<const N: usize>() -> [u8; N] {
     rand::random()
 }
 
 impl Server {
     /// A fresh database for `backend`, migrated, and `gatehouse serve` on it on a free
-    /// loopback port, answering `/readyz`.
+    /// loopback port, answering `/readyz`. If the server does not come up, the database
+    /// created for it is dropped and its log is left in place for the error to name.
     async fn start(shape: &Shape, backend: Backend, n: usize) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("gatehouse-suite-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let token = format!("gh_admin_{}", hex(&random_bytes::<24>()));
-        let master_key = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
         let (database_url, created) = match (backend, &shape.postgres) {
             (Backend::Postgres, Some(admin)) => {
                 let name = format!("gatehouse_suite_{}_{n}", std::process::id());
@@ -328,6 +326,29 @@ impl Server {
             }
             _ => (format!("sqlite://{}", dir.join("gatehouse.db").display()), None),
         };
+        match Self::launch(shape, backend, dir, database_url, created.clone()).await {
+            Ok(server) => Ok(server),
+            Err(e) => {
+                if let Some((admin, name)) = &created {
+                    drop_database(admin, name).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `gatehouse migrate`, then `gatehouse serve` in `dir` on `database_url`, until it
+    /// answers `/readyz` (killed if it does not).
+    async fn launch(
+        shape: &Shape,
+        backend: Backend,
+        dir: PathBuf,
+        database_url: String,
+        created: Option<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let token = format!("gh_admin_{}", hex(&random_bytes::<24>()));
+        let master_key = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
         let log = std::fs::File::create(dir.join("server.log"))?;
         // The server runs in its own directory: a relative path would not find it there.
         let binary = std::fs::canonicalize(&shape.binary).with_context(|| format!("no binary at {}", shape.binary))?;
@@ -381,13 +402,19 @@ impl Server {
     /// Stops the server and removes its database and files.
     async fn stop(mut self) {
         let _ = self.child.kill().await;
-        if let Some((admin, name)) = &self.created
-            && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-            let _ = conn.close().await;
+        if let Some((admin, name)) = &self.created {
+            drop_database(admin, name).await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Drops the database `name` created through `admin`, with whatever is still connected
+/// to it (best effort: a suite that cannot clean up still reports what it measured).
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+        let _ = conn.close().await;
     }
 }
 
@@ -450,6 +477,39 @@ mod tests {
         let url = database_url_for("postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "gatehouse_suite_1_0")?;
         assert_eq!(url, "postgres://postgres@127.0.0.1:5432/gatehouse_suite_1_0?sslmode=disable");
         assert!(database_url_for("not a url", "x").is_err());
+        Ok(())
+    }
+
+    /// Where the tests find Postgres, as the store's tests do.
+    fn postgres_url() -> String {
+        std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    #[tokio::test]
+    async fn a_server_that_does_not_come_up_leaves_no_database_behind() -> anyhow::Result<()> {
+        // `false` exits at once with a failure, as a broken `gatehouse migrate` would.
+        let shape = Shape {
+            binary: "/bin/false".into(),
+            postgres: Some(postgres_url()),
+            redis: Some("redis://127.0.0.1:6379".into()),
+            runs: 1,
+            rounds: 1,
+            tail_rounds: 1,
+        };
+        let n = 7_000 + usize::from(rand::random::<u16>() % 1_000);
+        let err = Server::start(&shape, Backend::Postgres, n).await.err().context("a failing binary started")?;
+        assert!(format!("{err:#}").contains("migrate failed"), "{err:#}");
+        let name = format!("gatehouse_suite_{}_{n}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&postgres_url()).await?;
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        assert_eq!(left, 0, "{name} was left behind");
+        let _ =
+            std::fs::remove_dir_all(std::env::temp_dir().join(format!("gatehouse-suite-{}-{n}", std::process::id())));
         Ok(())
     }
 
