@@ -303,11 +303,6 @@ fn database_url_for(url: &str, database: &str) -> anyhow::Result<String> {
     Ok(parsed.into())
 }
 
-/// `N` random bytes.
-fn random_bytes<const N: usize>() -> [u8; N] {
-    rand::random()
-}
-
 impl Server {
     /// A fresh database for `backend`, migrated, and `gatehouse serve` on it on a free
     /// loopback port, answering `/readyz`. If the server does not come up, the database
@@ -347,8 +342,9 @@ impl Server {
         created: Option<(String, String)>,
     ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let token = format!("gh_admin_{}", hex(&random_bytes::<24>()));
-        let master_key = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
+        // An operator token as the server's own secrets are made, and a master key.
+        let token = gatehouse_core::secret::generate_secret("gh_admin_").value.expose().to_owned();
+        let master_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
         let log = std::fs::File::create(dir.join("server.log"))?;
         // The server runs in its own directory: a relative path would not find it there.
         let binary = std::fs::canonicalize(&shape.binary).with_context(|| format!("no binary at {}", shape.binary))?;
@@ -416,10 +412,6 @@ async fn drop_database(admin: &str, name: &str) {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
         let _ = conn.close().await;
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
